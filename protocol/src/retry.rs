@@ -1,0 +1,169 @@
+//! The client's reconnect schedule: exponential backoff with full jitter, close-code aware.
+//!
+//! The page and the load generator both follow this schedule, so the benchmark's thundering
+//! herd is the one real browsers would cause. The schedule is pure: the caller supplies the
+//! random number, which keeps it testable and lets each side use its own source of randomness.
+
+use std::time::Duration;
+
+use crate::CloseCode;
+
+/// Why the last attempt ended, as far as the retry schedule cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// No connection, a timeout, or a close without a code that asks for anything special.
+    Lost,
+    /// 1012: the instance is draining; the others are fine, so come back promptly.
+    Restart,
+    /// 1013: the instance is shedding load; coming back at once would add to it.
+    Overloaded,
+    /// 1008: the server refused this client; retrying cannot help.
+    Refused,
+}
+
+impl Disconnect {
+    /// Classifies a close code (`None` when the connection ended without one).
+    pub fn from_close_code(code: Option<u16>) -> Self {
+        match code {
+            Some(c) if c == CloseCode::ServiceRestart.code() => Self::Restart,
+            Some(c) if c == CloseCode::TryAgainLater.code() => Self::Overloaded,
+            Some(c) if c == CloseCode::PolicyViolation.code() => Self::Refused,
+            _ => Self::Lost,
+        }
+    }
+}
+
+/// What to do after an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait this long, then make the next attempt.
+    RetryIn(Duration),
+    /// Every attempt has been used: `Reached maximum retries, giving up.`
+    GiveUp,
+    /// The server refused the client (1008): stop and say why.
+    Stop,
+}
+
+/// The reconnect schedule's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The ceiling of the first delay: a lost server is retried within this long.
+    pub base: Duration,
+    /// The largest ceiling any delay can have, however many attempts failed.
+    pub cap: Duration,
+    /// Attempts before giving up (the post's 50).
+    pub max_attempts: u32,
+    /// After a 1012 the delay is uniform in `[0, restart_spread)`: prompt, yet spread.
+    pub restart_spread: Duration,
+    /// After a 1013 the delay is at least this long, plus the ordinary backoff.
+    pub overload_floor: Duration,
+}
+
+impl RetryPolicy {
+    /// The schedule the page uses.
+    pub const DEFAULT: Self = Self {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(30),
+        max_attempts: 50,
+        restart_spread: Duration::from_millis(500),
+        overload_floor: Duration::from_secs(5),
+    };
+
+    /// The ceiling of the delay after attempt `attempt` (0-based): `base · 2^attempt`, capped.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// What to do after attempt `attempt` (0-based) ended because of `why`.
+    ///
+    /// `jitter` is a uniform random number in `[0, 1)`; full jitter means the whole delay is
+    /// random, which spreads a crowd of clients that lost the same server far better than a
+    /// fixed delay plus a little noise.
+    pub fn next(&self, attempt: u32, why: Disconnect, jitter: f64) -> Next {
+        if why == Disconnect::Refused {
+            return Next::Stop;
+        }
+        if attempt + 1 >= self.max_attempts {
+            return Next::GiveUp;
+        }
+        let jitter = jitter.clamp(0.0, 1.0);
+        let delay = match why {
+            Disconnect::Restart => self.restart_spread.mul_f64(jitter),
+            Disconnect::Overloaded => self.overload_floor + self.ceiling(attempt).mul_f64(jitter),
+            Disconnect::Lost | Disconnect::Refused => self.ceiling(attempt).mul_f64(jitter),
+        };
+        Next::RetryIn(delay)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: RetryPolicy = RetryPolicy::DEFAULT;
+
+    fn delay(attempt: u32, why: Disconnect, jitter: f64) -> Duration {
+        match P.next(attempt, why, jitter) {
+            Next::RetryIn(d) => d,
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_server_is_retried_within_a_second_at_first() {
+        assert!(delay(0, Disconnect::Lost, 0.999) < Duration::from_secs(1));
+        assert_eq!(delay(0, Disconnect::Lost, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_ceiling_doubles_until_the_cap() {
+        let ceilings: Vec<u64> = (0..8).map(|a| P.ceiling(a).as_secs()).collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(P.ceiling(1000), P.cap, "huge attempt numbers must not overflow");
+    }
+
+    #[test]
+    fn full_jitter_scales_the_whole_delay() {
+        assert_eq!(delay(3, Disconnect::Lost, 0.5), Duration::from_secs(4));
+        assert_eq!(delay(3, Disconnect::Lost, 7.0), Duration::from_secs(8), "jitter is clamped");
+    }
+
+    #[test]
+    fn a_draining_server_is_left_promptly_but_spread() {
+        assert!(delay(20, Disconnect::Restart, 0.999) < P.restart_spread);
+        assert!(delay(20, Disconnect::Restart, 0.5) > Duration::ZERO);
+    }
+
+    #[test]
+    fn an_overloaded_server_is_given_longer() {
+        assert!(delay(0, Disconnect::Overloaded, 0.0) >= P.overload_floor);
+        assert!(delay(0, Disconnect::Overloaded, 0.0) > delay(0, Disconnect::Lost, 0.999));
+    }
+
+    #[test]
+    fn fifty_attempts_then_give_up() {
+        assert!(matches!(P.next(48, Disconnect::Lost, 0.5), Next::RetryIn(_)));
+        assert_eq!(P.next(49, Disconnect::Lost, 0.5), Next::GiveUp);
+    }
+
+    #[test]
+    fn a_refusal_stops_at_once() {
+        assert_eq!(P.next(0, Disconnect::Refused, 0.5), Next::Stop);
+    }
+
+    #[test]
+    fn close_codes_map_to_reasons() {
+        assert_eq!(Disconnect::from_close_code(Some(1012)), Disconnect::Restart);
+        assert_eq!(Disconnect::from_close_code(Some(1013)), Disconnect::Overloaded);
+        assert_eq!(Disconnect::from_close_code(Some(1008)), Disconnect::Refused);
+        assert_eq!(Disconnect::from_close_code(Some(1006)), Disconnect::Lost);
+        assert_eq!(Disconnect::from_close_code(None), Disconnect::Lost);
+    }
+}

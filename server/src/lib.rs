@@ -1,0 +1,20 @@
+//! wstime-server: the post's WebSocket tick server, built to run as many instances behind a
+//! load balancer.
+//!
+//! The crate's parts:
+//! - [`config`]: every setting, as a flag and an environment variable.
+//! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
+//! - [`routes`]: the page (static files), the WebSocket upgrade and the health check, all on
+//!   one port.
+//! - [`connection`]: the task that drives one WebSocket: ticks, client frames, shutdown.
+//! - [`state`]: what every request handler shares (the server's name, live connections,
+//!   the shutdown signal).
+
+pub mod config;
+pub mod connection;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use config::Config;
+pub use startup::{Application, StartupError};

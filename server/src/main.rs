@@ -1,0 +1,36 @@
+//! The `wstime-server` binary: parse the configuration, start, run until a signal.
+
+use std::process::ExitCode;
+
+use wstime_server::{Application, Config};
+
+fn main() -> ExitCode {
+    let config = match Config::from_env_and_args() {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+
+    actix_web::rt::System::new().block_on(async move {
+        let app = match Application::build(config) {
+            Ok(app) => app,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app.run_until(wstime_server::startup::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

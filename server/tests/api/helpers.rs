@@ -1,0 +1,286 @@
+//! Test helpers: the real `wstime-server` binary on a free port, and WebSocket clients.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{self, protocol::frame::coding::CloseCode, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+/// The bound on any single network wait: generous, so a slow machine passes, yet a hang
+/// fails the test instead of stalling the suite.
+pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test if it takes longer than `NETWORK_TIMEOUT`.
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(NETWORK_TIMEOUT, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {NETWORK_TIMEOUT:?} waiting for {what}"),
+    }
+}
+
+/// A page directory like trunk's output, with enough content for compression to matter.
+pub fn fake_dist(dir: &Path) {
+    let filler = "<p>wstime test page</p>\n".repeat(200);
+    std::fs::write(dir.join("index.html"), format!("<!doctype html><title>wstime</title>{filler}"))
+        .expect("write index.html");
+    std::fs::write(dir.join("wstime-frontend_bg.wasm"), b"\0asm\x01\0\0\0".repeat(512))
+        .expect("write the wasm file");
+}
+
+/// A running `wstime-server` process, killed (by PID) when dropped.
+pub struct TestServer {
+    child: Child,
+    pub port: u16,
+    pub name: String,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dist: Option<tempfile::TempDir>,
+}
+
+/// Builds the environment of a test server.
+pub struct TestServerBuilder {
+    command: Command,
+    dist: Option<tempfile::TempDir>,
+}
+
+impl TestServerBuilder {
+    /// Sets an environment variable of the server process.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Starts the server and waits until it listens.
+    pub fn start(mut self) -> TestServer {
+        let mut child = self
+            .command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wstime-server");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        // Drain both pipes for the whole life of the process so it never blocks on a full pipe.
+        for pipe in [
+            Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ] {
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    logs.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let mut server =
+            TestServer { child, port: 0, name: String::new(), logs, _dist: self.dist.take() };
+        let line = server.wait_for_log("This server is named: ");
+        server.name = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        let line = server.wait_for_log("Server listening on port");
+        server.port = line
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        server
+    }
+}
+
+impl TestServer {
+    /// A server on a free loopback port serving a fake page, with a random name.
+    pub fn builder() -> TestServerBuilder {
+        let dist = tempfile::tempdir().expect("temporary page directory");
+        fake_dist(dist.path());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wstime-server"));
+        command
+            .env_clear()
+            .env("PORT", "0")
+            .env("BIND", "127.0.0.1")
+            .env("STATIC_DIR", dist.path())
+            .env("RUST_LOG", "info");
+        TestServerBuilder { command, dist: Some(dist) }
+    }
+
+    /// A default server named `name`.
+    pub fn start(name: &str) -> Self {
+        Self::builder().env("SERVER_NAME", name).start()
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn ws_url(&self, path_and_query: &str) -> String {
+        format!("ws://127.0.0.1:{}{path_and_query}", self.port)
+    }
+
+    /// Every line the server has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + NETWORK_TIMEOUT;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited ({status}) before logging {needle:?}: {:#?}", self.logs());
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:#?}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The health check's JSON form.
+    pub async fn health(&self) -> serde_json::Value {
+        let client = awc::Client::default();
+        let mut response = within(
+            "the health check",
+            client
+                .get(self.http_url("/healthcheck"))
+                .insert_header(("Accept", "application/json"))
+                .send(),
+        )
+        .await
+        .expect("health request");
+        within("the health body", response.json()).await.expect("health JSON")
+    }
+
+    /// The number of WebSockets the server says are open.
+    pub async fn live_connections(&self) -> u64 {
+        self.health().await["connections"].as_u64().expect("connections is a number")
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens a WebSocket to `path_and_query`.
+    pub async fn connect(&self, path_and_query: &str) -> Client {
+        let (socket, _) = within(
+            "the WebSocket handshake",
+            tokio_tungstenite::connect_async(self.ws_url(path_and_query)),
+        )
+        .await
+        .expect("WebSocket handshake");
+        Client { socket }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client under test.
+pub struct Client {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a client saw next, ignoring control frames.
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    Text(String),
+    Closed(Option<u16>),
+}
+
+impl Client {
+    /// The next text frame or the close, whichever comes first.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            match within("a frame from the server", self.socket.next()).await {
+                Some(Ok(Message::Text(text))) => return Event::Text(text.to_string()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Event::Closed(frame.map(|f| u16::from(f.code)))
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// The next tick, parsed; panics on anything else.
+    pub async fn next_tick(&mut self) -> (String, u64) {
+        match self.next_event().await {
+            Event::Text(text) => {
+                let tick = wstime_protocol::Tick::parse(&text)
+                    .unwrap_or_else(|| panic!("not a tick: {text:?}"));
+                (tick.server.to_owned(), tick.seconds)
+            }
+            other => panic!("expected a tick, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, message: Message) {
+        within("a send", self.socket.send(message)).await.expect("send to the server");
+    }
+
+    /// Waits for the server's close frame and returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            if let Event::Closed(code) = self.next_event().await {
+                return code;
+            }
+        }
+    }
+}
+
+/// `CloseCode` as its number, for assertions.
+pub fn code(code: CloseCode) -> u16 {
+    u16::from(code)
+}
+
+/// Sends a raw HTTP upgrade request and returns the status line and body.
+pub async fn raw_upgrade(port: u16, path_and_query: &str, upgrade_header: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = within("a TCP connect", TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: {upgrade_header}\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: {}\r\n\r\n",
+        tungstenite::handshake::client::generate_key()
+    );
+    within("the request", stream.write_all(request.as_bytes())).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = within("the response", stream.read(&mut buf)).await.expect("read");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
