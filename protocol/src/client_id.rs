@@ -34,9 +34,8 @@ impl ClientId {
         if len > MAX_LEN {
             return Err(InvalidClientId::TooLong(len));
         }
-        if let Some(bad) = raw
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        if let Some(bad) =
+            raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
         {
             return Err(InvalidClientId::BadCharacter(bad));
         }

@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn the_text_is_the_posts_word_for_word() {
-        assert_eq!(format("slimy-cardinal", 0), "slimy-cardinal: you have been connected for 0 seconds");
+        assert_eq!(
+            format("slimy-cardinal", 0),
+            "slimy-cardinal: you have been connected for 0 seconds"
+        );
     }
 
     #[test]

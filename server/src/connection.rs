@@ -28,7 +28,12 @@ enum Ending {
 /// Drives one connection until it ends. Ticks start at 0 at open and go up by one per
 /// second, each one sent only after the previous one, so they can neither repeat nor
 /// arrive out of order.
-pub async fn run(mut session: Session, mut messages: MessageStream, client_id: ClientId, state: AppState) {
+pub async fn run(
+    mut session: Session,
+    mut messages: MessageStream,
+    client_id: ClientId,
+    state: AppState,
+) {
     let mut ticks = tokio::time::interval(TICK_INTERVAL);
     // After a stall, keep one-second spacing rather than sending a burst of late ticks.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -85,10 +85,7 @@ impl Application {
         );
         state.shutdown.cancel();
         state.connections.close();
-        if tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, state.connections.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, state.connections.wait()).await.is_err() {
             tracing::warn!(
                 connections = state.live_connections(),
                 "some sockets did not finish closing; stopping anyway"
@@ -110,7 +107,9 @@ pub async fn shutdown_signal() {
     let mut terminate = match signal(SignalKind::terminate()) {
         Ok(stream) => stream,
         Err(error) => {
-            tracing::error!("cannot listen for SIGTERM ({error}); only Ctrl-C will stop the server");
+            tracing::error!(
+                "cannot listen for SIGTERM ({error}); only Ctrl-C will stop the server"
+            );
             let _ = tokio::signal::ctrl_c().await;
             return;
         }

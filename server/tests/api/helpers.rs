@@ -263,9 +263,8 @@ pub fn code(code: CloseCode) -> u16 {
 /// Sends a raw HTTP upgrade request and returns the status line and body.
 pub async fn raw_upgrade(port: u16, path_and_query: &str, upgrade_header: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = within("a TCP connect", TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .expect("connect");
+    let mut stream =
+        within("a TCP connect", TcpStream::connect(("127.0.0.1", port))).await.expect("connect");
     let request = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
          Upgrade: {upgrade_header}\r\nSec-WebSocket-Version: 13\r\n\

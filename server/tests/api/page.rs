@@ -2,7 +2,11 @@
 
 use crate::helpers::{within, TestServer};
 
-async fn get(server: &TestServer, path: &str, encoding: Option<&str>) -> awc::ClientResponse<
+async fn get(
+    server: &TestServer,
+    path: &str,
+    encoding: Option<&str>,
+) -> awc::ClientResponse<
     impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
 > {
     let client = awc::Client::default();
@@ -33,10 +37,9 @@ async fn serves_wasm_with_its_mime_type() {
 #[actix_web::test]
 async fn compresses_when_the_client_accepts_it() {
     let server = TestServer::start("page-gzip");
-    for (path, accept, expected) in [
-        ("/", "gzip", "gzip"),
-        ("/wstime-frontend_bg.wasm", "br", "br"),
-    ] {
+    for (path, accept, expected) in
+        [("/", "gzip", "gzip"), ("/wstime-frontend_bg.wasm", "br", "br")]
+    {
         let response = get(&server, path, Some(accept)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(

@@ -87,7 +87,8 @@ async fn invalid_ids_get_400_with_a_reason_and_no_upgrade() {
         ("?id=a/b", "'/'"),
     ] {
         for path in ["/", "/ws"] {
-            let (status, body) = raw_upgrade(server.port, &format!("{path}{query}"), "websocket").await;
+            let (status, body) =
+                raw_upgrade(server.port, &format!("{path}{query}"), "websocket").await;
             assert_eq!(status, 400, "{path}{query}");
             assert!(body.contains(reason), "{path}{query}: {body:?} should mention {reason}");
         }

@@ -1,0 +1,83 @@
+# wstime: `make run` and `make test` are the two commands a newcomer needs; each installs
+# whatever is missing first, and skips what is already there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export TRUNK_SKIP_VERSION_CHECK := true
+export CARGO_TERM_COLOR ?= never
+
+# The wasm-bindgen CLI must match the library version in Cargo.lock exactly.
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
+TRUNK_VERSION := 0.21.14
+BINARYEN_VERSION := 132
+DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy
+WASM := wasm32-unknown-unknown
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "  make %-16s %s\n", $$1, $$2 }'
+
+# ---------------------------------------------------------------------------------------
+# Installing what is missing
+
+.PHONY: tools
+tools: ## Install the Rust tools the page needs (wasm target, trunk, wasm-bindgen, wasm-opt)
+	@rustup target list --installed | grep -qx '$(WASM)' || rustup target add $(WASM)
+	@trunk --version 2>/dev/null | grep -q ' $(TRUNK_VERSION)$$' \
+	  || cargo install --locked --version $(TRUNK_VERSION) trunk
+	@# Without --locked: wasm-bindgen-cli's own lock file does not build with this toolchain.
+	@wasm-bindgen --version 2>/dev/null | grep -q ' $(WASM_BINDGEN_VERSION)$$' \
+	  || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@# Debian's binaryen 108 produces a wasm that crashes in the browser; npm's 132 works.
+	@wasm-opt --version 2>/dev/null | grep -q 'version $(BINARYEN_VERSION)' || { \
+	  command -v npm >/dev/null || $(MAKE) --no-print-directory apt PACKAGES="nodejs npm"; \
+	  npm install --global binaryen@$(BINARYEN_VERSION); }
+
+.PHONY: packages
+packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy)
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PACKAGES="$$missing"; fi
+
+.PHONY: apt
+apt:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(PACKAGES)
+
+# ---------------------------------------------------------------------------------------
+# Building and running
+
+.PHONY: dist
+dist: tools ## Build the page into dist/ with trunk
+	trunk build --release
+
+.PHONY: run
+run: dist ## Build everything and start one server on http://127.0.0.1:8080/
+	cargo run --release -p wstime-server
+
+# ---------------------------------------------------------------------------------------
+# Testing
+
+.PHONY: test
+test: tools packages dist lint test-host test-browser ## Install what is missing, then run every test
+
+.PHONY: lint
+lint: ## Formatting and clippy, for the host and for WebAssembly
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p wstime-frontend --target $(WASM) --all-targets -- -D warnings
+
+.PHONY: test-host
+test-host: ## Unit and integration tests that run natively (real servers, Redis, HAProxy)
+	cargo test --workspace
+
+.PHONY: test-browser
+test-browser: ## The page's tests in headless Chromium, against real servers
+	cargo build -p wstime-server -p wstime-cluster
+	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
+	  target/debug/wstime-cluster exec --instances 0 \
+	    --server-bin target/debug/wstime-server --static-dir dist -- \
+	  cargo test -p wstime-frontend --target $(WASM)

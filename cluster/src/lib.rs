@@ -1,0 +1,16 @@
+//! wstime-cluster: real wstime instances on loopback, for people (`make cluster`) and for
+//! tests (browser tests drive it over HTTP to kill and restart instances).
+//!
+//! - [`process`]: a supervised child process, killed by PID when dropped.
+//! - [`instance`]: one wstime-server started from its binary.
+//! - [`cluster`]: the set of processes and what can be done to them.
+//! - [`control`]: the HTTP API over a cluster (status, signal, restart).
+
+pub mod cluster;
+pub mod control;
+pub mod instance;
+pub mod process;
+
+pub use cluster::{Cluster, ClusterSpec};
+pub use instance::{Instance, InstanceSpec};
+pub use process::{free_port, Supervised};

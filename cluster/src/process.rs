@@ -1,0 +1,143 @@
+//! A supervised child process: its output captured, signalled and reaped by PID, and killed
+//! when dropped, so neither a test nor `make cluster` leaves anything running.
+
+use std::{
+    collections::VecDeque,
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+
+/// Lines of output kept per process (older ones are dropped).
+const KEPT_LINES: usize = 20_000;
+
+/// A running child process.
+pub struct Supervised {
+    child: Child,
+    label: String,
+    lines: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Supervised {
+    /// Starts `command` with stdout and stderr captured. With `echo`, every line is also
+    /// printed to stderr prefixed with `[label]`, for a person watching `make cluster`.
+    pub fn spawn(label: &str, command: &mut Command, echo: bool) -> anyhow::Result<Self> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {label} ({:?})", command.get_program()))?;
+        let lines = Arc::new(Mutex::new(VecDeque::new()));
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().context("stdout is piped")?),
+            Box::new(child.stderr.take().context("stderr is piped")?),
+        ];
+        // Both pipes are drained for the life of the process, so it never blocks writing.
+        for pipe in pipes {
+            let lines = Arc::clone(&lines);
+            let label = label.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if echo {
+                        eprintln!("[{label}] {line}");
+                    }
+                    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                    if lines.len() == KEPT_LINES {
+                        lines.pop_front();
+                    }
+                    lines.push_back(line);
+                }
+            });
+        }
+        Ok(Self { child, label: label.to_owned(), lines })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The label given at start.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The captured output so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// Waits up to `limit` for an output line containing `needle`, and returns it.
+    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return Ok(line);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before printing {needle:?}:\n{}",
+                    self.label,
+                    self.lines().join("\n")
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} printed no {needle:?} within {limit:?}:\n{}",
+                    self.label,
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {} ({}) failed", self.pid(), self.label);
+        }
+        Ok(())
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("{} still running after {limit:?}", self.label);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}

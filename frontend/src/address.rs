@@ -1,0 +1,140 @@
+//! The address box: what it starts as, and turning what a person types into a WebSocket URL.
+
+/// Why a typed address cannot be used; the text is shown in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressError {
+    /// Nothing was typed.
+    Empty,
+    /// `ws://http://…`: the mistake the post warns about.
+    DoubleScheme(String),
+    /// A scheme other than ws, wss, http or https.
+    UnsupportedScheme(String),
+    /// Spaces or other characters no host can contain.
+    Malformed(String),
+}
+
+impl std::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => write!(f, "Type a server address, for example ws://localhost:8080/"),
+            Self::DoubleScheme(typed) => write!(
+                f,
+                "The address {typed:?} has two schemes: write ws://<host>/ without the http:// part"
+            ),
+            Self::UnsupportedScheme(scheme) => write!(
+                f,
+                "Unsupported scheme {scheme:?}: use ws:// or wss:// (http:// and https:// are converted)"
+            ),
+            Self::Malformed(typed) => {
+                write!(f, "{typed:?} is not a server address: use ws://<host>[:port]/")
+            }
+        }
+    }
+}
+
+/// The address the box starts with: the page's own host, so that opening the load
+/// balancer's name in a browser and pressing Connect just works. `page_protocol` is
+/// `location.protocol` (`"https:"` selects `wss://`).
+pub fn default_for_page(page_protocol: &str, page_host: &str) -> String {
+    let scheme = if page_protocol == "https:" { "wss" } else { "ws" };
+    let host = if page_host.is_empty() { "localhost:8080" } else { page_host };
+    format!("{scheme}://{host}/")
+}
+
+/// Turns a typed address into a WebSocket URL: `http://` becomes `ws://`, `https://`
+/// becomes `wss://`, a bare host gets `ws://` and a trailing `/`.
+pub fn normalise(typed: &str) -> Result<String, AddressError> {
+    let trimmed = typed.trim();
+    if trimmed.is_empty() {
+        return Err(AddressError::Empty);
+    }
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => ("ws".to_owned(), trimmed),
+    };
+    let scheme = match scheme.as_str() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        _ => return Err(AddressError::UnsupportedScheme(scheme)),
+    };
+    if rest.contains("://")
+        || ["http:", "https:", "ws:", "wss:"].iter().any(|s| rest.starts_with(s))
+    {
+        return Err(AddressError::DoubleScheme(trimmed.to_owned()));
+    }
+    let (host, path) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AddressError::Malformed(trimmed.to_owned()));
+    }
+    let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+    Ok(format!("{scheme}://{host}{path}"))
+}
+
+/// Adds `id=<client id>` to the URL's query, unless the person typed an id themselves.
+pub fn with_client_id(url: &str, client_id: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if query.split('&').any(|pair| pair.starts_with("id=")) {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}id={client_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_starts_with_the_pages_own_host() {
+        assert_eq!(default_for_page("http:", "lb.example:8080"), "ws://lb.example:8080/");
+        assert_eq!(default_for_page("https:", "lb.example"), "wss://lb.example/");
+        assert_eq!(default_for_page("file:", ""), "ws://localhost:8080/");
+    }
+
+    #[test]
+    fn typed_addresses_become_websocket_urls() {
+        for (typed, url) in [
+            ("ws://host/", "ws://host/"),
+            ("ws://host", "ws://host/"),
+            ("  wss://host:8443/ws  ", "wss://host:8443/ws"),
+            ("http://host:8080", "ws://host:8080/"),
+            ("https://lb.example/", "wss://lb.example/"),
+            ("HTTP://Host", "ws://Host/"),
+            ("host:8080", "ws://host:8080/"),
+            ("127.0.0.1:8080/ws", "ws://127.0.0.1:8080/ws"),
+            ("host?id=abc", "ws://host/?id=abc"),
+            ("[::1]:8080", "ws://[::1]:8080/"),
+        ] {
+            assert_eq!(normalise(typed).as_deref(), Ok(url), "{typed:?}");
+        }
+    }
+
+    #[test]
+    fn the_posts_double_scheme_mistake_is_caught() {
+        for typed in ["ws://http://lb.example", "ws://https://lb.example/", "http://ws://x"] {
+            let error = normalise(typed).unwrap_err();
+            assert!(matches!(error, AddressError::DoubleScheme(_)), "{typed:?}");
+            assert!(error.to_string().contains("without the http:// part"));
+        }
+    }
+
+    #[test]
+    fn other_mistakes_are_explained() {
+        assert_eq!(normalise("   "), Err(AddressError::Empty));
+        assert!(
+            matches!(normalise("ftp://host"), Err(AddressError::UnsupportedScheme(s)) if s == "ftp")
+        );
+        assert!(matches!(normalise("my host"), Err(AddressError::Malformed(_))));
+        assert!(matches!(normalise("ws:///path"), Err(AddressError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_client_id_is_added_once() {
+        assert_eq!(with_client_id("ws://h/", "abc"), "ws://h/?id=abc");
+        assert_eq!(with_client_id("ws://h/?x=1", "abc"), "ws://h/?x=1&id=abc");
+        assert_eq!(with_client_id("ws://h/?id=mine", "abc"), "ws://h/?id=mine");
+    }
+}

@@ -1,0 +1,125 @@
+//! The wstime page: the post's page (address box, Connect button, message log, retry loop)
+//! rewritten in Leptos.
+//!
+//! Rendering lives here; everything else is plain Rust with ordinary tests:
+//! - [`address`]: the address box's default and normalisation.
+//! - [`log`]: the capped message log.
+//! - [`status`]: the status line and the reconnection lines.
+//! - [`client`]: the connection loop (gloo-net WebSocket, backoff, timeouts).
+//! - [`client_id`]: the tab's session id.
+
+pub mod address;
+pub mod client;
+pub mod client_id;
+pub mod log;
+pub mod status;
+
+use futures::future::{AbortHandle, Abortable};
+use leptos::{html, prelude::*, task::spawn_local};
+use wstime_protocol::RetryPolicy;
+
+use crate::{log::LogBuffer, status::Status};
+
+/// The address the box starts with: this page's own host.
+fn page_address() -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let part = |get: fn(&web_sys::Location) -> Result<String, wasm_bindgen::JsValue>| {
+        location.as_ref().and_then(|l| get(l).ok()).unwrap_or_default()
+    };
+    address::default_for_page(&part(web_sys::Location::protocol), &part(web_sys::Location::host))
+}
+
+/// The whole page.
+#[component]
+pub fn App() -> impl IntoView {
+    let address = RwSignal::new(page_address());
+    let log = RwSignal::new(LogBuffer::default());
+    let status = RwSignal::new(Status::Idle);
+    // The running connection loop, if any; aborting it drops (and so closes) its socket.
+    let running = RwSignal::new(None::<AbortHandle>);
+    let log_view = NodeRef::<html::Ol>::new();
+
+    let push = move |line: String| log.update(|l| l.push(line));
+
+    let toggle = move |_| {
+        if let Some(handle) = running.get_untracked() {
+            handle.abort();
+            running.set(None);
+            push("Disconnected.".to_owned());
+            status.set(Status::Idle);
+            return;
+        }
+        let url = match address::normalise(&address.get_untracked()) {
+            Ok(url) => url,
+            Err(error) => {
+                push(error.to_string());
+                return;
+            }
+        };
+        address.set(url.clone());
+        log.update(LogBuffer::clear);
+        push(format!("Connecting to {url}"));
+        let target = address::with_client_id(&url, &client_id::for_this_tab());
+        let (handle, registration) = AbortHandle::new_pair();
+        running.set(Some(handle));
+        spawn_local(async move {
+            let session = client::run(target, RetryPolicy::DEFAULT, move |event| match event {
+                client::Event::Log(line) => push(line),
+                client::Event::Status(new) => status.set(new),
+            });
+            // Only a loop that ended by itself (gave up, refused) frees the button; an aborted
+            // one was already replaced.
+            if Abortable::new(session, registration).await.is_ok() {
+                running.set(None);
+            }
+        });
+    };
+
+    // The loop belongs to this component: when the page is unmounted, stop it.
+    on_cleanup(move || {
+        if let Some(handle) = running.try_get_untracked().flatten() {
+            handle.abort();
+        }
+    });
+
+    // Keep the newest line in view as the log grows.
+    Effect::new(move |_| {
+        log.track();
+        if let Some(list) = log_view.get() {
+            list.set_scroll_top(list.scroll_height());
+        }
+    });
+
+    view! {
+        <main>
+            <h1>"wstime"</h1>
+            <p class="intro">
+                "Connect to a wstime server (or the load balancer in front of several) and watch \
+                 how long you have been connected. Kill the server that answers: the page \
+                 reconnects to another and the count goes on."
+            </p>
+            <form class="controls" on:submit=move |ev| { ev.prevent_default(); toggle(()); }>
+                <label for="address">"Server address"</label>
+                <input
+                    id="address"
+                    type="text"
+                    spellcheck="false"
+                    autocomplete="off"
+                    prop:value=move || address.get()
+                    on:input=move |ev| address.set(event_target_value(&ev))
+                />
+                <button id="connect" type="submit">
+                    {move || if running.with(Option::is_some) { "Disconnect" } else { "Connect" }}
+                </button>
+            </form>
+            <p id="status" class="status">{move || status.with(ToString::to_string)}</p>
+            <ol id="log" class="log" node_ref=log_view>
+                <For
+                    each=move || log.with(|l| l.lines().cloned().collect::<Vec<_>>())
+                    key=|line| line.id
+                    children=|line| view! { <li>{line.text}</li> }
+                />
+            </ol>
+        </main>
+    }
+}

@@ -1,0 +1,87 @@
+//! What the page tells the person: the status line, and the extra log lines the post's page
+//! did not have.
+
+use std::time::Duration;
+
+use wstime_protocol::Tick;
+
+/// What the client is doing right now, shown in `#status`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Not connected, and not trying to be.
+    Idle,
+    /// Attempt `attempt` (1-based) of `of` is under way.
+    Connecting { attempt: u32, of: u32 },
+    /// Ticks are arriving from `server`.
+    Connected { server: String },
+    /// Waiting `delay` before attempt `attempt` of `of`.
+    Retrying { delay: Duration, attempt: u32, of: u32 },
+    /// Every attempt failed.
+    GaveUp { attempts: u32 },
+    /// The server refused this client; retrying would not help.
+    Refused { reason: String },
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Idle => write!(f, "not connected"),
+            Self::Connecting { attempt, of } => write!(f, "connecting (attempt {attempt} of {of})"),
+            Self::Connected { server } => write!(f, "connected to {server}"),
+            Self::Retrying { delay, attempt, of } => {
+                write!(f, "retrying in {:.1} s (attempt {attempt} of {of})", delay.as_secs_f64())
+            }
+            Self::GaveUp { attempts } => write!(f, "gave up after {attempts} attempts"),
+            Self::Refused { reason } => write!(f, "refused by the server: {reason}"),
+        }
+    }
+}
+
+/// The line to log on the first tick of a reconnection, given the last count seen before it:
+/// either the session resumed (the count went on) or it started again at 0.
+pub fn reconnection_line(previous: Option<u64>, first: &Tick<'_>) -> Option<String> {
+    let previous = previous?;
+    Some(if first.seconds > 0 {
+        format!("resumed on {} at {} seconds", first.server, first.seconds)
+    } else {
+        format!("new session on {} (the count of {previous} seconds was lost)", first.server)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_what_is_happening() {
+        assert_eq!(
+            Status::Connecting { attempt: 1, of: 50 }.to_string(),
+            "connecting (attempt 1 of 50)"
+        );
+        assert_eq!(
+            Status::Connected { server: "slimy-cardinal".into() }.to_string(),
+            "connected to slimy-cardinal"
+        );
+        assert_eq!(
+            Status::Retrying { delay: Duration::from_millis(2340), attempt: 3, of: 50 }.to_string(),
+            "retrying in 2.3 s (attempt 3 of 50)"
+        );
+        assert_eq!(Status::GaveUp { attempts: 50 }.to_string(), "gave up after 50 attempts");
+    }
+
+    #[test]
+    fn a_continued_count_is_a_resume() {
+        let tick = Tick { server: "brave-otter", seconds: 12 };
+        assert_eq!(
+            reconnection_line(Some(10), &tick).unwrap(),
+            "resumed on brave-otter at 12 seconds"
+        );
+        assert_eq!(
+            reconnection_line(None, &tick),
+            None,
+            "the first connection is not a reconnection"
+        );
+        let fresh = Tick { server: "brave-otter", seconds: 0 };
+        assert!(reconnection_line(Some(10), &fresh).unwrap().contains("was lost"));
+    }
+}
