@@ -1,7 +1,7 @@
 //! Configuration: every setting is a flag and an environment variable, with its default here
 //! and nowhere else.
 
-use std::{net::IpAddr, path::PathBuf, process::ExitCode};
+use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{error::ErrorKind, Parser};
 
@@ -25,6 +25,22 @@ pub struct Config {
     /// Name shown in every tick; a random adjective-animal pair when unset.
     #[arg(long, env = "SERVER_NAME", value_parser = parse_server_name)]
     pub server_name: Option<String>,
+
+    /// Redis shared by every instance (`redis://host:6379/0`); unset: sessions in memory.
+    #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+
+    /// How long a session outlives its last socket: a reconnect within it resumes the count.
+    #[arg(long, env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
+    pub resume_window_secs: Duration,
+
+    /// Seconds between the server's pings to each client.
+    #[arg(long, env = "PING_INTERVAL_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub ping_interval_secs: Duration,
+
+    /// A client that sends nothing (not even a pong) for this long is disconnected.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub idle_timeout_secs: Duration,
 }
 
 impl Config {
@@ -32,7 +48,8 @@ impl Config {
     /// on a bad value it prints one line naming the setting and returns failure, so a typo in
     /// a unit file is a clear message in the journal rather than a usage dump.
     pub fn from_env_and_args() -> Result<Self, ExitCode> {
-        Self::try_parse().map_err(|error| match error.kind() {
+        let config = Self::try_parse().and_then(|config| config.checked());
+        config.map_err(|error| match error.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 let _ = error.print();
                 ExitCode::SUCCESS
@@ -45,6 +62,38 @@ impl Config {
             }
         })
     }
+}
+
+impl Config {
+    /// Checks the rules that involve more than one setting.
+    pub fn checked(self) -> Result<Self, clap::Error> {
+        if self.idle_timeout_secs <= self.ping_interval_secs {
+            return Err(clap::Error::raw(
+                ErrorKind::ValueValidation,
+                "error: IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
+                 client would be dropped between two pings\n",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// A number of seconds above zero; fractions such as `0.5` are accepted (tests use them).
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 =
+        raw.trim().parse().map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0 * 365.0) {
+        return Err(format!("{raw:?} must be more than 0 seconds and at most a year"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A Redis URL is checked at start-up, so a typo is an error now rather than a silent
+/// fallback to per-instance sessions.
+fn parse_redis_url(raw: &str) -> Result<String, String> {
+    redis::Client::open(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|e| format!("{raw:?} is not a Redis URL (redis://host:port/db): {e}"))
 }
 
 /// A server name is shown to users and written in logs: it must be visible and one line.
@@ -69,6 +118,21 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.bind.to_string(), "0.0.0.0");
         assert_eq!(config.static_dir, PathBuf::from("dist"));
+        assert_eq!(config.redis_url, None);
+        assert_eq!(config.resume_window_secs, Duration::from_secs(300));
+        assert_eq!(config.ping_interval_secs, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout_secs, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn durations_and_urls_are_checked() {
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_redis_url("redis://127.0.0.1:6379/0").is_ok());
+        assert!(parse_redis_url("http://127.0.0.1").is_err());
+        let config = Config::try_parse_from(["s", "--ping-interval-secs", "30"]).unwrap();
+        assert!(config.checked().is_err(), "idle timeout must exceed the ping interval");
     }
 
     #[test]

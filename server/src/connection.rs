@@ -1,12 +1,12 @@
 //! One WebSocket connection: one task, one `select!` over the tick timer, the client's
-//! frames and the shutdown signal. The loop ends with a reason, and the socket is closed
-//! exactly once, after the loop.
+//! frames, the keep-alive, the idle deadline and the shutdown signal. The loop ends with a
+//! reason, and the socket is closed exactly once, after the loop.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use actix_ws::{CloseReason, Message, MessageStream, ProtocolError, Session};
 use futures_util::StreamExt as _;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use wstime_protocol::{tick, ClientId, CloseCode};
 
 use crate::state::AppState;
@@ -25,62 +25,115 @@ enum Ending {
     Close(CloseCode, &'static str),
 }
 
-/// Drives one connection until it ends. Ticks start at 0 at open and go up by one per
-/// second, each one sent only after the previous one, so they can neither repeat nor
-/// arrive out of order.
+/// Drives one connection until it ends.
+///
+/// The first tick goes out at once and says the session's count ([`Opened::first`]); each
+/// later tick is sent when the session's age reaches its count, measured on this
+/// instance's monotonic clock from the age the store reported. So ticks go up by one per
+/// second, never repeat, and a reconnect anywhere continues where the last one stopped.
+///
+/// [`Opened::first`]: crate::session::Opened::first
 pub async fn run(
     mut session: Session,
     mut messages: MessageStream,
     client_id: ClientId,
     state: AppState,
 ) {
-    let mut ticks = tokio::time::interval(TICK_INTERVAL);
-    // After a stall, keep one-second spacing rather than sending a burst of late ticks.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut seconds: u64 = 0;
-
-    let ending = loop {
-        tokio::select! {
-            biased;
-            () = state.shutdown.cancelled() => {
-                break Ending::Close(CloseCode::ServiceRestart, "server shutting down");
-            }
-            message = messages.next() => match message {
-                None => break Ending::PeerGone,
-                Some(Ok(Message::Ping(payload))) => {
-                    if session.pong(&payload).await.is_err() {
-                        break Ending::PeerGone;
-                    }
-                }
-                Some(Ok(Message::Close(_))) => break Ending::PeerClosed,
-                // Text, binary, pongs and continuations carry nothing the server acts on.
-                Some(Ok(_)) => {}
-                Some(Err(ProtocolError::Overflow)) => {
-                    break Ending::Close(CloseCode::MessageTooBig, "frames are limited to 4096 bytes");
-                }
-                Some(Err(_)) => break Ending::PeerGone,
-            },
-            _ = ticks.tick() => {
-                let mut text = String::with_capacity(state.tick_prefix.len() + 32);
-                text.push_str(&state.tick_prefix);
-                tick::push_count(&mut text, seconds);
-                if session.text(text).await.is_err() {
-                    break Ending::PeerGone;
-                }
-                seconds += 1;
-            }
+    let opened = match state.sessions.open(&client_id).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(%client_id, %error, "cannot open the session");
+            let reason = close_reason(CloseCode::InternalError, "session store unavailable");
+            let _ = session.close(Some(reason)).await;
+            return;
         }
     };
+    let opened_at = Instant::now();
+    let timing = &state.timing;
+    let mut seconds = opened.first;
+
+    // `first` is at least the age rounded up, so the next count is always in the future.
+    let next_due = opened_at + (Duration::from_secs(seconds + 1) - opened.age);
+    let mut ticks = tokio::time::interval_at(next_due, TICK_INTERVAL);
+    // After a stall, keep one-second spacing rather than sending a burst of late ticks.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pings =
+        tokio::time::interval_at(opened_at + timing.ping_interval, timing.ping_interval);
+    let mut keep_alive = tokio::time::interval_at(opened_at + timing.keep_alive, timing.keep_alive);
+    let idle = tokio::time::sleep(timing.idle_timeout);
+    tokio::pin!(idle);
+
+    let mut ending = send_tick(&mut session, &state, seconds).await;
+    while ending.is_none() {
+        ending = tokio::select! {
+            biased;
+            () = state.shutdown.cancelled() => {
+                Some(Ending::Close(CloseCode::ServiceRestart, "server shutting down"))
+            }
+            message = messages.next() => {
+                // Anything from the peer, pongs included, proves it is alive.
+                idle.as_mut().reset(Instant::now() + timing.idle_timeout);
+                match message {
+                    None => Some(Ending::PeerGone),
+                    Some(Ok(Message::Ping(payload))) => {
+                        within(timing.idle_timeout, session.pong(&payload)).await
+                    }
+                    Some(Ok(Message::Close(_))) => Some(Ending::PeerClosed),
+                    // Text, binary, pongs and continuations carry nothing to act on.
+                    Some(Ok(_)) => None,
+                    Some(Err(ProtocolError::Overflow)) => Some(Ending::Close(
+                        CloseCode::MessageTooBig,
+                        "frames are limited to 4096 bytes",
+                    )),
+                    Some(Err(_)) => Some(Ending::PeerGone),
+                }
+            }
+            () = &mut idle => Some(Ending::Close(CloseCode::GoingAway, "idle timeout")),
+            _ = ticks.tick() => {
+                seconds += 1;
+                send_tick(&mut session, &state, seconds).await
+            }
+            _ = pings.tick() => within(timing.idle_timeout, session.ping(b"")).await,
+            _ = keep_alive.tick() => {
+                if let Err(error) = state.sessions.touch(&client_id).await {
+                    tracing::debug!(%client_id, %error, "session keep-alive failed");
+                }
+                None
+            }
+        };
+    }
+    let ending = ending.expect("the loop ends only with a reason");
 
     tracing::debug!(%client_id, ?ending, "connection ended");
+    // The resume window starts now, when the socket lets go of the session.
+    if let Err(error) = state.sessions.touch(&client_id).await {
+        tracing::debug!(%client_id, %error, "session touch at close failed");
+    }
     let reason = match ending {
         Ending::PeerGone => return,
         Ending::PeerClosed => None,
-        Ending::Close(code, description) => Some(CloseReason {
-            code: code.code().into(),
-            description: Some(description.to_owned()),
-        }),
+        Ending::Close(code, description) => Some(close_reason(code, description)),
     };
     // The peer may already be gone; there is nobody to report a failed close to.
-    let _ = session.close(reason).await;
+    let _ = tokio::time::timeout(timing.idle_timeout, session.close(reason)).await;
+}
+
+/// Sends the tick for `seconds`: the pre-built prefix plus the count, one allocation.
+async fn send_tick(session: &mut Session, state: &AppState, seconds: u64) -> Option<Ending> {
+    let mut text = String::with_capacity(state.tick_prefix.len() + 28);
+    text.push_str(&state.tick_prefix);
+    tick::push_count(&mut text, seconds);
+    within(state.timing.idle_timeout, session.text(text)).await
+}
+
+/// Awaits a send, bounded by `limit`: a peer that stopped reading must not hold the task.
+async fn within<E>(limit: Duration, send: impl Future<Output = Result<(), E>>) -> Option<Ending> {
+    match tokio::time::timeout(limit, send).await {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) | Err(_) => Some(Ending::PeerGone),
+    }
+}
+
+fn close_reason(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason { code: code.code().into(), description: Some(description.to_owned()) }
 }

@@ -6,13 +6,17 @@
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
 //! - [`routes`]: the page (static files), the WebSocket upgrade and the health check, all on
 //!   one port.
-//! - [`connection`]: the task that drives one WebSocket: ticks, client frames, shutdown.
+//! - [`connection`]: the task that drives one WebSocket: ticks, client frames, pings,
+//!   the session keep-alive, shutdown.
+//! - [`session`]: where sessions live (memory, or Redis shared by every instance), so a
+//!   reconnect anywhere continues the count.
 //! - [`state`]: what every request handler shares (the server's name, live connections,
 //!   the shutdown signal).
 
 pub mod config;
 pub mod connection;
 pub mod routes;
+pub mod session;
 pub mod startup;
 pub mod state;
 

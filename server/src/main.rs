@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         .init();
 
     actix_web::rt::System::new().block_on(async move {
-        let app = match Application::build(config) {
+        let app = match Application::build(config).await {
             Ok(app) => app,
             Err(error) => {
                 eprintln!("error: {error}");

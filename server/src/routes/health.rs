@@ -3,7 +3,7 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::state::AppState;
+use crate::{session::StoreStatus, state::AppState};
 
 /// The health check's JSON form (`Accept: application/json`).
 #[derive(Debug, Serialize)]
@@ -11,6 +11,7 @@ struct HealthReport<'a> {
     name: &'a str,
     status: &'static str,
     connections: usize,
+    store: StoreStatus,
     uptime_secs: u64,
 }
 
@@ -22,6 +23,7 @@ pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
             name: &state.name,
             status,
             connections: state.live_connections(),
+            store: state.sessions.status(),
             uptime_secs: state.started.elapsed().as_secs(),
         })
     } else {

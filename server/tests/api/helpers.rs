@@ -1,10 +1,8 @@
 //! Test helpers: the real `wstime-server` binary on a free port, and WebSocket clients.
 
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex},
+    process::ExitStatus,
     time::{Duration, Instant},
 };
 
@@ -14,6 +12,7 @@ use tokio_tungstenite::{
     tungstenite::{self, protocol::frame::coding::CloseCode, Message},
     MaybeTlsStream, WebSocketStream,
 };
+use wstime_cluster::{Instance, InstanceSpec};
 
 /// The bound on any single network wait: generous, so a slow machine passes, yet a hang
 /// fails the test instead of stalling the suite.
@@ -36,76 +35,45 @@ pub fn fake_dist(dir: &Path) {
         .expect("write the wasm file");
 }
 
-/// A running `wstime-server` process, killed (by PID) when dropped.
+/// A running `wstime-server` process (the real binary), killed by PID when dropped.
 pub struct TestServer {
-    child: Child,
+    pub instance: Instance,
     pub port: u16,
     pub name: String,
-    logs: Arc<Mutex<Vec<String>>>,
-    _dist: Option<tempfile::TempDir>,
+    _dist: tempfile::TempDir,
 }
 
 /// Builds the environment of a test server.
 pub struct TestServerBuilder {
-    command: Command,
-    dist: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServerBuilder {
     /// Sets an environment variable of the server process.
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.command.env(key, value);
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
         self
     }
 
-    /// Starts the server and waits until it listens.
-    pub fn start(mut self) -> TestServer {
-        let mut child = self
-            .command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wstime-server");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        // Drain both pipes for the whole life of the process so it never blocks on a full pipe.
-        for pipe in [
-            Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("piped stderr")),
-        ] {
-            let logs = Arc::clone(&logs);
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    logs.lock().expect("log lock").push(line);
-                }
-            });
-        }
-        let mut server =
-            TestServer { child, port: 0, name: String::new(), logs, _dist: self.dist.take() };
-        let line = server.wait_for_log("This server is named: ");
-        server.name = line.rsplit(' ').next().unwrap_or_default().to_owned();
-        let line = server.wait_for_log("Server listening on port");
-        server.port = line
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        server
+    /// Starts the server on a free loopback port and waits until it listens.
+    pub fn start(self) -> TestServer {
+        let dist = tempfile::tempdir().expect("temporary page directory");
+        fake_dist(dist.path());
+        let spec = InstanceSpec {
+            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+            static_dir: dist.path().to_owned(),
+            env: self.env,
+            echo: false,
+        };
+        let instance = spec.start("wstime-server", 0, &[]).expect("start wstime-server");
+        TestServer { port: instance.port, name: instance.name.clone(), instance, _dist: dist }
     }
 }
 
 impl TestServer {
-    /// A server on a free loopback port serving a fake page, with a random name.
+    /// A server with a random name; add settings with [`TestServerBuilder::env`].
     pub fn builder() -> TestServerBuilder {
-        let dist = tempfile::tempdir().expect("temporary page directory");
-        fake_dist(dist.path());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wstime-server"));
-        command
-            .env_clear()
-            .env("PORT", "0")
-            .env("BIND", "127.0.0.1")
-            .env("STATIC_DIR", dist.path())
-            .env("RUST_LOG", "info");
-        TestServerBuilder { command, dist: Some(dist) }
+        TestServerBuilder { env: vec![("RUST_LOG".into(), "info".into())] }
     }
 
     /// A default server named `name`.
@@ -123,22 +91,12 @@ impl TestServer {
 
     /// Every line the server has logged so far.
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().expect("log lock").clone()
+        self.instance.process.lines()
     }
 
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + NETWORK_TIMEOUT;
-        loop {
-            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
-                return line;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited ({status}) before logging {needle:?}: {:#?}", self.logs());
-            }
-            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:#?}", self.logs());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.instance.process.wait_for_line(needle, NETWORK_TIMEOUT).expect("the log line")
     }
 
     /// The health check's JSON form.
@@ -163,24 +121,12 @@ impl TestServer {
 
     /// Sends `signal` (e.g. "TERM") to the process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
+        self.instance.process.signal(signal).expect("signal the server");
     }
 
     /// Waits for the process to exit, within `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.instance.process.wait_exit(limit).expect("the server exits")
     }
 
     /// Opens a WebSocket to `path_and_query`.
@@ -195,10 +141,19 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Polls `condition` every 50 ms until it holds, failing after `NETWORK_TIMEOUT`.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + NETWORK_TIMEOUT;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {NETWORK_TIMEOUT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

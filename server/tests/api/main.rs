@@ -1,6 +1,8 @@
 //! Integration tests against the real `wstime-server` binary on free loopback ports.
 
+mod failover;
 mod helpers;
 mod lifecycle;
 mod page;
+mod session_store;
 mod websocket;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
 
-use crate::helpers::{code, raw_upgrade, TestServer, NETWORK_TIMEOUT};
+use crate::helpers::{code, eventually, raw_upgrade, TestServer};
 
 #[actix_web::test]
 async fn upgrades_on_root_and_ws_whatever_the_header_case() {
@@ -142,9 +142,26 @@ async fn vanished_clients_leave_nothing_behind() {
 
     // Drop without a close handshake: the TCP connections just go away.
     drop(clients);
-    let deadline = Instant::now() + NETWORK_TIMEOUT;
-    while server.live_connections().await != 0 {
-        assert!(Instant::now() < deadline, "connections still counted after their clients left");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the live count to return to 0", || async { server.live_connections().await == 0 })
+        .await;
+}
+
+#[actix_web::test]
+async fn a_silent_peer_is_dropped_after_the_idle_timeout() {
+    let server = TestServer::builder()
+        .env("PING_INTERVAL_SECS", "0.5")
+        .env("IDLE_TIMEOUT_SECS", "1.5")
+        .start();
+    // The silent client reads one tick and then nothing: it never answers a ping.
+    let mut silent = server.connect("/?id=silent").await;
+    assert_eq!(silent.next_tick().await.1, 0);
+    // The lively one keeps reading, so tungstenite answers every ping with a pong.
+    let mut lively = server.connect("/?id=lively").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        lively.next_tick().await;
     }
+    assert_eq!(server.live_connections().await, 1, "only the silent peer was dropped");
+    assert!(matches!(silent.expect_close().await, Some(1001) | None));
+    lively.next_tick().await;
 }

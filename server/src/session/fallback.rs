@@ -1,0 +1,57 @@
+//! Redis with a local fallback: the store a multi-instance deployment runs with.
+//!
+//! While Redis answers, sessions are shared. While it does not, new sessions are kept in
+//! this instance's memory: a connect still succeeds and ticks, it just will not resume on
+//! another instance. Sessions opened during the outage stay local after Redis returns
+//! (their start time exists nowhere else); sessions opened after it are shared again.
+
+use std::sync::Arc;
+
+use futures_util::future::{BoxFuture, FutureExt as _};
+use wstime_protocol::ClientId;
+
+use super::{
+    memory::MemoryStore, redis::RedisStore, Opened, SessionStore, StoreError, StoreStatus,
+};
+
+/// Redis first, this instance's memory when Redis cannot answer.
+pub struct FallbackStore {
+    shared: Arc<RedisStore>,
+    local: MemoryStore,
+}
+
+impl FallbackStore {
+    pub fn new(shared: Arc<RedisStore>, local: MemoryStore) -> Self {
+        Self { shared, local }
+    }
+
+    async fn open_session(&self, id: &ClientId) -> Result<Opened, StoreError> {
+        match self.shared.open(id).await {
+            Ok(opened) => Ok(opened),
+            Err(error) => {
+                tracing::debug!(%id, %error, "opening the session locally");
+                Ok(self.local.open_now(id))
+            }
+        }
+    }
+
+    async fn touch_session(&self, id: &ClientId) -> Result<(), StoreError> {
+        // A session lives in one of the two; touching the other is a no-op.
+        self.local.touch_now(id);
+        self.shared.touch(id).await
+    }
+}
+
+impl SessionStore for FallbackStore {
+    fn open<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<Opened, StoreError>> {
+        self.open_session(id).boxed()
+    }
+
+    fn touch<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.touch_session(id).boxed()
+    }
+
+    fn status(&self) -> StoreStatus {
+        self.shared.status()
+    }
+}
