@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy
+DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -78,6 +78,6 @@ test-host: ## Unit and integration tests that run natively (real servers, Redis,
 test-browser: ## The page's tests in headless Chromium, against real servers
 	cargo build -p wstime-server -p wstime-cluster
 	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
-	  target/debug/wstime-cluster exec --instances 0 \
+	  target/debug/wstime-cluster exec --instances 0 --redis \
 	    --server-bin target/debug/wstime-server --static-dir dist -- \
 	  cargo test -p wstime-frontend --target $(WASM)

@@ -5,7 +5,10 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
-use crate::instance::{Instance, InstanceSpec};
+use crate::{
+    instance::{Instance, InstanceSpec},
+    redis::Redis,
+};
 
 /// How long a signalled instance may take to exit (a drain takes grace + window).
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
@@ -16,11 +19,15 @@ pub struct ClusterSpec {
     pub instance: InstanceSpec,
     /// How many instances to start.
     pub instances: usize,
+    /// Start a redis-server and point every instance at it (`REDIS_URL`).
+    pub redis: bool,
 }
 
 /// The running processes. Dropping it stops them all.
 pub struct Cluster {
     spec: ClusterSpec,
+    /// The shared Redis, when sessions are shared.
+    redis: Option<Redis>,
     /// One slot per instance ever started; a slot keeps its port across restarts.
     instances: Vec<Slot>,
 }
@@ -45,8 +52,12 @@ pub struct InstanceInfo {
 
 impl Cluster {
     /// Starts the instances.
-    pub fn start(spec: ClusterSpec) -> anyhow::Result<Self> {
-        let mut cluster = Self { spec, instances: Vec::new() };
+    pub fn start(mut spec: ClusterSpec) -> anyhow::Result<Self> {
+        let redis = if spec.redis { Some(Redis::start(spec.instance.echo)?) } else { None };
+        if let Some(redis) = &redis {
+            spec.instance.env.push(("REDIS_URL".into(), redis.url()));
+        }
+        let mut cluster = Self { spec, redis, instances: Vec::new() };
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
@@ -86,6 +97,11 @@ impl Cluster {
         }
         slot.current = Some(spec.start(&label, slot.port, &[])?);
         Ok(self.info(index))
+    }
+
+    /// The shared Redis's port, if there is one.
+    pub fn redis_port(&self) -> Option<u16> {
+        self.redis.as_ref().map(|r| r.port)
     }
 
     /// Every instance, running or not.

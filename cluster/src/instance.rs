@@ -41,7 +41,10 @@ impl InstanceSpec {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Instance> {
         let mut command = Command::new(&self.binary);
+        // A clean environment: only the contract's variables, so a REDIS_URL or PORT in the
+        // caller's shell cannot change what a test or the cluster runs.
         command
+            .env_clear()
             .env("PORT", port.to_string())
             .env("BIND", "127.0.0.1")
             .env("STATIC_DIR", &self.static_dir)

@@ -3,6 +3,7 @@
 //!
 //! - [`process`]: a supervised child process, killed by PID when dropped.
 //! - [`instance`]: one wstime-server started from its binary.
+//! - [`redis`]: a real redis-server on a free port.
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 
@@ -10,7 +11,9 @@ pub mod cluster;
 pub mod control;
 pub mod instance;
 pub mod process;
+pub mod redis;
 
 pub use cluster::{Cluster, ClusterSpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
+pub use redis::Redis;

@@ -47,6 +47,9 @@ struct Options {
     /// The built page, passed to every instance as STATIC_DIR.
     #[arg(long, default_value = "dist")]
     static_dir: PathBuf,
+    /// Start a redis-server and share sessions through it.
+    #[arg(long)]
+    redis: bool,
     /// Port of the control API on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     control_port: u16,
@@ -81,6 +84,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             echo: options.echo,
         },
         instances: options.instances,
+        redis: options.redis,
     };
     let cluster = Arc::new(Mutex::new(actix_web::web::block(move || Cluster::start(spec)).await??));
     let listener = std::net::TcpListener::bind(("127.0.0.1", options.control_port))
@@ -91,6 +95,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     actix_web::rt::spawn(server);
     {
         let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(port) = cluster.redis_port() {
+            eprintln!("wstime-cluster: redis-server at 127.0.0.1:{port}");
+        }
         for instance in cluster.instances() {
             eprintln!(
                 "wstime-cluster: instance {} ({}) at http://127.0.0.1:{}/",

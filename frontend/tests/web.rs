@@ -207,3 +207,29 @@ async fn the_posts_double_scheme_mistake_is_explained() {
     .await;
     assert_eq!(page.text("connect"), "Connect", "nothing was started");
 }
+
+#[wasm_bindgen_test]
+async fn a_replaced_server_resumes_the_count_through_redis() {
+    let (index, port, old_name) = new_instance().await;
+    let page = Page::mount();
+    page.type_address(&format!("ws://127.0.0.1:{port}/"));
+    page.click_connect();
+    page.wait_until("three ticks", |p| p.counts_from(&old_name).len() >= 3).await;
+
+    // SIGKILL, then a new process (a new name) on the same port, sharing the same Redis.
+    let restarted = control("POST", &format!("/instances/{index}/restart")).await;
+    let new_name = restarted["name"].as_str().unwrap().to_owned();
+    assert_ne!(new_name, old_name);
+    page.wait_until("the new server's name", |p| {
+        p.text("status") == format!("connected to {new_name}")
+    })
+    .await;
+    page.wait_until("a tick from the new server", |p| !p.counts_from(&new_name).is_empty()).await;
+
+    let before = *page.counts_from(&old_name).last().unwrap();
+    let after = page.counts_from(&new_name)[0];
+    assert!(after > before, "the count went on: {after} after {before}");
+    let resumed = format!("resumed on {new_name} at {after} seconds");
+    assert!(page.log().contains(&resumed), "{resumed:?} in {:#?}", page.log());
+    page.click_connect();
+}
