@@ -41,6 +41,33 @@ pub struct Config {
     /// A client that sends nothing (not even a pong) for this long is disconnected.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub idle_timeout_secs: Duration,
+
+    /// The hard limit on open WebSockets; beyond it upgrades get 503 with Retry-After.
+    /// Default: what the open-file limit allows, less a reserve for everything else.
+    #[arg(long, env = "MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// The health check turns 503 once load reaches this fraction (the post's buffer).
+    #[arg(long, env = "HEALTHY_BELOW", default_value_t = 0.6, value_parser = parse_fraction)]
+    pub healthy_below: f64,
+
+    /// ... and turns 200 again only once load falls below this one (no flapping).
+    #[arg(long, env = "RECOVER_BELOW", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub recover_below: f64,
+
+    /// Outbound bytes per second this instance can send; when set, its use counts as load.
+    #[arg(long, env = "NETWORK_CAPACITY_BPS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub network_capacity_bps: Option<u64>,
+
+    /// On SIGTERM, how long sockets keep ticking after the health check turns 503: the
+    /// load balancer's time to notice.
+    #[arg(long, env = "DRAIN_GRACE_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
+    pub drain_grace_secs: Duration,
+
+    /// ... then the window over which the sockets are closed (with 1012), spread so the
+    /// surviving instances are not hit by all the reconnects at once.
+    #[arg(long, env = "DRAIN_WINDOW_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
+    pub drain_window_secs: Duration,
 }
 
 impl Config {
@@ -74,6 +101,13 @@ impl Config {
                  client would be dropped between two pings\n",
             ));
         }
+        if self.recover_below > self.healthy_below {
+            return Err(clap::Error::raw(
+                ErrorKind::ValueValidation,
+                "error: RECOVER_BELOW must not exceed HEALTHY_BELOW (the health check recovers \
+                 below the level at which it failed)\n",
+            ));
+        }
         Ok(self)
     }
 }
@@ -86,6 +120,22 @@ fn parse_seconds(raw: &str) -> Result<Duration, String> {
         return Err(format!("{raw:?} must be more than 0 seconds and at most a year"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Like [`parse_seconds`], but zero is allowed (no grace, no spreading).
+fn parse_seconds_or_zero(raw: &str) -> Result<Duration, String> {
+    if raw.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(raw)
+}
+
+/// A load fraction in (0, 1].
+fn parse_fraction(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(value) if value > 0.0 && value <= 1.0 => Ok(value),
+        _ => Err(format!("{raw:?} must be a fraction above 0 and at most 1, such as 0.6")),
+    }
 }
 
 /// A Redis URL is checked at start-up, so a typo is an error now rather than a silent
@@ -122,6 +172,22 @@ mod tests {
         assert_eq!(config.resume_window_secs, Duration::from_secs(300));
         assert_eq!(config.ping_interval_secs, Duration::from_secs(10));
         assert_eq!(config.idle_timeout_secs, Duration::from_secs(30));
+        assert_eq!(config.max_connections, None);
+        assert_eq!((config.healthy_below, config.recover_below), (0.6, 0.5));
+        assert_eq!(config.network_capacity_bps, None);
+        assert_eq!(config.drain_grace_secs, Duration::from_secs(5));
+        assert_eq!(config.drain_window_secs, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn thresholds_must_leave_room_for_hysteresis() {
+        assert!(parse_fraction("0").is_err());
+        assert!(parse_fraction("1.5").is_err());
+        assert_eq!(parse_seconds_or_zero("0").unwrap(), Duration::ZERO);
+        let config =
+            Config::try_parse_from(["s", "--healthy-below", "0.5", "--recover-below", "0.6"])
+                .unwrap();
+        assert!(config.checked().is_err());
     }
 
     #[test]

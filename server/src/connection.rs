@@ -6,7 +6,10 @@ use std::{future::Future, time::Duration};
 
 use actix_ws::{CloseReason, Message, MessageStream, ProtocolError, Session};
 use futures_util::StreamExt as _;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::{
+    sync::OwnedSemaphorePermit,
+    time::{Instant, MissedTickBehavior},
+};
 use wstime_protocol::{tick, ClientId, CloseCode};
 
 use crate::state::AppState;
@@ -25,7 +28,8 @@ enum Ending {
     Close(CloseCode, &'static str),
 }
 
-/// Drives one connection until it ends.
+/// Drives one connection until it ends, holding `_slot` (its place under the connection
+/// limit) until then.
 ///
 /// The first tick goes out at once and says the session's count ([`Opened::first`]); each
 /// later tick is sent when the session's age reaches its count, measured on this
@@ -38,6 +42,7 @@ pub async fn run(
     mut messages: MessageStream,
     client_id: ClientId,
     state: AppState,
+    _slot: OwnedSemaphorePermit,
 ) {
     let opened = match state.sessions.open(&client_id).await {
         Ok(opened) => opened,
@@ -62,13 +67,25 @@ pub async fn run(
     let mut keep_alive = tokio::time::interval_at(opened_at + timing.keep_alive, timing.keep_alive);
     let idle = tokio::time::sleep(timing.idle_timeout);
     tokio::pin!(idle);
+    // Armed when shutdown begins: the moment within the drain window this socket closes.
+    let drain_close = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain_close);
+    let mut closing = false;
 
     let mut ending = send_tick(&mut session, &state, seconds).await;
     while ending.is_none() {
         ending = tokio::select! {
             biased;
-            () = state.shutdown.cancelled() => {
-                Some(Ending::Close(CloseCode::ServiceRestart, "server shutting down"))
+            () = state.shutdown.cancelled(), if !closing => {
+                // Each socket closes at its own random moment, so the clients' reconnects
+                // reach the other instances spread over the window, not as one herd.
+                closing = true;
+                let delay = timing.drain_window.mul_f64(rand::random::<f64>());
+                drain_close.as_mut().reset(Instant::now() + delay);
+                None
+            }
+            () = &mut drain_close, if closing => {
+                Some(Ending::Close(CloseCode::ServiceRestart, "server restarting"))
             }
             message = messages.next() => {
                 // Anything from the peer, pongs included, proves it is alive.
@@ -123,6 +140,8 @@ async fn send_tick(session: &mut Session, state: &AppState, seconds: u64) -> Opt
     let mut text = String::with_capacity(state.tick_prefix.len() + 28);
     text.push_str(&state.tick_prefix);
     tick::push_count(&mut text, seconds);
+    // A server text frame this short has a two-byte header.
+    state.capacity.record_sent(text.len() + 2);
     within(state.timing.idle_timeout, session.text(text)).await
 }
 

@@ -2,6 +2,7 @@
 //! load balancer.
 //!
 //! The crate's parts:
+//! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
 //! - [`routes`]: the page (static files), the WebSocket upgrade and the health check, all on
@@ -11,12 +12,15 @@
 //! - [`session`]: where sessions live (memory, or Redis shared by every instance), so a
 //!   reconnect anywhere continues the count.
 //! - [`state`]: what every request handler shares (the server's name, live connections,
-//!   the shutdown signal).
+//!   the drain and shutdown signals).
+//! - [`shutdown`]: the graceful drain that SIGTERM/SIGINT start.
 
+pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod routes;
 pub mod session;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 

@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use wstime_server::{Application, Config};
+use wstime_server::{
+    shutdown::{self, Stopped},
+    Application, Config,
+};
 
 fn main() -> ExitCode {
     let config = match Config::from_env_and_args() {
@@ -25,8 +28,16 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match app.run_until(wstime_server::startup::shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
+        let signals = match shutdown::signals() {
+            Ok(signals) => signals,
+            Err(error) => {
+                eprintln!("error: cannot listen for SIGINT/SIGTERM: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app.run_until(signals).await {
+            Ok(Stopped::Drained) => ExitCode::SUCCESS,
+            Ok(Stopped::Forced(signal)) => ExitCode::from(signal.exit_code()),
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::FAILURE

@@ -1,14 +1,17 @@
 //! Start-up and shutdown: bind the one port, wire the app, run until told to stop.
 
-use std::{future::Future, io, net::TcpListener, path::PathBuf, sync::Arc, time::Duration};
+use std::{io, net::TcpListener, path::PathBuf, sync::Arc};
 
 use actix_web::{dev::Server, web, App, HttpServer};
+use tokio::sync::mpsc;
 
 use crate::{
+    capacity::{self, Capacity, Limits},
     routes,
     session::{
         self, fallback::FallbackStore, memory::MemoryStore, redis::RedisStore, SessionStore,
     },
+    shutdown::{self, DrainTiming, Signal, Stopped},
     state::{AppState, Timing},
     Config,
 };
@@ -35,11 +38,8 @@ pub struct Application {
     state: AppState,
     /// The Redis store whose connection must be maintained, when sessions are shared.
     redis: Option<Arc<RedisStore>>,
+    drain: DrainTiming,
 }
-
-/// How long shutdown waits for sockets to finish their close handshake before it stops the
-/// HTTP server regardless: a peer that never answers must not hold the process up.
-const CLOSE_HANDSHAKE_LIMIT: Duration = Duration::from_secs(2);
 
 impl Application {
     /// Checks the page is built, binds the port, connects the session store (Redis being
@@ -64,8 +64,25 @@ impl Application {
             ping_interval: config.ping_interval_secs,
             idle_timeout: config.idle_timeout_secs,
             keep_alive: session::keep_alive_interval(config.resume_window_secs),
+            drain_window: config.drain_window_secs,
         };
-        let state = AppState::new(&name, sessions, timing);
+        let limits = Limits {
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(capacity::default_max_connections),
+            healthy_below: config.healthy_below,
+            recover_below: config.recover_below,
+            network_capacity_bps: config.network_capacity_bps,
+        };
+        tracing::info!(
+            "accepting up to {} connections; health check fails at load {} and recovers below {}",
+            limits.max_connections,
+            limits.healthy_below,
+            limits.recover_below
+        );
+        let state = AppState::new(&name, sessions, timing, Capacity::new(limits));
+        let drain =
+            DrainTiming { grace: config.drain_grace_secs, window: config.drain_window_secs };
 
         let app_state = web::Data::new(state.clone());
         let static_dir = config.static_dir.clone();
@@ -74,15 +91,15 @@ impl Application {
                 .app_data(app_state.clone())
                 .configure(|cfg| routes::configure(cfg, &static_dir))
         })
-        // Signals are ours: shutdown closes the sockets first (see `run_until`).
+        // Signals are ours: shutdown drains the sockets first (see `run_until`).
         .disable_signals()
-        .shutdown_timeout(CLOSE_HANDSHAKE_LIMIT.as_secs())
+        .shutdown_timeout(1)
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, port, state, redis })
+        Ok(Self { server, port, state, redis, drain })
     }
 
     /// The port actually bound (useful with `--port 0`).
@@ -90,31 +107,38 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` completes, then closes every socket and stops.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Self { server, state, redis, .. } = self;
+    /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
+    /// second signal cuts the drain short.
+    pub async fn run_until(self, mut signals: mpsc::Receiver<Signal>) -> io::Result<Stopped> {
+        let Self { server, state, redis, drain, .. } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
+        // Background work lives until the process stops (not just until the drain starts).
+        let stop_background = tokio_util::sync::CancellationToken::new();
         if let Some(redis) = redis {
-            let shutdown = state.shutdown.clone();
-            actix_web::rt::spawn(async move { redis.maintain(shutdown).await });
+            let stop = stop_background.clone();
+            actix_web::rt::spawn(async move { redis.maintain(stop).await });
         }
+        let capacity = Arc::clone(&state.capacity);
+        let stop = stop_background.clone();
+        actix_web::rt::spawn(async move { capacity.sample(stop).await });
 
-        shutdown.await;
+        let first = signals.recv().await;
         tracing::info!(
-            connections = state.live_connections(),
-            "shutting down: closing every WebSocket"
+            "received {}",
+            first.map_or("the end of the signal stream".into(), |s| s.to_string())
         );
-        state.shutdown.cancel();
-        state.connections.close();
-        if tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, state.connections.wait()).await.is_err() {
-            tracing::warn!(
-                connections = state.live_connections(),
-                "some sockets did not finish closing; stopping anyway"
-            );
-        }
-        handle.stop(true).await;
-        server_task.await.map_err(io::Error::other)?
+        let stopped = tokio::select! {
+            () = shutdown::drain(&state, drain) => Stopped::Drained,
+            Some(second) = signals.recv() => {
+                tracing::warn!("received {second} during the drain: exiting now");
+                Stopped::Forced(second)
+            }
+        };
+        stop_background.cancel();
+        handle.stop(stopped == Stopped::Drained).await;
+        server_task.await.map_err(io::Error::other)??;
+        Ok(stopped)
     }
 }
 
@@ -142,23 +166,4 @@ async fn session_store(
 /// A random adjective-animal name such as `slimy-cardinal`, like the post's server.
 fn random_name() -> String {
     petname::petname(2, "-").expect("petname's default word lists are not empty")
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(
-                "cannot listen for SIGTERM ({error}); only Ctrl-C will stop the server"
-            );
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
-        _ = terminate.recv() => tracing::info!("received SIGTERM"),
-    }
 }

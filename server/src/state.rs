@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration, time::Instant};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::session::SessionStore;
+use crate::{capacity::Capacity, session::SessionStore};
 
 /// The state shared by all workers. Cloning is cheap: every field is reference-counted or
 /// small.
@@ -18,10 +18,16 @@ pub struct AppState {
     pub sessions: Arc<dyn SessionStore>,
     /// The connection timers.
     pub timing: Timing,
+    /// Limits, load and admission.
+    pub capacity: Arc<Capacity>,
     /// One tracked task per open WebSocket: its length is the live-connection count, and
     /// waiting on it after `close()` is how shutdown knows every socket has ended.
     pub connections: TaskTracker,
-    /// Cancelled when the server starts shutting down; every connection task listens.
+    /// Cancelled on the first SIGTERM/SIGINT: the health check turns 503 and new upgrades
+    /// are refused, while open sockets keep ticking.
+    pub draining: CancellationToken,
+    /// Cancelled once the drain's grace period is over: every connection task closes its
+    /// socket (1012) at a random moment within the drain window.
     pub shutdown: CancellationToken,
     /// When this instance started, for the health check's uptime.
     pub started: Instant,
@@ -36,17 +42,26 @@ pub struct Timing {
     pub idle_timeout: Duration,
     /// Between refreshes of the session's expiry while the socket holds it.
     pub keep_alive: Duration,
+    /// The window over which sockets are closed at shutdown.
+    pub drain_window: Duration,
 }
 
 impl AppState {
     /// State for a server called `name`.
-    pub fn new(name: &str, sessions: Arc<dyn SessionStore>, timing: Timing) -> Self {
+    pub fn new(
+        name: &str,
+        sessions: Arc<dyn SessionStore>,
+        timing: Timing,
+        capacity: Capacity,
+    ) -> Self {
         Self {
             name: name.into(),
             tick_prefix: wstime_protocol::tick::prefix(name).into(),
             sessions,
             timing,
+            capacity: Arc::new(capacity),
             connections: TaskTracker::new(),
+            draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
         }

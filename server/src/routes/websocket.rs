@@ -19,11 +19,19 @@ pub struct UpgradeQuery {
     id: Option<String>,
 }
 
+/// How long a refused client is asked to wait before trying again (`Retry-After`); a load
+/// balancer in front sends the retry elsewhere.
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// Why an upgrade was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
     #[error(transparent)]
     InvalidId(#[from] InvalidClientId),
+    #[error("server is at its connection limit; try again shortly")]
+    Full,
+    #[error("server is draining for a restart; connect again to reach another instance")]
+    Draining,
     #[error("{0}")]
     Handshake(actix_web::Error),
 }
@@ -32,14 +40,17 @@ impl ResponseError for UpgradeError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidId(_) => StatusCode::BAD_REQUEST,
+            Self::Full | Self::Draining => StatusCode::SERVICE_UNAVAILABLE,
             Self::Handshake(error) => error.as_response_error().status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .content_type("text/plain; charset=utf-8")
-            .body(self.to_string())
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Full | Self::Draining) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        response.content_type("text/plain; charset=utf-8").body(self.to_string())
     }
 }
 
@@ -65,13 +76,17 @@ pub async fn upgrade(
         None => ClientId::parse(&uuid::Uuid::new_v4().to_string())
             .expect("a UUID's text is a valid client id"),
     };
+    if state.draining.is_cancelled() {
+        return Err(UpgradeError::Draining);
+    }
+    let slot = state.capacity.admit().ok_or(UpgradeError::Full)?;
     let (response, session, messages) =
         actix_ws::handle(&req, body).map_err(UpgradeError::Handshake)?;
     tracing::info!("Client connected with ID: {client_id}");
 
     let messages = messages.max_frame_size(MAX_FRAME_BYTES);
     let state = state.into_inner();
-    let task = connection::run(session, messages, client_id, (*state).clone());
+    let task = connection::run(session, messages, client_id, (*state).clone(), slot);
     actix_web::rt::spawn(state.connections.track_future(task));
     Ok(response)
 }

@@ -1,15 +1,128 @@
 //! Starting and stopping: signals, and the mistakes a person can make at start-up.
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
+use futures_util::future::join_all;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wstime_cluster::Redis;
 
-use crate::helpers::{code, TestServer};
+use crate::helpers::{code, raw_upgrade, Client, Event, TestServer};
+
+/// Reads from `client` until it is closed; returns (ticks seen, close code, when closed).
+async fn ticks_until_closed(mut client: Client) -> (Vec<u64>, Option<u16>, Instant) {
+    let mut ticks = Vec::new();
+    loop {
+        match client.next_event().await {
+            Event::Text(text) => ticks.push(wstime_protocol::Tick::parse(&text).unwrap().seconds),
+            Event::Closed(code) => return (ticks, code, Instant::now()),
+        }
+    }
+}
+
+async fn health_status(server: &TestServer) -> (u16, String) {
+    let mut response = awc::Client::default()
+        .get(server.http_url("/healthcheck"))
+        .send()
+        .await
+        .expect("health request");
+    let body = response.body().await.expect("health body");
+    (response.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+#[actix_web::test]
+async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
+    let grace = Duration::from_secs(2);
+    let window = Duration::from_secs(2);
+    let mut server =
+        TestServer::builder().env("DRAIN_GRACE_SECS", "2").env("DRAIN_WINDOW_SECS", "2").start();
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let mut client = server.connect(&format!("/?id=drain-{i}")).await;
+        client.next_tick().await;
+        clients.push(client);
+    }
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
+    let (status, body) = health_status(&server).await;
+    assert_eq!((status, body.as_str()), (503, "draining"), "503 at once");
+    assert!(signalled.elapsed() < Duration::from_secs(1));
+    let (status, refusal) = raw_upgrade(server.port, "/?id=latecomer", "websocket").await;
+    assert_eq!(status, 503, "no new sockets while draining: {refusal}");
+
+    let results = readers.await.unwrap();
+    let closes: Vec<Duration> = results.iter().map(|(_, _, at)| *at - signalled).collect();
+    for (ticks, code, _) in &results {
+        assert_eq!(*code, Some(1012));
+        assert!(ticks.len() >= 2, "ticks went on during the grace period: {ticks:?}");
+    }
+    let first = *closes.iter().min().unwrap();
+    let last = *closes.iter().max().unwrap();
+    assert!(
+        first >= grace - Duration::from_millis(100),
+        "none closed before the grace ended: {first:?}"
+    );
+    assert!(
+        last <= grace + window + Duration::from_millis(500),
+        "all closed within the window: {last:?}"
+    );
+    assert!(last - first >= Duration::from_millis(300), "closes were spread: {closes:?}");
+
+    let status = server.wait_exit(grace + window + Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[actix_web::test]
+async fn drained_clients_resume_on_another_instance_with_their_count() {
+    let redis = Redis::start(false).expect("start redis-server");
+    let draining = TestServer::builder()
+        .env("REDIS_URL", redis.url())
+        .env("DRAIN_GRACE_SECS", "1")
+        .env("DRAIN_WINDOW_SECS", "1")
+        .start();
+    let survivor = TestServer::builder().env("REDIS_URL", redis.url()).start();
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let mut client = draining.connect(&format!("/?id=moving-{i}")).await;
+        client.next_tick().await;
+        clients.push(client);
+    }
+    draining.signal("TERM");
+    for (i, client) in clients.into_iter().enumerate() {
+        let (ticks, code, _) = ticks_until_closed(client).await;
+        assert_eq!(code, Some(1012));
+        let last = *ticks.last().expect("ticks before the close");
+        let mut resumed = survivor.connect(&format!("/?id=moving-{i}")).await;
+        let (name, first) = resumed.next_tick().await;
+        assert_eq!(name, survivor.name);
+        assert!(first > last && first <= last + 3, "client {i}: {first} after {last}");
+    }
+}
+
+#[actix_web::test]
+async fn a_second_signal_exits_at_once() {
+    let mut server = TestServer::builder().env("DRAIN_GRACE_SECS", "30").start();
+    let _client = server.connect("/?id=impatient").await;
+    server.signal("TERM");
+    server.wait_for_log("draining");
+    let again = Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(again.elapsed() < Duration::from_secs(3), "exited at once, not after the grace");
+    assert_eq!(status.code(), Some(143));
+}
 
 #[actix_web::test]
 async fn sigterm_closes_sockets_with_1012_and_exits_zero() {
     for signal in ["TERM", "INT"] {
-        let mut server = TestServer::start("stopping");
+        let mut server = TestServer::builder()
+            .env("DRAIN_GRACE_SECS", "0")
+            .env("DRAIN_WINDOW_SECS", "0")
+            .start();
         let mut client = server.connect("/?id=stopping").await;
         assert_eq!(client.next_tick().await.1, 0);
         server.signal(signal);

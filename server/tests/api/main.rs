@@ -1,6 +1,7 @@
 //! Integration tests against the real `wstime-server` binary on free loopback ports.
 
 mod failover;
+mod health;
 mod helpers;
 mod lifecycle;
 mod page;
