@@ -1,11 +1,13 @@
 //! A cluster: wstime instances on loopback ports, which can be signalled and restarted.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
+    haproxy::HaProxy,
+    http,
     instance::{Instance, InstanceSpec},
     redis::Redis,
 };
@@ -21,6 +23,17 @@ pub struct ClusterSpec {
     pub instances: usize,
     /// Start a redis-server and point every instance at it (`REDIS_URL`).
     pub redis: bool,
+    /// Put HAProxy in front of the instances.
+    pub haproxy: Option<HaProxySpec>,
+}
+
+/// Where HAProxy's configuration is and which port it listens on.
+#[derive(Debug, Clone)]
+pub struct HaProxySpec {
+    /// `deploy/haproxy.cfg`.
+    pub config: PathBuf,
+    /// The port clients connect to (0: any free port).
+    pub port: u16,
 }
 
 /// The running processes. Dropping it stops them all.
@@ -28,6 +41,9 @@ pub struct Cluster {
     spec: ClusterSpec,
     /// The shared Redis, when sessions are shared.
     redis: Option<Redis>,
+    /// The load balancer, when there is one. Declared before the instances' slots so it is
+    /// dropped (stopped) first.
+    haproxy: Option<HaProxy>,
     /// One slot per instance ever started; a slot keeps its port across restarts.
     instances: Vec<Slot>,
 }
@@ -39,8 +55,30 @@ struct Slot {
     last_exit: Option<String>,
 }
 
+/// The whole cluster as the control API reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Where to open the page (through HAProxy).
+    pub balancer: Option<String>,
+    /// HAProxy's status page.
+    pub balancer_stats: Option<String>,
+    pub redis: Option<String>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// One instance with its health report and HAProxy's view of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    #[serde(flatten)]
+    pub info: InstanceInfo,
+    /// The instance's `/healthcheck` JSON, when it answered.
+    pub health: Option<serde_json::Value>,
+    /// HAProxy's state for it (`UP`, `DOWN`, …), when there is a load balancer.
+    pub balancer: Option<String>,
+}
+
 /// One instance as the control API reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceInfo {
     pub index: usize,
     pub port: u16,
@@ -57,9 +95,14 @@ impl Cluster {
         if let Some(redis) = &redis {
             spec.instance.env.push(("REDIS_URL".into(), redis.url()));
         }
-        let mut cluster = Self { spec, redis, instances: Vec::new() };
+        let mut cluster = Self { spec, redis, haproxy: None, instances: Vec::new() };
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
+        }
+        if let Some(haproxy) = cluster.spec.haproxy.clone() {
+            let nodes: Vec<u16> = cluster.instances.iter().map(|slot| slot.port).collect();
+            let echo = cluster.spec.instance.echo;
+            cluster.haproxy = Some(HaProxy::start(&haproxy.config, haproxy.port, &nodes, echo)?);
         }
         Ok(cluster)
     }
@@ -72,15 +115,23 @@ impl Cluster {
         Ok(self.info(index))
     }
 
-    /// Sends `signal` to instance `index`; for signals that end a process, waits for the exit.
+    /// Sends `signal` to instance `index`. A KILL is also waited for (it is immediate);
+    /// a TERM or INT starts a drain that [`Cluster::wait_exit`] can wait for.
     pub fn signal(&mut self, index: usize, signal: &str) -> anyhow::Result<InstanceInfo> {
         let slot = self.slot(index)?;
         let instance = slot.current.as_mut().context("that instance is not running")?;
         instance.process.signal(signal)?;
-        if matches!(signal, "KILL" | "TERM" | "INT") {
-            let status = instance.process.wait_exit(EXIT_LIMIT)?;
-            slot.last_exit = Some(status.to_string());
-            slot.current = None;
+        if signal == "KILL" {
+            return self.wait_exit(index);
+        }
+        Ok(self.info(index))
+    }
+
+    /// Waits for instance `index` to exit and records how it ended.
+    pub fn wait_exit(&mut self, index: usize) -> anyhow::Result<InstanceInfo> {
+        let slot = self.slot(index)?;
+        if let Some(mut instance) = slot.current.take() {
+            slot.last_exit = Some(instance.process.wait_exit(EXIT_LIMIT)?.to_string());
         }
         Ok(self.info(index))
     }
@@ -102,6 +153,59 @@ impl Cluster {
     /// The shared Redis's port, if there is one.
     pub fn redis_port(&self) -> Option<u16> {
         self.redis.as_ref().map(|r| r.port)
+    }
+
+    /// The load balancer's port, if there is one.
+    pub fn balancer_port(&self) -> Option<u16> {
+        self.haproxy.as_ref().map(|h| h.port)
+    }
+
+    /// Everything: the load balancer, Redis, and each instance with its own health report
+    /// and the load balancer's view of it.
+    pub fn status(&mut self) -> ClusterStatus {
+        let states = self.haproxy.as_ref().and_then(|h| h.server_states().ok()).unwrap_or_default();
+        let instances = self
+            .instances()
+            .into_iter()
+            .map(|info| {
+                let health = info.running.then(|| {
+                    http::request(
+                        "GET",
+                        info.port,
+                        "/healthcheck",
+                        "application/json",
+                        Duration::from_secs(2),
+                    )
+                    .ok()
+                    .and_then(|r| serde_json::from_str(&r.body).ok())
+                });
+                let balancer = states
+                    .iter()
+                    .find(|(server, _)| *server == format!("node{}", info.index + 1))
+                    .map(|(_, state)| state.clone());
+                InstanceStatus { info, health: health.flatten(), balancer }
+            })
+            .collect();
+        ClusterStatus {
+            balancer: self.haproxy.as_ref().map(|h| format!("http://127.0.0.1:{}/", h.port)),
+            balancer_stats: self
+                .haproxy
+                .as_ref()
+                .map(|h| format!("http://127.0.0.1:{}/", h.stats_port)),
+            redis: self.redis.as_ref().map(Redis::url),
+            instances,
+        }
+    }
+
+    /// Stops every process the cluster started (HAProxy, the instances, Redis), by PID.
+    /// Called explicitly because the control API holds the cluster too, so the last
+    /// reference may not be dropped before the program exits.
+    pub fn stop(&mut self) {
+        self.haproxy = None;
+        for slot in &mut self.instances {
+            slot.current = None;
+        }
+        self.redis = None;
     }
 
     /// Every instance, running or not.

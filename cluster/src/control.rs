@@ -1,7 +1,7 @@
 //! The control API: a small HTTP interface over a running cluster. Browser tests call it
 //! (hence `Access-Control-Allow-Origin: *`), and so do `make cluster-status` and friends.
 //!
-//! - `GET /cluster`: every instance.
+//! - `GET /cluster`: the load balancer, Redis, and every instance with its health.
 //! - `POST /instances`: start one more.
 //! - `POST /instances/{index}/signal/{KILL|TERM|INT|STOP|CONT}`: signal one (and wait for
 //!   it to exit, for the signals that end it).
@@ -55,7 +55,7 @@ async fn with_cluster<T: serde::Serialize + Send + 'static>(
 }
 
 async fn status(data: web::Data<Mutex<Cluster>>) -> HttpResponse {
-    with_cluster(data, |c| Ok(c.instances())).await
+    with_cluster(data, |c| Ok(c.status())).await
 }
 
 async fn add(data: web::Data<Mutex<Cluster>>) -> HttpResponse {

@@ -4,16 +4,20 @@
 //! - [`process`]: a supervised child process, killed by PID when dropped.
 //! - [`instance`]: one wstime-server started from its binary.
 //! - [`redis`]: a real redis-server on a free port.
+//! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
+//! - [`http`]: a minimal blocking HTTP client for loopback.
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 
 pub mod cluster;
 pub mod control;
+pub mod haproxy;
+pub mod http;
 pub mod instance;
 pub mod process;
 pub mod redis;
 
-pub use cluster::{Cluster, ClusterSpec};
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
 pub use redis::Redis;

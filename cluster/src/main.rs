@@ -1,25 +1,38 @@
-//! The `wstime-cluster` command: start real instances on loopback and either keep them
-//! running (`up`) or run a command against them and stop them (`exec`).
+//! The `wstime-cluster` command: start real instances (with Redis and HAProxy) on loopback
+//! and keep them running (`up`), or run a command against them (`exec`); and, from another
+//! terminal, look at (`status`), signal (`kill`) or stop (`down`) a running one.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
-use wstime_cluster::{control, Cluster, ClusterSpec, InstanceSpec};
+use serde::{Deserialize, Serialize};
+use wstime_cluster::{
+    control, http, Cluster, ClusterSpec, ClusterStatus, HaProxySpec, InstanceSpec,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-cluster", version, about)]
 struct Cli {
+    /// Where `up` records how to reach it, for `status`, `kill` and `down`.
+    #[arg(long, global = true, default_value = "target/wstime-cluster.json")]
+    state_file: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a cluster and keep it running until Ctrl-C (or `wstime-cluster down`).
+    Up {
+        #[command(flatten)]
+        options: Options,
+    },
     /// Start a cluster, run COMMAND with WSTIME_CONTROL_URL set, stop the cluster, and exit
     /// with COMMAND's status.
     Exec {
@@ -29,11 +42,23 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Start a cluster and keep it running until Ctrl-C (or SIGTERM).
-    Up {
-        #[command(flatten)]
-        options: Options,
+    /// Show the running cluster: each instance's health, connections and HAProxy state.
+    Status,
+    /// Send a signal to one instance of the running cluster.
+    Kill {
+        /// The instance, as HAProxy names it: 1 for node1, …
+        node: usize,
+        /// KILL (a crash), TERM (a graceful drain), INT, STOP (a hang) or CONT.
+        #[arg(long, default_value = "KILL")]
+        signal: String,
     },
+    /// Start a new process (a new name) in place of an instance, on the same port.
+    Restart {
+        /// The instance, as HAProxy names it: 1 for node1, …
+        node: usize,
+    },
+    /// Stop the running cluster and everything it started.
+    Down,
 }
 
 #[derive(Debug, Args)]
@@ -50,83 +75,234 @@ struct Options {
     /// Start a redis-server and share sessions through it.
     #[arg(long)]
     redis: bool,
+    /// Put HAProxy, running this configuration, in front of the instances.
+    #[arg(long, value_name = "CONFIG")]
+    haproxy: Option<PathBuf>,
+    /// The port HAProxy listens on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    lb_port: u16,
+    /// Extra environment for every instance, as NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
     /// Port of the control API on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     control_port: u16,
-    /// Print every instance's log, prefixed with its label.
+    /// Print every process's log, prefixed with its label.
     #[arg(long)]
     echo: bool,
 }
 
+/// How long a control request may take: signalling with TERM waits for the drain.
+const CONTROL_LIMIT: Duration = Duration::from_secs(90);
+
+/// What `up` writes to the state file.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    pid: u32,
+    control_port: u16,
+}
+
+fn parse_env(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{raw:?} is not NAME=VALUE"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    actix_web::rt::System::new().block_on(async move {
-        match run(cli.command).await {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("wstime-cluster: {error:#}");
-                ExitCode::FAILURE
-            }
+    let result = match cli.command {
+        Command::Up { options } => start(options, None, &cli.state_file),
+        Command::Exec { options, command } => start(options, Some(command), &cli.state_file),
+        Command::Status => status(&cli.state_file),
+        Command::Kill { node, signal } => {
+            post(&cli.state_file, &format!("/instances/{}/signal/{signal}", index(node)))
         }
+        Command::Restart { node } => {
+            post(&cli.state_file, &format!("/instances/{}/restart", index(node)))
+        }
+        Command::Down => down(&cli.state_file),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("wstime-cluster: {error:#}");
+        ExitCode::FAILURE
     })
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let (options, child) = match command {
-        Command::Exec { options, command } => (options, Some(command)),
-        Command::Up { options } => (options, None),
-    };
+/// HAProxy's node numbers start at 1; the control API's indices at 0.
+fn index(node: usize) -> usize {
+    node.saturating_sub(1)
+}
+
+fn start(
+    options: Options,
+    command: Option<Vec<String>>,
+    state_file: &Path,
+) -> anyhow::Result<ExitCode> {
+    actix_web::rt::System::new().block_on(run(options, command, state_file))
+}
+
+async fn run(
+    options: Options,
+    child: Option<Vec<String>>,
+    state_file: &Path,
+) -> anyhow::Result<ExitCode> {
     let spec = ClusterSpec {
         instance: InstanceSpec {
             binary: options.server_bin.clone(),
             static_dir: options.static_dir.clone(),
-            env: Vec::new(),
+            env: options.env.clone(),
             echo: options.echo,
         },
         instances: options.instances,
         redis: options.redis,
+        haproxy: options
+            .haproxy
+            .clone()
+            .map(|config| HaProxySpec { config, port: options.lb_port }),
     };
-    let cluster = Arc::new(Mutex::new(actix_web::web::block(move || Cluster::start(spec)).await??));
+    let cluster = actix_web::web::block(move || Cluster::start(spec)).await??;
+    let cluster = Arc::new(Mutex::new(cluster));
     let listener = std::net::TcpListener::bind(("127.0.0.1", options.control_port))
         .context("cannot bind the control API's port")?;
-    let control_url = format!("http://{}", listener.local_addr()?);
+    let control_port = listener.local_addr()?.port();
     let server = control::serve(Arc::clone(&cluster), listener)?;
     let server_handle = server.handle();
     actix_web::rt::spawn(server);
-    {
+    let summary = {
         let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(port) = cluster.redis_port() {
-            eprintln!("wstime-cluster: redis-server at 127.0.0.1:{port}");
-        }
-        for instance in cluster.instances() {
-            eprintln!(
-                "wstime-cluster: instance {} ({}) at http://127.0.0.1:{}/",
-                instance.index,
-                instance.name.unwrap_or_default(),
-                instance.port
-            );
-        }
-    }
-    eprintln!("wstime-cluster: control API at {control_url}");
+        cluster.status()
+    };
+    print_status(&summary);
 
     let code = match child {
         Some(command) => {
             let status = tokio::process::Command::new(&command[0])
                 .args(&command[1..])
-                .env("WSTIME_CONTROL_URL", &control_url)
+                .env("WSTIME_CONTROL_URL", format!("http://127.0.0.1:{control_port}"))
                 .status()
                 .await
                 .with_context(|| format!("cannot run {:?}", command[0]))?;
             ExitCode::from(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
         }
         None => {
-            eprintln!("wstime-cluster: running; press Ctrl-C to stop everything");
-            tokio::signal::ctrl_c().await?;
+            let state = State { pid: std::process::id(), control_port };
+            if let Some(dir) = state_file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(state_file, serde_json::to_string(&state)?)?;
+            match &summary.balancer {
+                Some(url) => println!("\nOpen {url} and press Connect."),
+                None => println!("\nThe cluster is running."),
+            }
+            println!(
+                "Status: make cluster-status · kill one: make cluster-kill NODE=1 SIGNAL=KILL \
+                 · stop: Ctrl-C or make cluster-down"
+            );
+            wait_for_stop().await?;
+            let _ = std::fs::remove_file(state_file);
             ExitCode::SUCCESS
         }
     };
     server_handle.stop(false).await;
-    // Dropping the cluster kills every process it started.
-    drop(cluster);
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).stop();
+    eprintln!("wstime-cluster: stopped everything it started");
     Ok(code)
+}
+
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+fn read_state(state_file: &Path) -> anyhow::Result<State> {
+    let text = std::fs::read_to_string(state_file).with_context(|| {
+        format!(
+            "no running cluster ({} is missing): start one with `make cluster`",
+            state_file.display()
+        )
+    })?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn status(state_file: &Path) -> anyhow::Result<ExitCode> {
+    let state = read_state(state_file)?;
+    let response =
+        http::request("GET", state.control_port, "/cluster", "application/json", CONTROL_LIMIT)?;
+    print_status(&serde_json::from_str(&response.body)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(status: &ClusterStatus) {
+    if let Some(url) = &status.balancer {
+        println!(
+            "load balancer  {url}  (HAProxy status page: {})",
+            status.balancer_stats.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(url) = &status.redis {
+        println!("redis          {url}");
+    }
+    println!(
+        "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} haproxy",
+        "node", "name", "port", "pid", "health", "connections", "load"
+    );
+    for instance in &status.instances {
+        let info = &instance.info;
+        let health = instance.health.as_ref();
+        let field = |key: &str| health.map(|h| h[key].to_string().trim_matches('"').to_owned());
+        println!(
+            "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} {}",
+            format!("node{}", info.index + 1),
+            info.name.as_deref().unwrap_or("-"),
+            info.port,
+            info.pid.map_or("-".into(), |p| p.to_string()),
+            if info.running {
+                field("status").unwrap_or_else(|| "no answer".into())
+            } else {
+                format!("stopped ({})", info.last_exit.as_deref().unwrap_or("?"))
+            },
+            field("connections").unwrap_or_else(|| "-".into()),
+            field("load").map_or_else(|| "-".to_owned(), |l| l.chars().take(5).collect::<String>()),
+            instance.balancer.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
+fn post(state_file: &Path, path: &str) -> anyhow::Result<ExitCode> {
+    let state = read_state(state_file)?;
+    let response =
+        http::request("POST", state.control_port, path, "application/json", CONTROL_LIMIT)?;
+    if response.status != 200 {
+        bail!("{}", response.body.trim());
+    }
+    println!("{}", response.body);
+    status(state_file)
+}
+
+fn down(state_file: &Path) -> anyhow::Result<ExitCode> {
+    let state = match read_state(state_file) {
+        Ok(state) => state,
+        Err(_) => {
+            println!("no cluster is running");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let proc = PathBuf::from(format!("/proc/{}", state.pid));
+    if proc.exists() {
+        std::process::Command::new("kill").arg("-TERM").arg(state.pid.to_string()).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proc.exists() {
+            if Instant::now() >= deadline {
+                bail!("the cluster (pid {}) is still running after 30 s", state.pid);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let _ = std::fs::remove_file(state_file);
+    println!("the cluster is down");
+    Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,11 @@ impl Supervised {
     /// Starts `command` with stdout and stderr captured. With `echo`, every line is also
     /// printed to stderr prefixed with `[label]`, for a person watching `make cluster`.
     pub fn spawn(label: &str, command: &mut Command, echo: bool) -> anyhow::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
         let mut child = command
+            // Its own process group, so that whatever it starts (chromedriver starts
+            // Chromium) is stopped with it, and a Ctrl-C meant for us does not reach it.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -131,7 +135,14 @@ impl Supervised {
 
 impl Drop for Supervised {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.child.try_wait().ok().flatten().is_none() {
+            // The whole group: the process and anything it started.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.pid())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
