@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime
+DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime nginx
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -57,6 +57,40 @@ dist: tools ## Build the page into dist/ with trunk
 .PHONY: run
 run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 	cargo run --release -p wstime-server
+
+# ---------------------------------------------------------------------------------------
+# The post's experiment on one machine: Redis, NODES instances and HAProxy in front
+
+NODES ?= 3
+LB_PORT ?= 8080
+# A small limit per instance makes the overload experiment easy: CLUSTER_MAX_CONNECTIONS=4
+CLUSTER_MAX_CONNECTIONS ?=
+NODE ?= 1
+SIGNAL ?= KILL
+CLUSTER := target/release/wstime-cluster
+
+.PHONY: cluster
+cluster: dist packages ## Start Redis, $(NODES) instances and HAProxy on :$(LB_PORT); Ctrl-C stops all
+	cargo build --release -p wstime-server -p wstime-cluster
+	$(CLUSTER) up --instances $(NODES) --redis --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
+	  --server-bin target/release/wstime-server --static-dir dist \
+	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS))
+
+.PHONY: cluster-status
+cluster-status: ## Show each instance's health, connections and HAProxy state
+	@$(CLUSTER) status
+
+.PHONY: cluster-kill
+cluster-kill: ## Signal one instance: make cluster-kill NODE=2 SIGNAL=TERM (KILL, TERM, STOP, CONT)
+	@$(CLUSTER) kill $(NODE) --signal $(SIGNAL)
+
+.PHONY: cluster-restart
+cluster-restart: ## Start a new process in place of NODE, on the same port
+	@$(CLUSTER) restart $(NODE)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and everything it started
+	@$(CLUSTER) down
 
 # ---------------------------------------------------------------------------------------
 # Testing

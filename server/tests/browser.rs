@@ -1,0 +1,204 @@
+//! End to end in a real browser: headless Chromium, driven over WebDriver (fantoccini and
+//! Debian's chromedriver), loads the page through a real HAProxy in front of three real
+//! instances sharing a real Redis, connects, and rides through the loss of the instance
+//! serving it: first a crash (SIGKILL), then a graceful stop (SIGTERM).
+//!
+//! Needs the built page (`trunk build --release`, which `make test` runs first).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use wstime_cluster::{free_port, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, Supervised};
+use wstime_protocol::Tick;
+
+/// A generous bound on anything the page must do.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
+}
+
+/// Chromium under chromedriver, with the flags a root sandbox needs.
+async fn browser() -> (Supervised, Client) {
+    let port = free_port().expect("a port for chromedriver");
+    let mut command = Command::new("/usr/bin/chromedriver");
+    command.arg(format!("--port={port}"));
+    let mut driver =
+        Supervised::spawn("chromedriver", &mut command, false).expect("start chromedriver");
+    driver.wait_for_line("started successfully", LIMIT).expect("chromedriver starts");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=900,720"
+            ]
+        }),
+    );
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session");
+    (driver, client)
+}
+
+/// The page, seen through WebDriver.
+struct Page {
+    client: Client,
+}
+
+impl Page {
+    async fn text(&self, id: &str) -> String {
+        let element = self.client.find(Locator::Id(id)).await.expect("the element");
+        element.text().await.expect("its text")
+    }
+
+    /// The newest tick in the log, if any.
+    async fn last_tick(&self) -> Option<(String, u64)> {
+        let log = self.text("log").await;
+        log.lines().rev().find_map(Tick::parse).map(|t| (t.server.to_owned(), t.seconds))
+    }
+
+    /// Polls until a tick arrives from a server other than `from`; returns it, the last
+    /// tick from `from`, and how long the page went without a tick in between.
+    async fn wait_for_another_server(
+        &self,
+        from: &str,
+    ) -> ((String, u64), (String, u64), Duration) {
+        let deadline = Instant::now() + LIMIT;
+        let mut last = self.last_tick().await.expect("a tick before the switch");
+        let mut last_seen = Instant::now();
+        loop {
+            assert!(Instant::now() < deadline, "no tick from another server within {LIMIT:?}");
+            let tick = self.last_tick().await;
+            match tick {
+                Some(tick) if tick.0 != from => return (tick, last, last_seen.elapsed()),
+                Some(tick) if tick != last => {
+                    last = tick;
+                    last_seen = Instant::now();
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Signals the instance called `name`; returns its index.
+async fn signal(cluster: &Arc<Mutex<Cluster>>, name: &str, signal: &'static str) -> usize {
+    let cluster = Arc::clone(cluster);
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster.lock().unwrap();
+        let index = cluster
+            .instances()
+            .iter()
+            .find(|i| i.name.as_deref() == Some(&name))
+            .map(|i| i.index)
+            .expect("the instance serving the page");
+        cluster.signal(index, signal).expect("signal the instance");
+        index
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
+    let dist = workspace().join("dist");
+    assert!(
+        dist.join("index.html").exists(),
+        "{} is missing: run `trunk build --release`",
+        dist.display()
+    );
+    let spec = ClusterSpec {
+        instance: InstanceSpec {
+            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+            static_dir: dist,
+            env: Vec::new(),
+            echo: false,
+        },
+        instances: 3,
+        redis: true,
+        haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0 }),
+    };
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
+        .await
+        .unwrap()
+        .expect("the cluster");
+    let lb = cluster.balancer_port().expect("HAProxy's port");
+    let cluster = Arc::new(Mutex::new(cluster));
+    let (_driver, client) = browser().await;
+    let page = Page { client };
+
+    page.client
+        .goto(&format!("http://127.0.0.1:{lb}/"))
+        .await
+        .expect("load the page through HAProxy");
+    // The page is built by WebAssembly once it loads.
+    let address =
+        page.client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
+    assert_eq!(
+        address.prop("value").await.unwrap().as_deref(),
+        Some(&*format!("ws://127.0.0.1:{lb}/"))
+    );
+    page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+
+    let deadline = Instant::now() + LIMIT;
+    while page.last_tick().await.is_none_or(|(_, seconds)| seconds < 3) {
+        assert!(Instant::now() < deadline, "no ticks: {:?}", page.text("log").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = page.text("status").await;
+    let first =
+        status.strip_prefix("connected to ").expect("the status names the server").to_owned();
+
+    // A crash: the process dies, its sockets are reset, HAProxy has not noticed yet.
+    signal(&cluster, &first, "KILL").await;
+    let ((second, resumed_at), (_, lost_at), kill_gap) = page.wait_for_another_server(&first).await;
+    assert!(resumed_at > lost_at, "after SIGKILL the count went on: {resumed_at} after {lost_at}");
+    assert_eq!(page.text("status").await, format!("connected to {second}"));
+
+    let output = workspace().join("test-output");
+    std::fs::create_dir_all(&output).unwrap();
+    let screenshot = page.client.screenshot().await.expect("a screenshot");
+    std::fs::write(output.join("browser-failover.png"), screenshot).unwrap();
+
+    // A graceful stop: health turns 503, ticks go on through the grace period, then 1012.
+    let draining = signal(&cluster, &second, "TERM").await;
+    let ((third, resumed_at), (_, lost_at), term_gap) = page.wait_for_another_server(&second).await;
+    assert!(resumed_at > lost_at, "after SIGTERM the count went on: {resumed_at} after {lost_at}");
+    assert_ne!(third, second);
+    let drained = {
+        let cluster = Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || cluster.lock().unwrap().wait_exit(draining))
+            .await
+            .unwrap()
+    };
+    assert_eq!(drained.expect("the drained instance").last_exit.as_deref(), Some("exit status: 0"));
+    let log = page.text("log").await;
+    assert!(log.contains(&format!("resumed on {third} at {resumed_at} seconds")), "{log}");
+
+    eprintln!("without ticks after SIGKILL: {kill_gap:?}; after SIGTERM: {term_gap:?}");
+    std::fs::write(
+        output.join("browser-failover.txt"),
+        format!(
+            "sigkill_gap_ms={}\nsigterm_gap_ms={}\n",
+            kill_gap.as_millis(),
+            term_gap.as_millis()
+        ),
+    )
+    .unwrap();
+    page.client.close().await.expect("end the WebDriver session");
+    cluster.lock().unwrap().stop();
+}
