@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime nginx
+DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime nginx strace
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -91,6 +91,14 @@ cluster-restart: ## Start a new process in place of NODE, on the same port
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster and everything it started
 	@$(CLUSTER) down
+
+# ---------------------------------------------------------------------------------------
+# Benchmarks (numbers, not tests): steady load at 1k-15k connections, then failover
+
+.PHONY: bench
+bench: dist packages ## Measure memory, CPU, lateness and failover; writes docs/bench/report.md
+	cargo build --release -p wstime-server -p wstime-bench
+	target/release/wstime-bench --out docs/bench
 
 # ---------------------------------------------------------------------------------------
 # Testing

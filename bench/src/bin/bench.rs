@@ -1,0 +1,309 @@
+//! wstime-bench: the benchmark driver behind `make bench`.
+//!
+//! Steady load: for each size, a fresh release `wstime-server`, N connections from
+//! `wstime-loadgen` processes (at most 8,000 each, spread over 127.0.0.2–9), then the
+//! server's resident memory per connection and CPU per tick over a steady window, and the
+//! generators' tick lateness. Then a small run under `strace -c -f` counts write calls per
+//! tick. Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave
+//! like the page; one instance is SIGKILLed, and in a second run another is SIGTERMed.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use wstime_bench::{
+    proc,
+    report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
+    results::{FailoverResult, SteadyResult},
+};
+use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, Instance, InstanceSpec, Supervised};
+
+/// The server's log filter: start-up lines, but not one line per connect.
+const QUIET: &str = "info,wstime_server::routes::websocket=warn";
+
+/// Connections per generator process: far under its 20,000 open files.
+const PER_GENERATOR: usize = 8_000;
+
+#[derive(Debug, Parser)]
+#[command(name = "wstime-bench", about)]
+struct Args {
+    /// Steady-load sizes (connections).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000")]
+    sizes: Vec<usize>,
+    /// Seconds of steady state measured per size.
+    #[arg(long, default_value_t = 10.0)]
+    window_secs: f64,
+    /// Connections for the strace run (0: skip it).
+    #[arg(long, default_value_t = 200)]
+    strace_connections: usize,
+    /// Clients in the failover runs (0: skip them).
+    #[arg(long, default_value_t = 6000)]
+    failover_clients: usize,
+    /// How long each failover run holds its clients after the instance is lost.
+    #[arg(long, default_value_t = 20.0)]
+    failover_secs: f64,
+    #[arg(long, default_value = "target/release/wstime-server")]
+    server_bin: PathBuf,
+    #[arg(long, default_value = "target/release/wstime-loadgen")]
+    loadgen_bin: PathBuf,
+    #[arg(long, default_value = "dist")]
+    static_dir: PathBuf,
+    #[arg(long, default_value = "deploy/haproxy.cfg")]
+    haproxy_config: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let mut report = Report {
+        machine: machine(),
+        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        steady: Vec::new(),
+        syscalls: None,
+        failover: Vec::new(),
+    };
+    for &size in &args.sizes {
+        let row = steady(&args, size)?;
+        eprintln!(
+            "wstime-bench: {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, p99 lateness {:.1} ms",
+            row.rss_per_connection_kb, row.user_us_per_tick, row.kernel_us_per_tick, row.load.lateness_ms.p99
+        );
+        report.steady.push(row);
+    }
+    if args.strace_connections > 0 {
+        let row = syscalls(&args)?;
+        eprintln!("wstime-bench: {} write calls for {} ticks", row.writes, row.ticks);
+        report.syscalls = Some(row);
+    }
+    if args.failover_clients > 0 {
+        report.failover = failover(&args)?;
+    }
+    report::write(&report, &args.out)?;
+    eprintln!(
+        "wstime-bench: report in {} after {:.0?}",
+        args.out.join("report.md").display(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    format!(
+        "{} cores, {}, {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        command_output("uname", &["-sr"]),
+        command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).trim()
+    )
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A release server on a free port, as the benchmarks run it.
+fn server(args: &Args, extra: &[(&str, &str)]) -> anyhow::Result<Instance> {
+    let spec = InstanceSpec {
+        binary: args.server_bin.clone(),
+        static_dir: args.static_dir.clone(),
+        env: vec![("RUST_LOG".into(), QUIET.into()), ("MAX_CONNECTIONS".into(), "19000".into())],
+        echo: false,
+    };
+    spec.start("wstime-server", 0, extra)
+}
+
+/// Starts generators for `connections` against `url`; waits until all report READY.
+fn generators(
+    args: &Args,
+    url: &str,
+    connections: usize,
+    prefix: &str,
+    flags: &[&str],
+) -> anyhow::Result<(Vec<Supervised>, f64)> {
+    let count = connections.div_ceil(PER_GENERATOR).max(1);
+    let sources: Vec<String> = (2..=9).map(|i| format!("127.0.0.{i}")).collect();
+    let mut processes = Vec::new();
+    for g in 0..count {
+        let share = connections / count + usize::from(g < connections % count);
+        let my_sources: Vec<&str> =
+            sources.iter().skip(g).step_by(count).map(String::as_str).collect();
+        let mut command = Command::new(&args.loadgen_bin);
+        command
+            .args(["--url", url, "--connections", &share.to_string()])
+            .args(["--id-prefix", &format!("{prefix}{g}")])
+            .args(["--source-ips", &my_sources.join(",")])
+            .args(flags);
+        processes.push(Supervised::spawn(&format!("loadgen{g}"), &mut command, false)?);
+    }
+    let mut connect_secs: f64 = 0.0;
+    for process in &mut processes {
+        let ready = process.wait_for_line("READY ", Duration::from_secs(180))?;
+        connect_secs = connect_secs.max(ready.trim_start_matches("READY ").parse().unwrap_or(0.0));
+    }
+    Ok((processes, connect_secs))
+}
+
+/// Waits for a generator's RESULT line and parses it.
+fn result<T: serde::de::DeserializeOwned>(
+    process: &mut Supervised,
+    limit: Duration,
+) -> anyhow::Result<T> {
+    let line = process.wait_for_line("RESULT ", limit)?;
+    serde_json::from_str(line.trim_start_matches("RESULT ")).context("a generator's result")
+}
+
+fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
+    let instance = server(args, &[])?;
+    let pid = instance.process.pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_idle = proc::rss_bytes(pid)?;
+    let settle = 2.0;
+    let hold = format!("{}", settle + args.window_secs + 1.0);
+    let url = format!("ws://127.0.0.1:{}/", instance.port);
+    let (mut processes, connect_secs) =
+        generators(args, &url, size, "steady", &["--warmup-secs", "1", "--hold-secs", &hold])?;
+
+    std::thread::sleep(Duration::from_secs_f64(settle));
+    let cpu_before = proc::cpu_time(pid)?;
+    let window_start = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.window_secs));
+    let cpu_after = proc::cpu_time(pid)?;
+    let window = window_start.elapsed().as_secs_f64();
+    let rss_loaded = proc::rss_bytes(pid)?;
+
+    let mut load = SteadyResult { connections: size, ..Default::default() };
+    for process in &mut processes {
+        let part: SteadyResult = result(process, Duration::from_secs(60))?;
+        load.failed_connects += part.failed_connects;
+        load.out_of_order += part.out_of_order;
+        load.ticks += part.ticks;
+        load.dropped += part.dropped;
+        // Percentiles cannot be merged exactly: report the worst generator's.
+        load.lateness_ms.count += part.lateness_ms.count;
+        load.lateness_ms.p50 = load.lateness_ms.p50.max(part.lateness_ms.p50);
+        load.lateness_ms.p99 = load.lateness_ms.p99.max(part.lateness_ms.p99);
+        load.lateness_ms.max = load.lateness_ms.max.max(part.lateness_ms.max);
+    }
+    load.connect_secs = connect_secs;
+    let ticks = size as f64 * window;
+    Ok(SteadyRow {
+        connections: size,
+        connect_rate: size as f64 / connect_secs.max(0.001),
+        rss_per_connection_kb: rss_loaded.saturating_sub(rss_idle) as f64 / size as f64 / 1000.0,
+        rss_idle_mb: rss_idle as f64 / 1e6,
+        user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
+        kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
+        load,
+    })
+}
+
+/// Counts the server's write calls per tick under `strace -c -f` in a steady window.
+fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
+    let connections = args.strace_connections;
+    let instance = server(args, &[])?;
+    let url = format!("ws://127.0.0.1:{}/", instance.port);
+    let (mut processes, _) =
+        generators(args, &url, connections, "strace", &["--warmup-secs", "0", "--hold-secs", "8"])?;
+    // Attach once every socket is open, so only steady-state ticks are counted.
+    std::thread::sleep(Duration::from_secs(1));
+    let summary = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
+    let window = 5;
+    let status = Command::new("timeout")
+        .args(["-s", "INT", &window.to_string(), "strace", "-c", "-f", "-o"])
+        .arg(&summary)
+        .args(["-p", &instance.process.pid().to_string()])
+        .status()
+        .context("run strace (make bench installs it)")?;
+    if status.code() != Some(124) && !status.success() {
+        bail!("strace failed: {status}");
+    }
+    for process in &mut processes {
+        let _: SteadyResult = result(process, Duration::from_secs(30))?;
+    }
+    let text = std::fs::read_to_string(&summary)?;
+    let _ = std::fs::remove_file(&summary);
+    let write_calls: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let name = *fields.last()?;
+            let calls = fields.get(3)?.parse().ok()?;
+            ["write", "writev", "sendto", "sendmsg"]
+                .contains(&name)
+                .then(|| (name.to_owned(), calls))
+        })
+        .collect();
+    Ok(SyscallRow {
+        connections,
+        ticks: (connections * window) as u64,
+        writes: write_calls.iter().map(|(_, c)| c).sum(),
+        write_calls,
+    })
+}
+
+fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
+    let spec = ClusterSpec {
+        instance: InstanceSpec {
+            binary: args.server_bin.clone(),
+            static_dir: args.static_dir.clone(),
+            env: vec![("RUST_LOG".into(), QUIET.into())],
+            echo: false,
+        },
+        instances: 3,
+        redis: true,
+        haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0 }),
+    };
+    let mut cluster = Cluster::start(spec)?;
+    let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
+    let mut rows = Vec::new();
+    for (run, (signal, node)) in [("KILL", 0), ("TERM", 1)].into_iter().enumerate() {
+        let hold = format!("{}", 3.0 + args.failover_secs);
+        let flags = ["--failover", "--warmup-secs", "0", "--hold-secs", &hold];
+        let (mut processes, _) =
+            generators(args, &url, args.failover_clients, &format!("failover{run}-"), &flags)?;
+        std::thread::sleep(Duration::from_secs(3));
+        cluster.signal(node, signal)?;
+        let mut merged = FailoverResult::default();
+        for process in &mut processes {
+            let part: FailoverResult =
+                result(process, Duration::from_secs_f64(args.failover_secs + 60.0))?;
+            merged.clients += part.clients;
+            merged.affected += part.affected;
+            merged.gap_ms.extend(part.gap_ms);
+            merged.resumed += part.resumed;
+            merged.restarted += part.restarted;
+            merged.gave_up += part.gave_up;
+            if merged.reconnects_per_100ms.len() < part.reconnects_per_100ms.len() {
+                merged.reconnects_per_100ms.resize(part.reconnects_per_100ms.len(), 0);
+            }
+            for (total, n) in merged.reconnects_per_100ms.iter_mut().zip(part.reconnects_per_100ms)
+            {
+                *total += n;
+            }
+        }
+        let row = FailoverRow::new(&format!("SIG{signal}"), merged);
+        eprintln!(
+            "wstime-bench: SIG{signal}: {} affected, gap p99 {:.0} ms, {} resumed, {} restarted, {} gave up",
+            row.result.affected, row.gap_ms.p99, row.result.resumed, row.result.restarted, row.result.gave_up
+        );
+        rows.push(row);
+        if signal == "TERM" {
+            cluster.wait_exit(node)?;
+        }
+        cluster.restart(node)?;
+        // Let HAProxy see the restarted instance up again before the next run.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    cluster.stop();
+    Ok(rows)
+}

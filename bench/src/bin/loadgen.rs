@@ -1,0 +1,368 @@
+//! wstime-loadgen: opens many WebSocket connections to a wstime server (or a load balancer
+//! in front of several), holds them, and measures the ticks.
+//!
+//! It prints `READY <seconds>` once every connection is open, then one line
+//! `RESULT <json>` at the end ([`SteadyResult`] or, with `--failover`, [`FailoverResult`]).
+//! With `--failover` each client behaves like the page: when its connection ends it
+//! reconnects with the same id, following the page's retry policy, and the generator
+//! records how long it went without ticks and whether its count went on.
+
+use std::{
+    io::Write as _,
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use futures_util::{stream, StreamExt as _};
+use tokio::{
+    net::{TcpSocket, TcpStream},
+    time::{timeout, Instant},
+};
+use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+use wstime_bench::{
+    results::{FailoverResult, SteadyResult},
+    stats::Summary,
+};
+use wstime_protocol::{retry::Next, Disconnect, RetryPolicy, Tick};
+
+/// The page's timeouts (frontend/src/client.rs): no first tick, or no tick, for 5 s.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Parser)]
+#[command(name = "wstime-loadgen", about)]
+struct Args {
+    /// The server or load balancer, e.g. ws://127.0.0.1:8080/
+    #[arg(long)]
+    url: String,
+    /// How many connections to open.
+    #[arg(long)]
+    connections: usize,
+    /// Client ids are <prefix>-<n>.
+    #[arg(long, default_value = "load")]
+    id_prefix: String,
+    /// Loopback addresses to connect from, in turn (spreads the ephemeral ports).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    source_ips: Vec<Ipv4Addr>,
+    /// Connects in flight at once.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Ticks in this many seconds after the last connect are not measured (warm-up).
+    #[arg(long, default_value_t = 1.0)]
+    warmup_secs: f64,
+    /// How long to hold the connections (and measure) after the warm-up.
+    #[arg(long)]
+    hold_secs: f64,
+    /// Behave like the page when a connection ends: reconnect with the same id.
+    #[arg(long)]
+    failover: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let target = target_address(&args.url)?;
+    let args = Arc::new(args);
+    let stop = CancellationToken::new();
+    let measuring = Arc::new(OnceLock::new());
+    let started = Instant::now();
+
+    // Open every connection (at most `concurrency` at a time), then hand each to its task.
+    let opened: Vec<_> = stream::iter(0..args.connections)
+        .map(|i| {
+            let args = Arc::clone(&args);
+            async move {
+                let id = format!("{}-{i}", args.id_prefix);
+                let source = args.source_ips[i % args.source_ips.len()];
+                (id.clone(), source, open(&args.url, target, source, &id).await)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let connect_secs = started.elapsed().as_secs_f64();
+    let failed_connects = opened.iter().filter(|(_, _, socket)| socket.is_err()).count();
+    println!("READY {connect_secs:.3}");
+    std::io::stdout().flush()?;
+
+    let warmup = Duration::from_secs_f64(args.warmup_secs);
+    let _ = measuring.set(Instant::now() + warmup);
+    let tasks: Vec<_> = opened
+        .into_iter()
+        .filter_map(|(id, source, socket)| Some((id, source, socket.ok()?)))
+        .map(|(id, source, socket)| {
+            let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
+            tokio::spawn(async move {
+                if args.failover {
+                    Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
+                } else {
+                    Outcome::Steady(hold(socket, measuring, stop).await)
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(warmup + Duration::from_secs_f64(args.hold_secs)).await;
+    stop.cancel();
+
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await?);
+    }
+    let result = if args.failover {
+        serde_json::to_string(&failover_result(args.connections, outcomes))?
+    } else {
+        serde_json::to_string(&steady_result(
+            args.connections,
+            failed_connects,
+            connect_secs,
+            outcomes,
+        ))?
+    };
+    println!("RESULT {result}");
+    Ok(())
+}
+
+/// `host:port` of a `ws://host:port/` URL (loopback only: the host must be an address).
+fn target_address(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.strip_prefix("ws://").context("the URL must start with ws://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.parse().with_context(|| format!("{authority:?} is not an IP address and port"))
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Opens one WebSocket from `source` with client id `id`.
+async fn open(url: &str, target: SocketAddr, source: Ipv4Addr, id: &str) -> anyhow::Result<Socket> {
+    let attempt = async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source.into(), 0))?;
+        let stream = socket.connect(target).await?;
+        stream.set_nodelay(true)?;
+        let (socket, _) = tokio_tungstenite::client_async(format!("{url}?id={id}"), stream).await?;
+        anyhow::Ok(socket)
+    };
+    match timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(result) => result,
+        Err(_) => bail!("no connection within {CONNECT_TIMEOUT:?}"),
+    }
+}
+
+enum Outcome {
+    Steady(Held),
+    Failover(Rode),
+}
+
+/// What one held connection saw.
+#[derive(Default)]
+struct Held {
+    lateness_ms: Vec<f64>,
+    out_of_order: usize,
+    ticks: usize,
+    dropped: bool,
+}
+
+/// Reads ticks until `stop`, measuring those after the warm-up.
+async fn hold(
+    mut socket: Socket,
+    measuring: Arc<OnceLock<Instant>>,
+    stop: CancellationToken,
+) -> Held {
+    let mut held = Held::default();
+    let mut previous: Option<(Instant, u64)> = None;
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => break,
+            message = socket.next() => message,
+        };
+        let now = Instant::now();
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let Some(tick) = Tick::parse(&text) else { continue };
+                let measured = measuring.get().is_some_and(|from| now >= *from);
+                if let (Some((at, seconds)), true) = (previous, measured) {
+                    held.ticks += 1;
+                    let interval = now.duration_since(at).as_secs_f64();
+                    held.lateness_ms.push(((interval - 1.0) * 1000.0).max(0.0));
+                    if tick.seconds != seconds + 1 {
+                        held.out_of_order += 1;
+                    }
+                }
+                previous = Some((now, tick.seconds));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                held.dropped = true;
+                break;
+            }
+        }
+    }
+    let _ = socket.close(None).await;
+    held
+}
+
+/// What one client saw across losses of its instance.
+#[derive(Default)]
+struct Rode {
+    losses: usize,
+    gaps_ms: Vec<f64>,
+    resumed: usize,
+    restarted: usize,
+    gave_up: bool,
+    reconnected_at: Vec<Instant>,
+    first_loss: Option<Instant>,
+}
+
+/// Holds a connection like the page does: when it ends, reconnect with the same id per
+/// the retry policy, until `stop`.
+async fn ride(
+    socket: Socket,
+    url: &str,
+    target: SocketAddr,
+    source: Ipv4Addr,
+    id: &str,
+    stop: CancellationToken,
+) -> Rode {
+    let policy = RetryPolicy::DEFAULT;
+    let mut rode = Rode::default();
+    let mut socket = Some(socket);
+    let mut last_tick: Option<(Instant, u64)> = None;
+    let mut lost = false;
+    let mut attempt = 0;
+    while !stop.is_cancelled() {
+        let current = match socket.take() {
+            Some(current) => Ok(current),
+            None => open(url, target, source, id).await,
+        };
+        let (delivered, close_code) = match current {
+            Ok(current) => follow(current, &mut last_tick, &mut lost, &mut rode, &stop).await,
+            Err(_) => (false, None),
+        };
+        if stop.is_cancelled() {
+            break;
+        }
+        if !lost {
+            lost = true;
+            rode.losses += 1;
+            rode.first_loss.get_or_insert_with(Instant::now);
+        }
+        let ended_attempt = if delivered { 0 } else { attempt };
+        match policy.next(ended_attempt, Disconnect::from_close_code(close_code), rand::random()) {
+            Next::RetryIn(delay) => {
+                attempt = ended_attempt + 1;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            Next::GiveUp | Next::Stop => {
+                rode.gave_up = true;
+                break;
+            }
+        }
+    }
+    rode
+}
+
+/// Reads one connection's ticks until it ends; returns whether it delivered any, and its
+/// close code. The first tick after a loss records the gap and whether the count went on.
+async fn follow(
+    mut socket: Socket,
+    last_tick: &mut Option<(Instant, u64)>,
+    lost: &mut bool,
+    rode: &mut Rode,
+    stop: &CancellationToken,
+) -> (bool, Option<u16>) {
+    let mut delivered = false;
+    loop {
+        let limit = if delivered { DEAD_PEER_TIMEOUT } else { CONNECT_TIMEOUT };
+        let message = tokio::select! {
+            () = stop.cancelled() => return (delivered, None),
+            message = timeout(limit, socket.next()) => message,
+        };
+        let now = Instant::now();
+        match message {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let Some(tick) = Tick::parse(&text) else { continue };
+                if *lost {
+                    *lost = false;
+                    if let Some((at, seconds)) = *last_tick {
+                        rode.gaps_ms.push(now.duration_since(at).as_secs_f64() * 1000.0);
+                        if tick.seconds > seconds {
+                            rode.resumed += 1;
+                        } else {
+                            rode.restarted += 1;
+                        }
+                    }
+                    rode.reconnected_at.push(now);
+                }
+                delivered = true;
+                *last_tick = Some((now, tick.seconds));
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (delivered, frame.map(|f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) | Err(_) => return (delivered, None),
+        }
+    }
+}
+
+fn steady_result(
+    connections: usize,
+    failed_connects: usize,
+    connect_secs: f64,
+    outcomes: Vec<Outcome>,
+) -> SteadyResult {
+    let mut result =
+        SteadyResult { connections, failed_connects, connect_secs, ..Default::default() };
+    let mut lateness = Vec::new();
+    for outcome in outcomes {
+        if let Outcome::Steady(held) = outcome {
+            lateness.extend(held.lateness_ms);
+            result.out_of_order += held.out_of_order;
+            result.ticks += held.ticks;
+            result.dropped += usize::from(held.dropped);
+        }
+    }
+    result.lateness_ms = Summary::of(lateness);
+    result
+}
+
+fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
+    let rides: Vec<Rode> = outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Failover(rode) => Some(rode),
+            Outcome::Steady(_) => None,
+        })
+        .collect();
+    let first_loss = rides.iter().filter_map(|r| r.first_loss).min();
+    let mut buckets = Vec::new();
+    if let Some(first_loss) = first_loss {
+        for at in rides.iter().flat_map(|r| &r.reconnected_at) {
+            let bucket = (at.saturating_duration_since(first_loss).as_millis() / 100) as usize;
+            if buckets.len() <= bucket {
+                buckets.resize(bucket + 1, 0);
+            }
+            buckets[bucket] += 1;
+        }
+    }
+    FailoverResult {
+        clients,
+        affected: rides.iter().filter(|r| r.losses > 0).count(),
+        gap_ms: rides.iter().flat_map(|r| r.gaps_ms.iter().copied()).collect(),
+        resumed: rides.iter().map(|r| r.resumed).sum(),
+        restarted: rides.iter().map(|r| r.restarted).sum(),
+        gave_up: rides.iter().filter(|r| r.gave_up).count(),
+        reconnects_per_100ms: buckets,
+    }
+}

@@ -1,0 +1,282 @@
+//! The benchmark report: a Markdown summary and SVG charts, written side by side.
+
+use std::{fmt::Write as _, path::Path};
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    results::{FailoverResult, SteadyResult},
+    stats::Summary,
+};
+
+/// One steady-load size, measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SteadyRow {
+    pub connections: usize,
+    pub load: SteadyResult,
+    /// Connects per second while opening the connections.
+    pub connect_rate: f64,
+    /// (RSS loaded − RSS idle) ÷ connections, in KB (1000 bytes).
+    pub rss_per_connection_kb: f64,
+    pub rss_idle_mb: f64,
+    /// Server CPU per tick over the steady window, in µs.
+    pub user_us_per_tick: f64,
+    pub kernel_us_per_tick: f64,
+}
+
+/// One failover experiment, measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailoverRow {
+    /// `SIGKILL` or `SIGTERM`.
+    pub signal: String,
+    pub result: FailoverResult,
+    pub gap_ms: Summary,
+    /// The most reconnects the surviving instances took in any one second.
+    pub peak_reconnects_per_second: usize,
+}
+
+/// Write calls per tick, from `strace -c -f` on a small run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyscallRow {
+    pub connections: usize,
+    pub ticks: u64,
+    pub writes: u64,
+    pub write_calls: Vec<(String, u64)>,
+}
+
+/// Everything a `make bench` run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub machine: String,
+    pub date: String,
+    pub steady: Vec<SteadyRow>,
+    pub syscalls: Option<SyscallRow>,
+    pub failover: Vec<FailoverRow>,
+}
+
+impl FailoverRow {
+    pub fn new(signal: &str, result: FailoverResult) -> Self {
+        // A sliding one-second window over the 100 ms buckets (or everything, if shorter).
+        let buckets = &result.reconnects_per_100ms;
+        let peak = if buckets.len() >= 10 {
+            buckets.windows(10).map(|w| w.iter().sum()).max().unwrap_or(0)
+        } else {
+            buckets.iter().sum()
+        };
+        Self {
+            signal: signal.to_owned(),
+            gap_ms: Summary::of(result.gap_ms.clone()),
+            result,
+            peak_reconnects_per_second: peak,
+        }
+    }
+}
+
+/// Writes `report.md`, `results.json` and the charts into `dir`.
+pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(report)?)?;
+    if !report.steady.is_empty() {
+        steady_charts(report, dir)?;
+    }
+    if !report.failover.is_empty() {
+        failover_charts(report, dir)?;
+    }
+    std::fs::write(dir.join("report.md"), markdown(report))?;
+    Ok(())
+}
+
+fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# wstime benchmark\n\n{} · {}\n", report.date, report.machine);
+    if !report.steady.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Steady load: one release server, one tick per second per connection\n\n\
+             | connections | connect rate /s | RSS per connection | server user CPU per tick | \
+             server kernel CPU per tick | tick lateness p50 / p99 / max | out of order | failed connects |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &report.steady {
+            let l = row.load.lateness_ms;
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {} | {} |",
+                row.connections,
+                row.connect_rate,
+                row.rss_per_connection_kb,
+                row.user_us_per_tick,
+                row.kernel_us_per_tick,
+                l.p50,
+                l.p99,
+                l.max,
+                row.load.out_of_order,
+                row.load.failed_connects,
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n![memory per connection](memory.svg) ![CPU per tick](cpu.svg) ![lateness](lateness.svg)\n"
+        );
+    }
+    if let Some(sys) = &report.syscalls {
+        let calls: Vec<String> = sys.write_calls.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        let _ = writeln!(
+            md,
+            "## System calls\n\n`strace -c -f` on the server with {} connections: {} write calls for \
+             {} ticks ({:.2} per tick; {}).\n",
+            sys.connections,
+            sys.writes,
+            sys.ticks,
+            sys.writes as f64 / sys.ticks.max(1) as f64,
+            calls.join(", ")
+        );
+    }
+    if !report.failover.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Failover: 3 instances + Redis + HAProxy, one instance lost\n\n\
+             | signal | clients | affected | gap p50 / p99 / max | resumed | restarted from 0 | gave up | \
+             peak reconnects /s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &report.failover {
+            let g = row.gap_ms;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} / {:.0} / {:.0} ms | {} | {} | {} | {} |",
+                row.signal,
+                row.result.clients,
+                row.result.affected,
+                g.p50,
+                g.p99,
+                g.max,
+                row.result.resumed,
+                row.result.restarted,
+                row.result.gave_up,
+                row.peak_reconnects_per_second,
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n![failover gaps](failover-gaps.svg) ![reconnects over time](failover-herd.svg)\n"
+        );
+    }
+    md
+}
+
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// A line chart of `series` against x.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points = series.iter().flat_map(|(_, _, p)| p.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max) * 1.05;
+    let y_max = points.map(|p| p.1).fold(0.1, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+    for (name, color, data) in series {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart.draw_series(data.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn steady_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    let by = |f: fn(&SteadyRow) -> f64| -> Vec<(f64, f64)> {
+        report.steady.iter().map(|r| (r.connections as f64, f(r))).collect()
+    };
+    line_chart(
+        &dir.join("memory.svg"),
+        "Server memory per connection",
+        "connections",
+        "KB resident per connection",
+        &[("RSS per connection", BLUE, by(|r| r.rss_per_connection_kb))],
+    )?;
+    line_chart(
+        &dir.join("cpu.svg"),
+        "Server CPU per tick",
+        "connections",
+        "µs per tick",
+        &[
+            ("user", BLUE, by(|r| r.user_us_per_tick)),
+            ("kernel", RED, by(|r| r.kernel_us_per_tick)),
+        ],
+    )?;
+    line_chart(
+        &dir.join("lateness.svg"),
+        "Tick lateness (interval − 1 s)",
+        "connections",
+        "ms",
+        &[
+            ("p50", GREEN, by(|r| r.load.lateness_ms.p50)),
+            ("p99", BLUE, by(|r| r.load.lateness_ms.p99)),
+            ("max", RED, by(|r| r.load.lateness_ms.max)),
+        ],
+    )
+}
+
+fn failover_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    let colors = [RED, BLUE];
+    let cdfs: Vec<Series<'_>> = report
+        .failover
+        .iter()
+        .zip(colors)
+        .map(|(row, color)| {
+            let mut gaps = row.result.gap_ms.clone();
+            gaps.sort_by(f64::total_cmp);
+            let n = gaps.len().max(1) as f64;
+            let points = gaps.iter().enumerate().map(|(i, g)| (*g, (i + 1) as f64 / n)).collect();
+            (row.signal.as_str(), color, points)
+        })
+        .collect();
+    line_chart(
+        &dir.join("failover-gaps.svg"),
+        "Time without ticks per affected client (CDF)",
+        "ms",
+        "fraction of clients",
+        &cdfs,
+    )?;
+    let herds: Vec<Series<'_>> = report
+        .failover
+        .iter()
+        .zip(colors)
+        .map(|(row, color)| {
+            let points = row
+                .result
+                .reconnects_per_100ms
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i as f64 / 10.0, *n as f64 * 10.0))
+                .collect();
+            (row.signal.as_str(), color, points)
+        })
+        .collect();
+    line_chart(
+        &dir.join("failover-herd.svg"),
+        "Reconnects reaching the survivors",
+        "seconds after the first loss",
+        "reconnects per second (100 ms buckets)",
+        &herds,
+    )
+}

@@ -1,0 +1,41 @@
+//! What a load generator reports. Both binaries use these types, so the driver reads
+//! exactly what the generator wrote.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Summary;
+
+/// A steady-load run: connections held, ticks measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SteadyResult {
+    pub connections: usize,
+    pub failed_connects: usize,
+    /// Seconds from the first connect to the last.
+    pub connect_secs: f64,
+    /// Lateness of each tick, in ms: the interval since the previous tick less 1 s
+    /// (0 when it came early).
+    pub lateness_ms: Summary,
+    /// Ticks whose count was not the previous one plus one.
+    pub out_of_order: usize,
+    pub ticks: usize,
+    /// Connections that ended while they were supposed to be held.
+    pub dropped: usize,
+}
+
+/// A failover run: clients that lost their instance and what happened next.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FailoverResult {
+    pub clients: usize,
+    /// Clients whose connection ended at least once.
+    pub affected: usize,
+    /// Milliseconds from the last tick before a loss to the first after it.
+    pub gap_ms: Vec<f64>,
+    /// Reconnects whose first tick continued the count.
+    pub resumed: usize,
+    /// Reconnects whose first tick said 0: the session was lost.
+    pub restarted: usize,
+    /// Clients that used every attempt.
+    pub gave_up: usize,
+    /// Successful reconnects per 100 ms, from the first loss on.
+    pub reconnects_per_100ms: Vec<usize>,
+}
