@@ -50,6 +50,18 @@ async fn new_instance() -> (u64, u64, String) {
     )
 }
 
+/// A fresh instance and the page connected to it, once `ticks` ticks have arrived. The
+/// address is typed as `address(port)` gives it. Returns the page and the instance's
+/// (index, port, name).
+async fn connected(address: impl Fn(u64) -> String, ticks: usize) -> (Page, u64, u64, String) {
+    let (index, port, name) = new_instance().await;
+    let page = Page::mount();
+    page.type_address(&address(port));
+    page.click_connect();
+    page.wait_until("the first ticks", |p| p.counts_from(&name).len() >= ticks).await;
+    (page, index, port, name)
+}
+
 /// The app mounted in its own element; elements are found by id inside it.
 struct Page {
     root: web_sys::Element,
@@ -138,12 +150,8 @@ async fn the_address_box_starts_with_the_pages_host() {
 
 #[wasm_bindgen_test]
 async fn connect_shows_ticks_and_the_server_name() {
-    let (_, port, name) = new_instance().await;
-    let page = Page::mount();
-    page.type_address(&format!("127.0.0.1:{port}"));
-    page.click_connect();
-
-    page.wait_until("two ticks", |p| p.counts_from(&name).len() >= 2).await;
+    // A bare host:port, which the page normalises.
+    let (page, _, port, name) = connected(|port| format!("127.0.0.1:{port}"), 2).await;
     assert_eq!(page.text("status"), format!("connected to {name}"));
     assert_eq!(page.text("connect"), "Disconnect");
     let counts = page.counts_from(&name);
@@ -165,11 +173,7 @@ async fn connect_shows_ticks_and_the_server_name() {
 
 #[wasm_bindgen_test]
 async fn a_stopped_server_is_retried_until_it_returns() {
-    let (index, port, name) = new_instance().await;
-    let page = Page::mount();
-    page.type_address(&format!("ws://127.0.0.1:{port}/"));
-    page.click_connect();
-    page.wait_until("a tick", |p| !p.counts_from(&name).is_empty()).await;
+    let (page, index, _, _) = connected(|port| format!("ws://127.0.0.1:{port}/"), 1).await;
 
     control("POST", &format!("/instances/{index}/signal/KILL")).await;
     page.wait_until("the loss to be noticed", |p| {
@@ -210,11 +214,7 @@ async fn the_posts_double_scheme_mistake_is_explained() {
 
 #[wasm_bindgen_test]
 async fn a_replaced_server_resumes_the_count_through_redis() {
-    let (index, port, old_name) = new_instance().await;
-    let page = Page::mount();
-    page.type_address(&format!("ws://127.0.0.1:{port}/"));
-    page.click_connect();
-    page.wait_until("three ticks", |p| p.counts_from(&old_name).len() >= 3).await;
+    let (page, index, _, old_name) = connected(|port| format!("ws://127.0.0.1:{port}/"), 3).await;
 
     // SIGKILL, then a new process (a new name) on the same port, sharing the same Redis.
     let restarted = control("POST", &format!("/instances/{index}/restart")).await;

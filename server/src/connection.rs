@@ -62,11 +62,17 @@ pub async fn run(
     let mut ticks = tokio::time::interval_at(next_due, TICK_INTERVAL);
     // After a stall, keep one-second spacing rather than sending a burst of late ticks.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pings =
-        tokio::time::interval_at(opened_at + timing.ping_interval, timing.ping_interval);
-    let mut keep_alive = tokio::time::interval_at(opened_at + timing.keep_alive, timing.keep_alive);
-    let idle = tokio::time::sleep(timing.idle_timeout);
-    tokio::pin!(idle);
+    // One timer for everything slow (ping, idle check, session keep-alive): every timer a
+    // socket holds costs memory and a wheel entry, and these need no precision. It runs at
+    // least as often as the keep-alive, so a held session never expires.
+    let period = timing.ping_interval.min(timing.keep_alive);
+    let mut housekeeping = tokio::time::interval_at(opened_at + period, period);
+    let mut last_heard = opened_at;
+    let mut last_touched = opened_at;
+    // Built once: a fresh `cancelled()` per loop pass would register and unregister a
+    // waiter on the shared token, under its lock, on every tick.
+    let shutdown = state.shutdown.cancelled();
+    tokio::pin!(shutdown);
     // Armed when shutdown begins: the moment within the drain window this socket closes.
     let drain_close = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(drain_close);
@@ -76,7 +82,7 @@ pub async fn run(
     while ending.is_none() {
         ending = tokio::select! {
             biased;
-            () = state.shutdown.cancelled(), if !closing => {
+            () = &mut shutdown, if !closing => {
                 // Each socket closes at its own random moment, so the clients' reconnects
                 // reach the other instances spread over the window, not as one herd.
                 closing = true;
@@ -89,7 +95,7 @@ pub async fn run(
             }
             message = messages.next() => {
                 // Anything from the peer, pongs included, proves it is alive.
-                idle.as_mut().reset(Instant::now() + timing.idle_timeout);
+                last_heard = Instant::now();
                 match message {
                     None => Some(Ending::PeerGone),
                     Some(Ok(Message::Ping(payload))) => {
@@ -105,17 +111,22 @@ pub async fn run(
                     Some(Err(_)) => Some(Ending::PeerGone),
                 }
             }
-            () = &mut idle => Some(Ending::Close(CloseCode::GoingAway, "idle timeout")),
             _ = ticks.tick() => {
                 seconds += 1;
                 send_tick(&mut session, &state, seconds).await
             }
-            _ = pings.tick() => within(timing.idle_timeout, session.ping(b"")).await,
-            _ = keep_alive.tick() => {
-                if let Err(error) = state.sessions.touch(&client_id).await {
-                    tracing::debug!(%client_id, %error, "session keep-alive failed");
+            now = housekeeping.tick() => {
+                if now.duration_since(last_touched) >= timing.keep_alive {
+                    last_touched = now;
+                    if let Err(error) = state.sessions.touch(&client_id).await {
+                        tracing::debug!(%client_id, %error, "session keep-alive failed");
+                    }
                 }
-                None
+                if now.duration_since(last_heard) >= timing.idle_timeout {
+                    Some(Ending::Close(CloseCode::GoingAway, "idle timeout"))
+                } else {
+                    within(timing.idle_timeout, session.ping(b"")).await
+                }
             }
         };
     }

@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// jemalloc keeps each size class in its own page-aligned slabs, so the 8 KiB buffers
+/// actix-http allocates per connection stay mostly untouched (and not resident), instead
+/// of sharing pages with small allocations as glibc's malloc arranges them.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use wstime_server::{
     shutdown::{self, Stopped},
     Application, Config,

@@ -36,11 +36,13 @@ pub struct AppState {
 /// The timers every connection runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Between the server's pings.
+    /// Between the server's pings; also how often idleness and the keep-alive are checked.
     pub ping_interval: Duration,
-    /// Silence after which a peer is dropped.
+    /// Silence after which a peer is dropped (noticed at the next ping, so within
+    /// `idle_timeout + ping_interval`).
     pub idle_timeout: Duration,
-    /// Between refreshes of the session's expiry while the socket holds it.
+    /// Between refreshes of the session's expiry while the socket holds it (checked on the
+    /// housekeeping timer, which runs at the shorter of this and the ping interval).
     pub keep_alive: Duration,
     /// The window over which sockets are closed at shutdown.
     pub drain_window: Duration,

@@ -167,12 +167,16 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
     let pid = instance.process.pid();
     std::thread::sleep(Duration::from_secs(1));
     let rss_idle = proc::rss_bytes(pid)?;
+    // Measure only once every generator is connected: a generator still opening
+    // connections keeps the server busy with handshakes, which is not the steady state.
     let settle = 2.0;
-    let hold = format!("{}", settle + args.window_secs + 1.0);
+    let hold = format!("{}", args.window_secs + 1.0);
     let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let (mut processes, connect_secs) =
-        generators(args, &url, size, "steady", &["--warmup-secs", "1", "--hold-secs", &hold])?;
-
+    let flags = ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold];
+    let (mut processes, connect_secs) = generators(args, &url, size, "steady", &flags)?;
+    for process in &processes {
+        process.signal("USR1")?;
+    }
     std::thread::sleep(Duration::from_secs_f64(settle));
     let cpu_before = proc::cpu_time(pid)?;
     let window_start = Instant::now();

@@ -1,7 +1,8 @@
 //! wstime-loadgen: opens many WebSocket connections to a wstime server (or a load balancer
 //! in front of several), holds them, and measures the ticks.
 //!
-//! It prints `READY <seconds>` once every connection is open, then one line
+//! It prints `READY <seconds>` once every connection is open (and, with
+//! `--start-on-signal`, waits for SIGUSR1 before measuring), then one line
 //! `RESULT <json>` at the end ([`SteadyResult`] or, with `--failover`, [`FailoverResult`]).
 //! With `--failover` each client behaves like the page: when its connection ends it
 //! reconnects with the same id, following the page's retry policy, and the generator
@@ -54,6 +55,10 @@ struct Args {
     /// Ticks in this many seconds after the last connect are not measured (warm-up).
     #[arg(long, default_value_t = 1.0)]
     warmup_secs: f64,
+    /// Start the warm-up only on SIGUSR1, so a driver running several generators can start
+    /// every measurement once all of them are connected.
+    #[arg(long)]
+    start_on_signal: bool,
     /// How long to hold the connections (and measure) after the warm-up.
     #[arg(long)]
     hold_secs: f64,
@@ -93,6 +98,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let failed_connects = opened.iter().filter(|(_, _, socket)| socket.is_err()).count();
     println!("READY {connect_secs:.3}");
     std::io::stdout().flush()?;
+    if args.start_on_signal {
+        let mut go = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+        go.recv().await;
+    }
 
     let warmup = Duration::from_secs_f64(args.warmup_secs);
     let _ = measuring.set(Instant::now() + warmup);
