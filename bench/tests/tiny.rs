@@ -41,7 +41,11 @@ fn a_tiny_benchmark_writes_a_sound_report() {
     assert_eq!(steady["load"]["out_of_order"], 0);
     assert!(steady["load"]["ticks"].as_u64().unwrap() >= 50, "{steady}");
     assert!(steady["rss_per_connection_kb"].as_f64().unwrap() > 0.0);
-    assert!(steady["user_us_per_tick"].as_f64().unwrap() > 0.0);
+    // /proc counts CPU time in 10 ms clock ticks: at this size the server may use less than
+    // one in the window, so only the figures' presence is checked, not their size.
+    for field in ["user_us_per_tick", "kernel_us_per_tick"] {
+        assert!(steady[field].as_f64().is_some_and(|us| us >= 0.0), "{field}: {steady}");
+    }
     assert!(results["syscalls"]["writes"].as_u64().unwrap() > 0);
     for run in results["failover"].as_array().unwrap() {
         let result = &run["result"];
