@@ -2,19 +2,7 @@
 
 use tokio_tungstenite::tungstenite;
 
-use crate::helpers::{eventually, raw_upgrade, within, Client, TestServer};
-
-/// The plain health check: (status, body).
-async fn plain_health(server: &TestServer) -> (u16, String) {
-    let mut response = within(
-        "the health check",
-        awc::Client::default().get(server.http_url("/healthcheck")).send(),
-    )
-    .await
-    .expect("health request");
-    let body = within("the body", response.body()).await.expect("health body");
-    (response.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
-}
+use crate::helpers::{eventually, raw_upgrade, Client, TestServer};
 
 async fn open(server: &TestServer, id: &str) -> Client {
     let mut client = server.connect(&format!("/?id={id}")).await;
@@ -38,15 +26,15 @@ async fn fails_at_the_threshold_and_recovers_only_below_the_lower_one() {
     let mut clients = Vec::new();
     for i in 0..5 {
         clients.push(open(&server, &format!("h{i}")).await);
-        assert_eq!(plain_health(&server).await, (200, "ok".into()), "{} sockets", i + 1);
+        assert_eq!(server.plain_health().await, (200, "ok".into()), "{} sockets", i + 1);
     }
     clients.push(open(&server, "h5").await);
-    assert_eq!(plain_health(&server).await, (503, "server is overloaded".into()), "6 of 10");
+    assert_eq!(server.plain_health().await, (503, "server is overloaded".into()), "6 of 10");
 
     close_one(&server, &mut clients).await;
-    assert_eq!(plain_health(&server).await.0, 503, "5 of 10 is not below the recovery threshold");
+    assert_eq!(server.plain_health().await.0, 503, "5 of 10 is not below the recovery threshold");
     close_one(&server, &mut clients).await;
-    assert_eq!(plain_health(&server).await, (200, "ok".into()), "4 of 10 is below it");
+    assert_eq!(server.plain_health().await, (200, "ok".into()), "4 of 10 is below it");
 }
 
 #[actix_web::test]
@@ -107,7 +95,7 @@ async fn outbound_traffic_counts_as_load_when_a_capacity_is_set() {
         vec![open(&server, "n1").await, open(&server, "n2").await, open(&server, "n3").await];
     // The rate is sampled once a second; reading ticks keeps the clients' buffers drained.
     let mut rounds = 0;
-    while plain_health(&server).await.0 != 503 {
+    while server.plain_health().await.0 != 503 {
         rounds += 1;
         assert!(rounds < 10, "the traffic never counted as load: {}", server.health().await);
         for client in &mut clients {

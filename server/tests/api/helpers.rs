@@ -114,6 +114,15 @@ impl TestServer {
         within("the health body", response.json()).await.expect("health JSON")
     }
 
+    /// The plain health check, as a load balancer sees it: (status, body).
+    pub async fn plain_health(&self) -> (u16, String) {
+        let request = awc::Client::default().get(self.http_url("/healthcheck"));
+        let mut response =
+            within("the health check", request.send()).await.expect("health request");
+        let body = within("the health body", response.body()).await.expect("health body");
+        (response.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// The number of WebSockets the server says are open.
     pub async fn live_connections(&self) -> u64 {
         self.health().await["connections"].as_u64().expect("connections is a number")

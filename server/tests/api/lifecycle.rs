@@ -22,16 +22,6 @@ async fn ticks_until_closed(mut client: Client) -> (Vec<u64>, Option<u16>, Insta
     }
 }
 
-async fn health_status(server: &TestServer) -> (u16, String) {
-    let mut response = awc::Client::default()
-        .get(server.http_url("/healthcheck"))
-        .send()
-        .await
-        .expect("health request");
-    let body = response.body().await.expect("health body");
-    (response.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
-}
-
 #[actix_web::test]
 async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     let grace = Duration::from_secs(2);
@@ -48,7 +38,7 @@ async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     let signalled = Instant::now();
     server.signal("TERM");
     let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
-    let (status, body) = health_status(&server).await;
+    let (status, body) = server.plain_health().await;
     assert_eq!((status, body.as_str()), (503, "draining"), "503 at once");
     assert!(signalled.elapsed() < Duration::from_secs(1));
     let (status, refusal) = raw_upgrade(server.port, "/?id=latecomer", "websocket").await;
