@@ -150,11 +150,6 @@ impl Cluster {
         Ok(self.info(index))
     }
 
-    /// The shared Redis's port, if there is one.
-    pub fn redis_port(&self) -> Option<u16> {
-        self.redis.as_ref().map(|r| r.port)
-    }
-
     /// The load balancer's port, if there is one.
     pub fn balancer_port(&self) -> Option<u16> {
         self.haproxy.as_ref().map(|h| h.port)

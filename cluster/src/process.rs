@@ -65,11 +65,6 @@ impl Supervised {
         self.child.id()
     }
 
-    /// The label given at start.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// The captured output so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()

@@ -37,16 +37,16 @@ pub fn push_count(buf: &mut String, seconds: u64) {
     write!(buf, "{seconds}{SUFFIX}").expect("writing to a String cannot fail");
 }
 
-/// The full text of one tick.
-pub fn format(server_name: &str, seconds: u64) -> String {
-    let mut text = prefix(server_name);
-    push_count(&mut text, seconds);
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The full text of one tick, built the way the server builds it.
+    fn format(server_name: &str, seconds: u64) -> String {
+        let mut text = prefix(server_name);
+        push_count(&mut text, seconds);
+        text
+    }
 
     #[test]
     fn the_text_is_the_posts_word_for_word() {
