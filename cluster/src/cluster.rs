@@ -139,13 +139,12 @@ impl Cluster {
     /// Starts a new process (with a new name) on instance `index`'s port, killing the old
     /// one first if it still runs: the same address, a different server.
     pub fn restart(&mut self, index: usize) -> anyhow::Result<InstanceInfo> {
+        if self.slot(index)?.current.is_some() {
+            self.signal(index, "KILL")?;
+        }
         let label = format!("node{}", index + 1);
         let spec = self.spec.instance.clone();
         let slot = self.slot(index)?;
-        if let Some(mut old) = slot.current.take() {
-            old.process.signal("KILL")?;
-            slot.last_exit = Some(old.process.wait_exit(EXIT_LIMIT)?.to_string());
-        }
         slot.current = Some(spec.start(&label, slot.port, &[])?);
         Ok(self.info(index))
     }

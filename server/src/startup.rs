@@ -34,7 +34,6 @@ pub enum StartupError {
 /// A server that is bound and ready to run.
 pub struct Application {
     server: Server,
-    port: u16,
     state: AppState,
     /// The Redis store whose connection must be maintained, when sessions are shared.
     redis: Option<Arc<RedisStore>>,
@@ -99,12 +98,7 @@ impl Application {
         .run();
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, port, state, redis, drain })
-    }
-
-    /// The port actually bound (useful with `--port 0`).
-    pub fn port(&self) -> u16 {
-        self.port
+        Ok(Self { server, state, redis, drain })
     }
 
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
