@@ -1,26 +1,60 @@
-//! One WebSocket connection: one task, one `select!` over the tick timer, the client's
-//! frames, the keep-alive, the idle deadline and the shutdown signal. The loop ends with a
-//! reason, and the socket is closed exactly once, after the loop.
+//! One WebSocket connection, driven as the body of its own `101 Switching Protocols`
+//! response.
+//!
+//! actix-http already runs one task per socket (its HTTP/1 dispatcher), and that task polls
+//! the response body whenever it wakes. So the connection lives in the body: one poll reads
+//! the client's frames from the request payload, runs the connection's one timer and hands
+//! back the frames to send, which the dispatcher writes at once. There is no second task and
+//! no channel between the connection and its socket, so a tick costs one timer wake, one poll
+//! and one `write`, and a connection's own memory is this struct. (actix-ws's `Session`
+//! would put a spawned task and a 32-slot channel in between: about 4 KB more per socket and
+//! twice the wakes per tick; see the README's benchmarks.)
+//!
+//! The connection ends with a reason; its close frame, if any, is the last thing it sends.
 
-use std::{future::Future, time::Duration};
+use std::{
+    cell::RefCell,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use actix_ws::{CloseReason, Message, MessageStream, ProtocolError, Session};
-use futures_util::StreamExt as _;
+use actix_http::ws::{Codec, Frame, OpCode, Parser};
+use actix_web::{
+    body::{BodySize, MessageBody},
+    dev::Payload,
+    web::{Bytes, BytesMut},
+};
+use actix_ws::{CloseReason, Message, ProtocolError};
+use futures_util::Stream as _;
+use pin_project_lite::pin_project;
 use tokio::{
     sync::OwnedSemaphorePermit,
-    time::{Instant, MissedTickBehavior},
+    time::{Instant, Sleep},
+};
+use tokio_util::{
+    codec::{Decoder as _, Encoder as _},
+    sync::WaitForCancellationFutureOwned,
+    task::task_tracker::TaskTrackerToken,
 };
 use wstime_protocol::{tick, ClientId, CloseCode};
 
-use crate::state::AppState;
+use crate::{session::Opened, state::AppState};
 
 /// Time between ticks.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Why a connection's loop ended.
+/// The largest frame a client may send. Clients have nothing to say beyond pings, so a
+/// small limit keeps a misbehaving peer from making the server buffer much.
+pub const MAX_FRAME_BYTES: usize = 4 * 1024;
+
+/// Why a connection ended.
 #[derive(Debug)]
 enum Ending {
-    /// The peer's TCP stream ended or a send failed: nobody is left to tell.
+    /// The peer's TCP stream ended or broke: nobody is left to tell.
     PeerGone,
     /// The peer sent a close frame; answer it with an empty one.
     PeerClosed,
@@ -28,142 +62,330 @@ enum Ending {
     Close(CloseCode, &'static str),
 }
 
-/// Drives one connection until it ends, holding `_slot` (its place under the connection
-/// limit) until then.
-///
-/// The first tick goes out at once and says the session's count ([`Opened::first`]); each
-/// later tick is sent when the session's age reaches its count, measured on this
-/// instance's monotonic clock from the age the store reported. So ticks go up by one per
-/// second, never repeat, and a reconnect anywhere continues where the last one stopped.
-///
-/// [`Opened::first`]: crate::session::Opened::first
-pub async fn run(
-    mut session: Session,
-    mut messages: MessageStream,
-    client_id: ClientId,
-    state: AppState,
+pin_project! {
+    /// A WebSocket connection, as the streaming body of its upgrade response.
+    ///
+    /// The first tick goes out at once and says the session's count ([`Opened::first`]);
+    /// each later tick is sent when the session's age reaches its count, measured on this
+    /// instance's monotonic clock from the age the store reported. So ticks go up by one per
+    /// second, never repeat, and a reconnect anywhere continues where the last one stopped.
+    pub struct Connection {
+        // The one timer: the next tick, ping, keep-alive or drain close, whichever is first.
+        #[pin]
+        timer: Sleep,
+        // Wakes the connection when the drain's closing phase starts.
+        #[pin]
+        shutdown: WaitForCancellationFutureOwned,
+        inner: Inner,
+    }
+}
+
+/// Everything else a connection holds; it need not be pinned.
+struct Inner {
+    state: Arc<AppState>,
+    session: SessionHold,
+    /// The client's bytes, as the dispatcher reads them.
+    incoming: Payload,
+    /// Bytes of a client frame not yet complete.
+    received: BytesMut,
+    codec: Codec,
+    /// Frames waiting to be handed to the dispatcher.
+    outgoing: BytesMut,
+    /// The count of the last tick sent.
+    seconds: u64,
+    next_tick: Instant,
+    /// When to ping next; idleness is judged at the same moments.
+    next_ping: Instant,
+    next_keep_alive: Instant,
+    last_heard: Instant,
+    /// Set when the drain's closing phase starts: this socket's moment to close.
+    close_at: Option<Instant>,
+    /// Whether `shutdown` has been polled (and so holds this task's waker).
+    watching_shutdown: bool,
+    finished: bool,
+    /// This connection's place under the connection limit.
     _slot: OwnedSemaphorePermit,
-) {
-    let opened = match state.sessions.open(&client_id).await {
-        Ok(opened) => opened,
-        Err(error) => {
-            tracing::error!(%client_id, %error, "cannot open the session");
-            let reason = close_reason(CloseCode::InternalError, "session store unavailable");
-            let _ = session.close(Some(reason)).await;
-            return;
+    /// Counts this connection as live until it is dropped; shutdown waits for all of them.
+    _live: TaskTrackerToken,
+}
+
+impl Connection {
+    /// A connection for `client_id`, whose session the store reported as `opened`, reading
+    /// the client's frames from `incoming`.
+    pub fn new(
+        state: Arc<AppState>,
+        client_id: ClientId,
+        opened: Opened,
+        incoming: Payload,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
+        let now = Instant::now();
+        let timing = state.timing;
+        // `first` is at least the age rounded up, so the next count is always in the future.
+        let next_tick = now + (Duration::from_secs(opened.first + 1) - opened.age);
+        // Pings fall on tick moments whenever the interval is whole seconds, so a ping and a
+        // tick leave in the same write.
+        let next_ping = next_tick + timing.ping_interval.saturating_sub(TICK_INTERVAL);
+        let mut inner = Inner {
+            session: SessionHold { id: client_id, state: Arc::clone(&state) },
+            incoming,
+            received: BytesMut::new(),
+            codec: Codec::new().max_size(MAX_FRAME_BYTES),
+            outgoing: BytesMut::new(),
+            seconds: opened.first,
+            next_tick,
+            next_ping,
+            next_keep_alive: now + timing.keep_alive,
+            last_heard: now,
+            close_at: None,
+            watching_shutdown: false,
+            finished: false,
+            _slot: slot,
+            _live: state.connections.token(),
+            state,
+        };
+        inner.put_tick();
+        Self {
+            timer: tokio::time::sleep_until(inner.next_deadline()),
+            shutdown: inner.state.shutdown.clone().cancelled_owned(),
+            inner,
         }
-    };
-    let opened_at = Instant::now();
-    let timing = &state.timing;
-    let mut seconds = opened.first;
+    }
+}
 
-    // `first` is at least the age rounded up, so the next count is always in the future.
-    let next_due = opened_at + (Duration::from_secs(seconds + 1) - opened.age);
-    let mut ticks = tokio::time::interval_at(next_due, TICK_INTERVAL);
-    // After a stall, keep one-second spacing rather than sending a burst of late ticks.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // One timer for everything slow (ping, idle check, session keep-alive): every timer a
-    // socket holds costs memory and a wheel entry, and these need no precision. It runs at
-    // least as often as the keep-alive, so a held session never expires.
-    let period = timing.ping_interval.min(timing.keep_alive);
-    let mut housekeeping = tokio::time::interval_at(opened_at + period, period);
-    let mut last_heard = opened_at;
-    let mut last_touched = opened_at;
-    // Built once: a fresh `cancelled()` per loop pass would register and unregister a
-    // waiter on the shared token, under its lock, on every tick.
-    let shutdown = state.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    // Armed when shutdown begins: the moment within the drain window this socket closes.
-    let drain_close = tokio::time::sleep(Duration::MAX / 4);
-    tokio::pin!(drain_close);
-    let mut closing = false;
+impl MessageBody for Connection {
+    type Error = Infallible;
 
-    let mut ending = send_tick(&mut session, &state, seconds).await;
-    while ending.is_none() {
-        ending = tokio::select! {
-            biased;
-            () = &mut shutdown, if !closing => {
-                // Each socket closes at its own random moment, so the clients' reconnects
-                // reach the other instances spread over the window, not as one herd.
-                closing = true;
-                let delay = timing.drain_window.mul_f64(rand::random::<f64>());
-                drain_close.as_mut().reset(Instant::now() + delay);
-                None
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.project();
+        let inner = this.inner;
+        if inner.finished {
+            return Poll::Ready(None);
+        }
+        let mut ending = inner.receive(cx);
+        if ending.is_none() {
+            inner.watch_shutdown(this.shutdown, cx);
+            ending = inner.run_timer(this.timer, cx);
+        }
+        if let Some(ending) = ending {
+            tracing::debug!(client_id = %inner.session.id, ?ending, "connection ended");
+            inner.finished = true;
+            match ending {
+                Ending::PeerGone => return Poll::Ready(None),
+                Ending::PeerClosed => inner.put(Message::Close(None)),
+                Ending::Close(code, description) => inner.put(Message::Close(Some(CloseReason {
+                    code: code.code().into(),
+                    description: Some(description.into()),
+                }))),
             }
-            () = &mut drain_close, if closing => {
-                Some(Ending::Close(CloseCode::ServiceRestart, "server restarting"))
-            }
-            message = messages.next() => {
-                // Anything from the peer, pongs included, proves it is alive.
-                last_heard = Instant::now();
-                match message {
-                    None => Some(Ending::PeerGone),
-                    Some(Ok(Message::Ping(payload))) => {
-                        within(timing.idle_timeout, session.pong(&payload)).await
+        }
+        if inner.outgoing.is_empty() {
+            return if inner.finished { Poll::Ready(None) } else { Poll::Pending };
+        }
+        Poll::Ready(Some(Ok(inner.outgoing.split().freeze())))
+    }
+}
+
+impl Inner {
+    /// Reads and answers the client's frames until the payload has no more for now.
+    fn receive(&mut self, cx: &mut Context<'_>) -> Option<Ending> {
+        loop {
+            match self.codec.decode(&mut self.received) {
+                Ok(Some(frame)) => {
+                    // Anything from the peer, pongs included, proves it is alive.
+                    self.last_heard = Instant::now();
+                    match frame {
+                        Frame::Ping(payload) => self.put(Message::Pong(payload)),
+                        Frame::Close(_) => return Some(Ending::PeerClosed),
+                        // Text, binary, pongs and continuations carry nothing to act on.
+                        _ => {}
                     }
-                    Some(Ok(Message::Close(_))) => Some(Ending::PeerClosed),
-                    // Text, binary, pongs and continuations carry nothing to act on.
-                    Some(Ok(_)) => None,
-                    Some(Err(ProtocolError::Overflow)) => Some(Ending::Close(
+                    continue;
+                }
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => {
+                    return Some(Ending::Close(
                         CloseCode::MessageTooBig,
                         "frames are limited to 4096 bytes",
-                    )),
-                    Some(Err(_)) => Some(Ending::PeerGone),
+                    ))
                 }
+                Err(_) => return Some(Ending::PeerGone),
             }
-            _ = ticks.tick() => {
-                seconds += 1;
-                send_tick(&mut session, &state, seconds).await
+            if self.received.is_empty() {
+                // Let go of the read chunk's allocation while the client is quiet.
+                self.received = BytesMut::new();
             }
-            now = housekeeping.tick() => {
-                if now.duration_since(last_touched) >= timing.keep_alive {
-                    last_touched = now;
-                    if let Err(error) = state.sessions.touch(&client_id).await {
-                        tracing::debug!(%client_id, %error, "session keep-alive failed");
-                    }
-                }
-                if now.duration_since(last_heard) >= timing.idle_timeout {
-                    Some(Ending::Close(CloseCode::GoingAway, "idle timeout"))
-                } else {
-                    within(timing.idle_timeout, session.ping(b"")).await
-                }
+            match Pin::new(&mut self.incoming).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => self.received.extend_from_slice(&bytes),
+                Poll::Ready(Some(Err(_)) | None) => return Some(Ending::PeerGone),
+                Poll::Pending => return None,
             }
-        };
+        }
     }
-    let ending = ending.expect("the loop ends only with a reason");
 
-    tracing::debug!(%client_id, ?ending, "connection ended");
-    // The resume window starts now, when the socket lets go of the session.
-    if let Err(error) = state.sessions.touch(&client_id).await {
-        tracing::debug!(%client_id, %error, "session touch at close failed");
+    /// Notices the start of the drain's closing phase and picks this socket's moment in the
+    /// window: each socket closes at its own random moment, so the clients' reconnects reach
+    /// the other instances spread out, not as one herd.
+    fn watch_shutdown(
+        &mut self,
+        shutdown: Pin<&mut WaitForCancellationFutureOwned>,
+        cx: &mut Context<'_>,
+    ) {
+        // Polled once to leave this task's waker with the token; after that an atomic load
+        // says whether to look again, so a tick never takes the token's shared lock.
+        if self.close_at.is_some()
+            || (self.watching_shutdown && !self.state.shutdown.is_cancelled())
+        {
+            return;
+        }
+        self.watching_shutdown = true;
+        if shutdown.poll(cx).is_ready() {
+            let delay = self.state.timing.drain_window.mul_f64(rand::random::<f64>());
+            self.close_at = Some(Instant::now() + delay);
+        }
     }
-    let reason = match ending {
-        Ending::PeerGone => return,
-        Ending::PeerClosed => None,
-        Ending::Close(code, description) => Some(close_reason(code, description)),
-    };
-    // The peer may already be gone; there is nobody to report a failed close to.
-    let _ = tokio::time::timeout(timing.idle_timeout, session.close(reason)).await;
+
+    /// Does whatever is due and sets the timer for the next thing.
+    fn run_timer(&mut self, mut timer: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Option<Ending> {
+        loop {
+            let deadline = self.next_deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            // Never earlier than the deadline, so whatever the timer was set for is due.
+            if let Some(ending) = self.on_timer(Instant::now().max(deadline)) {
+                return Some(ending);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let next = self.next_tick.min(self.next_ping).min(self.next_keep_alive);
+        self.close_at.map_or(next, |close_at| close_at.min(next))
+    }
+
+    fn on_timer(&mut self, now: Instant) -> Option<Ending> {
+        if self.close_at.is_some_and(|close_at| close_at <= now) {
+            return Some(Ending::Close(CloseCode::ServiceRestart, "server restarting"));
+        }
+        if self.next_tick <= now {
+            self.seconds += 1;
+            self.put_tick();
+            self.next_tick += TICK_INTERVAL;
+            if self.next_tick <= now {
+                // After a stall of a second or more, keep one-second spacing rather than
+                // sending a burst of late ticks.
+                self.next_tick = now + TICK_INTERVAL;
+            }
+        }
+        if self.next_keep_alive <= now {
+            self.next_keep_alive = now + self.state.timing.keep_alive;
+            self.session.keep_alive();
+        }
+        if self.next_ping <= now {
+            let timing = self.state.timing;
+            if now.duration_since(self.last_heard) >= timing.idle_timeout {
+                return Some(Ending::Close(CloseCode::GoingAway, "idle timeout"));
+            }
+            self.put(Message::Ping(Bytes::new()));
+            while self.next_ping <= now {
+                self.next_ping += timing.ping_interval;
+            }
+        }
+        None
+    }
+
+    /// Queues the tick for `self.seconds`.
+    fn put_tick(&mut self) {
+        let sent = frame_tick(&mut self.outgoing, &self.state.tick_prefix, self.seconds);
+        self.state.capacity.record_sent(sent);
+    }
+
+    /// Queues a control frame.
+    fn put(&mut self, message: Message) {
+        if let Err(error) = self.codec.encode(message, &mut self.outgoing) {
+            tracing::warn!(client_id = %self.session.id, %error, "cannot encode a frame");
+        }
+    }
 }
 
-/// Sends the tick for `seconds`: the pre-built prefix plus the count, one allocation.
-async fn send_tick(session: &mut Session, state: &AppState, seconds: u64) -> Option<Ending> {
-    let mut text = String::with_capacity(state.tick_prefix.len() + 28);
-    text.push_str(&state.tick_prefix);
-    tick::push_count(&mut text, seconds);
-    // A server text frame this short has a two-byte header.
-    state.capacity.record_sent(text.len() + 2);
-    within(state.timing.idle_timeout, session.text(text)).await
+/// Frames the tick for `seconds` (the pre-built `prefix` plus the count) straight into
+/// `out`; returns the frame's length in bytes.
+fn frame_tick(out: &mut BytesMut, prefix: &str, seconds: u64) -> usize {
+    thread_local! {
+        /// Where each worker formats its ticks, so a tick allocates nothing of its own.
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    let before = out.len();
+    TEXT.with_borrow_mut(|text| {
+        text.clear();
+        text.push_str(prefix);
+        tick::push_count(text, seconds);
+        Parser::write_message(out, text.as_bytes(), OpCode::Text, true, false);
+    });
+    out.len() - before
 }
 
-/// Awaits a send, bounded by `limit`: a peer that stopped reading must not hold the task.
-async fn within<E>(limit: Duration, send: impl Future<Output = Result<(), E>>) -> Option<Ending> {
-    match tokio::time::timeout(limit, send).await {
-        Ok(Ok(())) => None,
-        Ok(Err(_)) | Err(_) => Some(Ending::PeerGone),
+/// A connection's claim on its session: the keep-alive while it is open and, when the
+/// connection ends however it ends, a last touch, so the resume window counts from the
+/// moment the socket let go.
+struct SessionHold {
+    id: ClientId,
+    state: Arc<AppState>,
+}
+
+impl SessionHold {
+    fn keep_alive(&self) {
+        self.state.touches.request(self.id.clone());
     }
 }
 
-fn close_reason(code: CloseCode, description: &str) -> CloseReason {
-    CloseReason { code: code.code().into(), description: Some(description.to_owned()) }
+impl Drop for SessionHold {
+    fn drop(&mut self) {
+        self.keep_alive();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts a client reads from `bytes`, decoding frames as a client does.
+    fn client_reads(mut bytes: BytesMut) -> Vec<String> {
+        let mut codec = Codec::new().client_mode();
+        std::iter::from_fn(|| codec.decode(&mut bytes).unwrap())
+            .map(|frame| match frame {
+                Frame::Text(text) => String::from_utf8(text.to_vec()).unwrap(),
+                other => panic!("expected a text frame, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ticks_are_whole_text_frames_for_any_name_length() {
+        // 200 bytes of name needs the 16-bit length form; the usual name the 7-bit one.
+        for name in ["slimy-cardinal".to_owned(), "n".repeat(200)] {
+            let prefix = tick::prefix(&name);
+            let mut out = BytesMut::new();
+            let first = frame_tick(&mut out, &prefix, 9);
+            let second = frame_tick(&mut out, &prefix, 10);
+            assert_eq!(first + second, out.len());
+            let texts = client_reads(out);
+            assert_eq!(texts.len(), 2);
+            for (text, seconds) in texts.iter().zip([9, 10]) {
+                let parsed = tick::Tick::parse(text).expect("a tick's text");
+                assert_eq!((parsed.server, parsed.seconds), (name.as_str(), seconds));
+            }
+        }
+    }
 }

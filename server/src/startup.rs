@@ -9,7 +9,12 @@ use crate::{
     capacity::{self, Capacity, Limits},
     routes,
     session::{
-        self, fallback::FallbackStore, memory::MemoryStore, redis::RedisStore, SessionStore,
+        self,
+        fallback::FallbackStore,
+        memory::MemoryStore,
+        redis::RedisStore,
+        touches::{self, TouchQueue},
+        SessionStore,
     },
     shutdown::{self, DrainTiming, Signal, Stopped},
     state::{AppState, Timing},
@@ -37,6 +42,8 @@ pub struct Application {
     state: AppState,
     /// The Redis store whose connection must be maintained, when sessions are shared.
     redis: Option<Arc<RedisStore>>,
+    /// The session touches the connections queue, worked through while the server runs.
+    touches: TouchQueue,
     drain: DrainTiming,
 }
 
@@ -79,7 +86,8 @@ impl Application {
             limits.healthy_below,
             limits.recover_below
         );
-        let state = AppState::new(&name, sessions, timing, Capacity::new(limits));
+        let (touch_requests, touches) = touches::queue();
+        let state = AppState::new(&name, sessions, touch_requests, timing, Capacity::new(limits));
         let drain =
             DrainTiming { grace: config.drain_grace_secs, window: config.drain_window_secs };
 
@@ -98,13 +106,13 @@ impl Application {
         .run();
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, state, redis, drain })
+        Ok(Self { server, state, redis, touches, drain })
     }
 
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
     /// second signal cuts the drain short.
     pub async fn run_until(self, mut signals: mpsc::Receiver<Signal>) -> io::Result<Stopped> {
-        let Self { server, state, redis, drain, .. } = self;
+        let Self { server, state, redis, touches, drain } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
         // Background work lives until the process stops (not just until the drain starts).
@@ -113,6 +121,14 @@ impl Application {
             let stop = stop_background.clone();
             actix_web::rt::spawn(async move { redis.maintain(stop).await });
         }
+        let store = Arc::clone(&state.sessions);
+        let stop = stop_background.clone();
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                () = touches.run(store) => {}
+                () = stop.cancelled() => {}
+            }
+        });
         let capacity = Arc::clone(&state.capacity);
         let stop = stop_background.clone();
         actix_web::rt::spawn(async move { capacity.sample(stop).await });

@@ -4,7 +4,10 @@ use std::{sync::Arc, time::Duration, time::Instant};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{capacity::Capacity, session::SessionStore};
+use crate::{
+    capacity::Capacity,
+    session::{touches::Touches, SessionStore},
+};
 
 /// The state shared by all workers. Cloning is cheap: every field is reference-counted or
 /// small.
@@ -16,18 +19,20 @@ pub struct AppState {
     pub tick_prefix: Arc<str>,
     /// Where sessions live (memory, or Redis with a memory fallback).
     pub sessions: Arc<dyn SessionStore>,
+    /// Where connections ask for their session's expiry to be restarted.
+    pub touches: Touches,
     /// The connection timers.
     pub timing: Timing,
     /// Limits, load and admission.
     pub capacity: Arc<Capacity>,
-    /// One tracked task per open WebSocket: its length is the live-connection count, and
-    /// waiting on it after `close()` is how shutdown knows every socket has ended.
+    /// One token per open WebSocket: its length is the live-connection count, and waiting
+    /// on it after `close()` is how shutdown knows every socket has ended.
     pub connections: TaskTracker,
     /// Cancelled on the first SIGTERM/SIGINT: the health check turns 503 and new upgrades
     /// are refused, while open sockets keep ticking.
     pub draining: CancellationToken,
-    /// Cancelled once the drain's grace period is over: every connection task closes its
-    /// socket (1012) at a random moment within the drain window.
+    /// Cancelled once the drain's grace period is over: every connection closes its socket
+    /// (1012) at a random moment within the drain window.
     pub shutdown: CancellationToken,
     /// When this instance started, for the health check's uptime.
     pub started: Instant,
@@ -36,13 +41,12 @@ pub struct AppState {
 /// The timers every connection runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Between the server's pings; also how often idleness and the keep-alive are checked.
+    /// Between the server's pings; idleness is checked at each.
     pub ping_interval: Duration,
     /// Silence after which a peer is dropped (noticed at the next ping, so within
     /// `idle_timeout + ping_interval`).
     pub idle_timeout: Duration,
-    /// Between refreshes of the session's expiry while the socket holds it (checked on the
-    /// housekeeping timer, which runs at the shorter of this and the ping interval).
+    /// Between refreshes of the session's expiry while the socket holds it.
     pub keep_alive: Duration,
     /// The window over which sockets are closed at shutdown.
     pub drain_window: Duration,
@@ -53,6 +57,7 @@ impl AppState {
     pub fn new(
         name: &str,
         sessions: Arc<dyn SessionStore>,
+        touches: Touches,
         timing: Timing,
         capacity: Capacity,
     ) -> Self {
@@ -60,6 +65,7 @@ impl AppState {
             name: name.into(),
             tick_prefix: wstime_protocol::tick::prefix(name).into(),
             sessions,
+            touches,
             timing,
             capacity: Arc::new(capacity),
             connections: TaskTracker::new(),

@@ -1,17 +1,14 @@
-//! The WebSocket upgrade: validate the client id, complete the handshake, hand the socket
-//! to its connection task.
+//! The WebSocket upgrade: validate the client id and the handshake, open the session, and
+//! answer `101` with the connection as the response body.
 
 use actix_web::{
-    dev::RequestHead, http::header, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError,
+    body::BoxBody, dev::RequestHead, http::header, http::StatusCode, web, HttpRequest,
+    HttpResponse, ResponseError,
 };
 use serde::Deserialize;
 use wstime_protocol::{ClientId, InvalidClientId};
 
-use crate::{connection, state::AppState};
-
-/// The largest frame a client may send. Clients have nothing to say beyond pings, so a
-/// small limit keeps a misbehaving peer from making the server buffer much.
-pub const MAX_FRAME_BYTES: usize = 4 * 1024;
+use crate::{connection::Connection, session::StoreError, state::AppState};
 
 /// The upgrade request's query string.
 #[derive(Debug, Deserialize)]
@@ -34,20 +31,22 @@ pub enum UpgradeError {
     Draining,
     #[error("{0}")]
     Handshake(actix_web::Error),
+    #[error("sessions cannot be opened right now ({0}); try again shortly")]
+    Store(#[from] StoreError),
 }
 
 impl ResponseError for UpgradeError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidId(_) => StatusCode::BAD_REQUEST,
-            Self::Full | Self::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Full | Self::Draining | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Handshake(error) => error.as_response_error().status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Full | Self::Draining) {
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         response.content_type("text/plain; charset=utf-8").body(self.to_string())
@@ -64,7 +63,9 @@ pub fn is_upgrade(head: &RequestHead) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
 }
 
-/// Answers an upgrade on `/` or `/ws`.
+/// Answers an upgrade on `/` or `/ws`. The session is opened before the `101`, so a store
+/// that cannot answer is a `503` the load balancer can retry elsewhere, not a socket that
+/// opens only to close.
 pub async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
@@ -80,13 +81,15 @@ pub async fn upgrade(
         return Err(UpgradeError::Draining);
     }
     let slot = state.capacity.admit().ok_or(UpgradeError::Full)?;
-    let (response, session, messages) =
-        actix_ws::handle(&req, body).map_err(UpgradeError::Handshake)?;
+    let mut response = actix_http::ws::handshake(req.head())
+        .map_err(|error| UpgradeError::Handshake(error.into()))?;
+    let opened = state.sessions.open(&client_id).await?;
     tracing::info!("Client connected with ID: {client_id}");
 
-    let messages = messages.max_frame_size(MAX_FRAME_BYTES);
-    let state = state.into_inner();
-    let task = connection::run(session, messages, client_id, (*state).clone(), slot);
-    actix_web::rt::spawn(state.connections.track_future(task));
-    Ok(response)
+    let connection =
+        Connection::new(state.into_inner(), client_id, opened, body.into_inner(), slot);
+    let response = response
+        .message_body(BoxBody::new(connection))
+        .map_err(|error| UpgradeError::Handshake(error.into()))?;
+    Ok(response.into())
 }

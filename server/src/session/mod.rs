@@ -7,11 +7,13 @@
 //! than refused connections.
 //!
 //! The store is touched when a socket opens, on a slow keep-alive while it stays open, and
-//! once when it closes; never per tick.
+//! once when it closes; never per tick. The last two go through [`touches`], one queue per
+//! instance, because a connection cannot wait on the store.
 
 pub mod fallback;
 pub mod memory;
 pub mod redis;
+pub mod touches;
 
 use std::time::Duration;
 
