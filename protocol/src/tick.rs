@@ -31,10 +31,36 @@ pub fn prefix(server_name: &str) -> String {
     format!("{server_name}{MIDDLE}")
 }
 
-/// Appends the count and suffix of a tick to `buf`, which holds [`prefix`].
-pub fn push_count(buf: &mut String, seconds: u64) {
-    use std::fmt::Write as _;
-    write!(buf, "{seconds}{SUFFIX}").expect("writing to a String cannot fail");
+/// The rest of a tick after its [`prefix`]: `<n> seconds`, formatted on the stack. A server
+/// sends one per socket per second, so it is written digit by digit, without `fmt`.
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    /// `u64::MAX` has 20 digits; the text ends at the end of the buffer.
+    buf: [u8; 20 + SUFFIX.len()],
+    start: usize,
+}
+
+impl Count {
+    /// The text for `seconds`.
+    pub fn new(mut seconds: u64) -> Self {
+        let mut buf = [0; 20 + SUFFIX.len()];
+        let mut start = buf.len() - SUFFIX.len();
+        buf[start..].copy_from_slice(SUFFIX.as_bytes());
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (seconds % 10) as u8;
+            seconds /= 10;
+            if seconds == 0 {
+                break;
+            }
+        }
+        Self { buf, start }
+    }
+
+    /// The text, as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 #[cfg(test)]
@@ -43,9 +69,15 @@ mod tests {
 
     /// The full text of one tick, built the way the server builds it.
     fn format(server_name: &str, seconds: u64) -> String {
-        let mut text = prefix(server_name);
-        push_count(&mut text, seconds);
-        text
+        let count = Count::new(seconds);
+        prefix(server_name) + std::str::from_utf8(count.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn counts_are_written_in_decimal_from_zero_to_the_largest() {
+        for seconds in [0, 7, 10, 99, 1234, u64::MAX] {
+            assert_eq!(Count::new(seconds).as_bytes(), format!("{seconds} seconds").as_bytes());
+        }
     }
 
     #[test]

@@ -3,17 +3,17 @@
 //!
 //! actix-http already runs one task per socket (its HTTP/1 dispatcher), and that task polls
 //! the response body whenever it wakes. So the connection lives in the body: one poll reads
-//! the client's frames from the request payload, runs the connection's one timer and hands
-//! back the frames to send, which the dispatcher writes at once. There is no second task and
-//! no channel between the connection and its socket, so a tick costs one timer wake, one poll
-//! and one `write`, and a connection's own memory is this struct. (actix-ws's `Session`
-//! would put a spawned task and a 32-slot channel in between: about 4 KB more per socket and
-//! twice the wakes per tick; see the README's benchmarks.)
+//! the client's frames from the request payload, does whatever is due and hands back the
+//! frames to send, which the dispatcher writes at once. There is no second task and no
+//! channel between the connection and its socket, so a tick costs one wake (from the
+//! worker's [`tick_wheel`](crate::tick_wheel)), one poll and one `write`, and a connection's
+//! own memory is this struct. (actix-ws's `Session` would put a spawned task and a 32-slot
+//! channel in between: about 4 KB more per socket and twice the wakes per tick; see the
+//! README's benchmarks.)
 //!
 //! The connection ends with a reason; its close frame, if any, is the last thing it sends.
 
 use std::{
-    cell::RefCell,
     convert::Infallible,
     future::Future,
     pin::Pin,
@@ -22,11 +22,11 @@ use std::{
     time::Duration,
 };
 
-use actix_http::ws::{Codec, Frame, OpCode, Parser};
+use actix_http::ws::{Codec, Frame, OpCode};
 use actix_web::{
     body::{BodySize, MessageBody},
     dev::Payload,
-    web::{Bytes, BytesMut},
+    web::{BufMut as _, Bytes, BytesMut},
 };
 use actix_ws::{CloseReason, Message, ProtocolError};
 use futures_util::Stream as _;
@@ -37,15 +37,17 @@ use tokio::{
 };
 use tokio_util::{
     codec::{Decoder as _, Encoder as _},
-    sync::WaitForCancellationFutureOwned,
     task::task_tracker::TaskTrackerToken,
 };
 use wstime_protocol::{tick, ClientId, CloseCode};
 
-use crate::{session::Opened, state::AppState};
+use crate::{session::Opened, state::AppState, tick_wheel::Place, trigger::Watch};
 
 /// Time between ticks.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest WebSocket frame header a server writes: two bytes and a 64-bit length.
+const MAX_HEADER_BYTES: usize = 10;
 
 /// The largest frame a client may send. Clients have nothing to say beyond pings, so a
 /// small limit keeps a misbehaving peer from making the server buffer much.
@@ -70,12 +72,13 @@ pin_project! {
     /// instance's monotonic clock from the age the store reported. So ticks go up by one per
     /// second, never repeat, and a reconnect anywhere continues where the last one stopped.
     pub struct Connection {
-        // The one timer: the next tick, ping, keep-alive or drain close, whichever is first.
+        // The timer for everything but ticks (which come from the worker's tick wheel):
+        // the next ping, keep-alive or drain close, whichever is first.
         #[pin]
         timer: Sleep,
         // Wakes the connection when the drain's closing phase starts.
         #[pin]
-        shutdown: WaitForCancellationFutureOwned,
+        shutdown: Watch,
         inner: Inner,
     }
 }
@@ -94,14 +97,17 @@ struct Inner {
     /// The count of the last tick sent.
     seconds: u64,
     next_tick: Instant,
+    /// Where the tick wheel wakes this connection for its ticks; taken at the first poll,
+    /// the first moment a waker is at hand.
+    place: Option<Place>,
+    /// Whether `timer` holds this task's waker for its current deadline.
+    timer_armed: bool,
     /// When to ping next; idleness is judged at the same moments.
     next_ping: Instant,
     next_keep_alive: Instant,
     last_heard: Instant,
     /// Set when the drain's closing phase starts: this socket's moment to close.
     close_at: Option<Instant>,
-    /// Whether `shutdown` has been polled (and so holds this task's waker).
-    watching_shutdown: bool,
     finished: bool,
     /// This connection's place under the connection limit.
     _slot: OwnedSemaphorePermit,
@@ -134,11 +140,12 @@ impl Connection {
             outgoing: BytesMut::new(),
             seconds: opened.first,
             next_tick,
+            place: None,
+            timer_armed: false,
             next_ping,
             next_keep_alive: now + timing.keep_alive,
             last_heard: now,
             close_at: None,
-            watching_shutdown: false,
             finished: false,
             _slot: slot,
             _live: state.connections.token(),
@@ -146,8 +153,8 @@ impl Connection {
         };
         inner.put_tick();
         Self {
-            timer: tokio::time::sleep_until(inner.next_deadline()),
-            shutdown: inner.state.shutdown.clone().cancelled_owned(),
+            timer: tokio::time::sleep_until(inner.slow_deadline()),
+            shutdown: inner.state.shutdown.watch(),
             inner,
         }
     }
@@ -172,7 +179,7 @@ impl MessageBody for Connection {
         let mut ending = inner.receive(cx);
         if ending.is_none() {
             inner.watch_shutdown(this.shutdown, cx);
-            ending = inner.run_timer(this.timer, cx);
+            ending = inner.run_due(this.timer, cx);
         }
         if let Some(ending) = ending {
             tracing::debug!(client_id = %inner.session.id, ?ending, "connection ended");
@@ -189,7 +196,9 @@ impl MessageBody for Connection {
         if inner.outgoing.is_empty() {
             return if inner.finished { Poll::Ready(None) } else { Poll::Pending };
         }
-        Poll::Ready(Some(Ok(inner.outgoing.split().freeze())))
+        // Taken whole, so the next frame starts a fresh buffer rather than growing this one
+        // while the dispatcher still holds it.
+        Poll::Ready(Some(Ok(std::mem::take(&mut inner.outgoing).freeze())))
     }
 }
 
@@ -197,7 +206,13 @@ impl Inner {
     /// Reads and answers the client's frames until the payload has no more for now.
     fn receive(&mut self, cx: &mut Context<'_>) -> Option<Ending> {
         loop {
-            match self.codec.decode(&mut self.received) {
+            // Most polls are for a tick, with nothing received: skip the decoder then.
+            let decoded = if self.received.is_empty() {
+                Ok(None)
+            } else {
+                self.codec.decode(&mut self.received)
+            };
+            match decoded {
                 Ok(Some(frame)) => {
                     // Anything from the peer, pongs included, proves it is alive.
                     self.last_heard = Instant::now();
@@ -218,7 +233,7 @@ impl Inner {
                 }
                 Err(_) => return Some(Ending::PeerGone),
             }
-            if self.received.is_empty() {
+            if self.received.is_empty() && self.received.capacity() > 0 {
                 // Let go of the read chunk's allocation while the client is quiet.
                 self.received = BytesMut::new();
             }
@@ -233,60 +248,35 @@ impl Inner {
     /// Notices the start of the drain's closing phase and picks this socket's moment in the
     /// window: each socket closes at its own random moment, so the clients' reconnects reach
     /// the other instances spread out, not as one herd.
-    fn watch_shutdown(
-        &mut self,
-        shutdown: Pin<&mut WaitForCancellationFutureOwned>,
-        cx: &mut Context<'_>,
-    ) {
-        // Polled once to leave this task's waker with the token; after that an atomic load
-        // says whether to look again, so a tick never takes the token's shared lock.
-        if self.close_at.is_some()
-            || (self.watching_shutdown && !self.state.shutdown.is_cancelled())
-        {
-            return;
-        }
-        self.watching_shutdown = true;
-        if shutdown.poll(cx).is_ready() {
+    fn watch_shutdown(&mut self, shutdown: Pin<&mut Watch>, cx: &mut Context<'_>) {
+        if self.close_at.is_none() && shutdown.poll_fired(&self.state.shutdown, cx).is_ready() {
             let delay = self.state.timing.drain_window.mul_f64(rand::random::<f64>());
             self.close_at = Some(Instant::now() + delay);
         }
     }
 
-    /// Does whatever is due and sets the timer for the next thing.
-    fn run_timer(&mut self, mut timer: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Option<Ending> {
-        loop {
-            let deadline = self.next_deadline();
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_pending() {
-                return None;
-            }
-            // Never earlier than the deadline, so whatever the timer was set for is due.
-            if let Some(ending) = self.on_timer(Instant::now().max(deadline)) {
-                return Some(ending);
-            }
-        }
-    }
-
-    fn next_deadline(&self) -> Instant {
-        let next = self.next_tick.min(self.next_ping).min(self.next_keep_alive);
-        self.close_at.map_or(next, |close_at| close_at.min(next))
-    }
-
-    fn on_timer(&mut self, now: Instant) -> Option<Ending> {
+    /// Does whatever is due, and makes sure the connection is woken for what comes next.
+    fn run_due(&mut self, mut timer: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Option<Ending> {
+        let now = Instant::now();
         if self.close_at.is_some_and(|close_at| close_at <= now) {
             return Some(Ending::Close(CloseCode::ServiceRestart, "server restarting"));
         }
+        let epoch = Instant::from_std(self.state.started);
         if self.next_tick <= now {
             self.seconds += 1;
             self.put_tick();
             self.next_tick += TICK_INTERVAL;
             if self.next_tick <= now {
                 // After a stall of a second or more, keep one-second spacing rather than
-                // sending a burst of late ticks.
+                // sending a burst of late ticks; the ticks' phase, and so the slot, moves.
                 self.next_tick = now + TICK_INTERVAL;
+                if let Some(place) = &mut self.place {
+                    place.follow(self.next_tick);
+                }
             }
+        }
+        if self.place.is_none() {
+            self.place = Some(Place::join(self.next_tick, epoch, cx.waker()));
         }
         if self.next_keep_alive <= now {
             self.next_keep_alive = now + self.state.timing.keep_alive;
@@ -302,7 +292,23 @@ impl Inner {
                 self.next_ping += timing.ping_interval;
             }
         }
+        let deadline = self.slow_deadline();
+        if !self.timer_armed || timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+            // Everything due is done, so this only leaves the task's waker; should the
+            // deadline already have passed, poll again rather than lose the wake.
+            if timer.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+            self.timer_armed = true;
+        }
         None
+    }
+
+    /// When the timer must wake the connection: the next ping, keep-alive or drain close.
+    fn slow_deadline(&self) -> Instant {
+        let next = self.next_ping.min(self.next_keep_alive);
+        self.close_at.map_or(next, |close_at| close_at.min(next))
     }
 
     /// Queues the tick for `self.seconds`.
@@ -320,19 +326,29 @@ impl Inner {
 }
 
 /// Frames the tick for `seconds` (the pre-built `prefix` plus the count) straight into
-/// `out`; returns the frame's length in bytes.
+/// `out`, with one exact reservation and no formatting machinery; returns the frame's
+/// length in bytes.
 fn frame_tick(out: &mut BytesMut, prefix: &str, seconds: u64) -> usize {
-    thread_local! {
-        /// Where each worker formats its ticks, so a tick allocates nothing of its own.
-        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
-    }
+    let count = tick::Count::new(seconds);
+    let len = prefix.len() + count.as_bytes().len();
     let before = out.len();
-    TEXT.with_borrow_mut(|text| {
-        text.clear();
-        text.push_str(prefix);
-        tick::push_count(text, seconds);
-        Parser::write_message(out, text.as_bytes(), OpCode::Text, true, false);
-    });
+    out.reserve(MAX_HEADER_BYTES + len);
+    // RFC 6455 section 5.2: FIN and the text opcode, then the length in 7, 16 or 64 bits
+    // (a server's frames are not masked).
+    out.put_u8(0x80 | u8::from(OpCode::Text));
+    match u16::try_from(len) {
+        Ok(short) if short < 126 => out.put_u8(short as u8),
+        Ok(medium) => {
+            out.put_u8(126);
+            out.put_u16(medium);
+        }
+        Err(_) => {
+            out.put_u8(127);
+            out.put_u64(len as u64);
+        }
+    }
+    out.put_slice(prefix.as_bytes());
+    out.put_slice(count.as_bytes());
     out.len() - before
 }
 
@@ -362,7 +378,7 @@ mod tests {
 
     /// The texts a client reads from `bytes`, decoding frames as a client does.
     fn client_reads(mut bytes: BytesMut) -> Vec<String> {
-        let mut codec = Codec::new().client_mode();
+        let mut codec = Codec::new().client_mode().max_size(1 << 20);
         std::iter::from_fn(|| codec.decode(&mut bytes).unwrap())
             .map(|frame| match frame {
                 Frame::Text(text) => String::from_utf8(text.to_vec()).unwrap(),
@@ -373,8 +389,9 @@ mod tests {
 
     #[test]
     fn ticks_are_whole_text_frames_for_any_name_length() {
-        // 200 bytes of name needs the 16-bit length form; the usual name the 7-bit one.
-        for name in ["slimy-cardinal".to_owned(), "n".repeat(200)] {
+        // The usual name needs the 7-bit length form, 200 bytes the 16-bit one and 70,000
+        // bytes the 64-bit one.
+        for name in ["slimy-cardinal".to_owned(), "n".repeat(200), "n".repeat(70_000)] {
             let prefix = tick::prefix(&name);
             let mut out = BytesMut::new();
             let first = frame_tick(&mut out, &prefix, 9);

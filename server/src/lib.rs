@@ -7,13 +7,15 @@
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
 //! - [`routes`]: the page (static files), the WebSocket upgrade and the health check, all on
 //!   one port.
-//! - [`connection`]: the task that drives one WebSocket: ticks, client frames, pings,
-//!   the session keep-alive, shutdown.
+//! - [`connection`]: one WebSocket, driven as its upgrade response's body: ticks, client
+//!   frames, pings, the session keep-alive, shutdown.
 //! - [`session`]: where sessions live (memory, or Redis shared by every instance), so a
 //!   reconnect anywhere continues the count.
 //! - [`state`]: what every request handler shares (the server's name, live connections,
 //!   the drain and shutdown signals).
 //! - [`shutdown`]: the graceful drain that SIGTERM/SIGINT start.
+//! - [`tick_wheel`]: one tick clock per worker thread, instead of a timer per socket.
+//! - [`trigger`]: the switch that tells every connection the drain's closing phase began.
 
 pub mod capacity;
 pub mod config;
@@ -23,6 +25,8 @@ pub mod session;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
+pub mod tick_wheel;
+pub mod trigger;
 
 pub use config::Config;
 pub use startup::{Application, StartupError};

@@ -95,7 +95,7 @@ pub async fn drain(state: &AppState, timing: DrainTiming) {
     );
     tokio::time::sleep(timing.grace).await;
     tracing::info!(connections = state.live_connections(), "closing every socket with 1012");
-    state.shutdown.cancel();
+    state.shutdown.fire();
     state.connections.close();
     let limit = timing.window + CLOSE_HANDSHAKE_LIMIT;
     if tokio::time::timeout(limit, state.connections.wait()).await.is_err() {

@@ -39,7 +39,7 @@ pub enum StartupError {
 /// A server that is bound and ready to run.
 pub struct Application {
     server: Server,
-    state: AppState,
+    state: web::Data<AppState>,
     /// The Redis store whose connection must be maintained, when sessions are shared.
     redis: Option<Arc<RedisStore>>,
     /// The session touches the connections queue, worked through while the server runs.
@@ -91,7 +91,8 @@ impl Application {
         let drain =
             DrainTiming { grace: config.drain_grace_secs, window: config.drain_window_secs };
 
-        let app_state = web::Data::new(state.clone());
+        let state = web::Data::new(state);
+        let app_state = state.clone();
         let static_dir = config.static_dir.clone();
         let server = HttpServer::new(move || {
             App::new()

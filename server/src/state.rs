@@ -7,11 +7,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     capacity::Capacity,
     session::{touches::Touches, SessionStore},
+    trigger::Trigger,
 };
 
-/// The state shared by all workers. Cloning is cheap: every field is reference-counted or
-/// small.
-#[derive(Clone)]
+/// The state shared by all workers; there is one per instance, shared as `web::Data`.
 pub struct AppState {
     /// This instance's name, as it appears in every tick.
     pub name: Arc<str>,
@@ -33,7 +32,7 @@ pub struct AppState {
     pub draining: CancellationToken,
     /// Cancelled once the drain's grace period is over: every connection closes its socket
     /// (1012) at a random moment within the drain window.
-    pub shutdown: CancellationToken,
+    pub shutdown: Trigger,
     /// When this instance started, for the health check's uptime.
     pub started: Instant,
 }
@@ -70,7 +69,7 @@ impl AppState {
             capacity: Arc::new(capacity),
             connections: TaskTracker::new(),
             draining: CancellationToken::new(),
-            shutdown: CancellationToken::new(),
+            shutdown: Trigger::default(),
             started: Instant::now(),
         }
     }
