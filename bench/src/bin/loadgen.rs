@@ -81,21 +81,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let measuring = Arc::new(OnceLock::new());
     let started = Instant::now();
 
-    // Open every connection (at most `concurrency` at a time), then hand each to its task.
+    // Open every connection (at most `concurrency` at a time) and start reading it at once,
+    // as a real client does: a socket left unread while the others connect would hand its
+    // backlog over in one burst, and its first measured interval would say nothing about
+    // the server.
     let opened: Vec<_> = stream::iter(0..args.connections)
         .map(|i| {
-            let args = Arc::clone(&args);
+            let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
             async move {
                 let id = format!("{}-{i}", args.id_prefix);
                 let source = args.source_ips[i % args.source_ips.len()];
-                (id.clone(), source, open(&args.url, target, source, &id).await)
+                let socket = open(&args.url, target, source, &id).await?;
+                anyhow::Ok(tokio::spawn(async move {
+                    if args.failover {
+                        Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
+                    } else {
+                        Outcome::Steady(hold(socket, measuring, stop).await)
+                    }
+                }))
             }
         })
         .buffer_unordered(args.concurrency)
         .collect()
         .await;
     let connect_secs = started.elapsed().as_secs_f64();
-    let failed_connects = opened.iter().filter(|(_, _, socket)| socket.is_err()).count();
+    let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
+    let failed_connects = args.connections - tasks.len();
     println!("READY {connect_secs:.3}");
     std::io::stdout().flush()?;
     if args.start_on_signal {
@@ -105,20 +116,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let warmup = Duration::from_secs_f64(args.warmup_secs);
     let _ = measuring.set(Instant::now() + warmup);
-    let tasks: Vec<_> = opened
-        .into_iter()
-        .filter_map(|(id, source, socket)| Some((id, source, socket.ok()?)))
-        .map(|(id, source, socket)| {
-            let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
-            tokio::spawn(async move {
-                if args.failover {
-                    Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
-                } else {
-                    Outcome::Steady(hold(socket, measuring, stop).await)
-                }
-            })
-        })
-        .collect();
     tokio::time::sleep(warmup + Duration::from_secs_f64(args.hold_secs)).await;
     stop.cancel();
 
