@@ -36,12 +36,14 @@ pub struct FailoverRow {
     pub peak_reconnects_per_second: usize,
 }
 
-/// Write calls per tick, from `strace -c -f` on a small run.
+/// Write calls per tick, from `strace -f` on a small run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyscallRow {
     pub connections: usize,
     pub ticks: u64,
-    pub writes: u64,
+    /// Write-family calls on the server's TCP sockets: what the ticks cost.
+    pub socket_writes: u64,
+    /// Every write-family call, by call and what it wrote to (`sendto TCP`, `write eventfd`).
     pub write_calls: Vec<(String, u64)>,
 }
 
@@ -124,12 +126,13 @@ fn markdown(report: &Report) -> String {
         let calls: Vec<String> = sys.write_calls.iter().map(|(n, c)| format!("{n} {c}")).collect();
         let _ = writeln!(
             md,
-            "## System calls\n\n`strace -c -f` on the server with {} connections: {} write calls for \
-             {} ticks ({:.2} per tick; {}).\n",
+            "## System calls\n\n`strace -f` on the server with {} connections: {} writes to TCP \
+             sockets for {} ticks ({:.2} per tick). Every write-family call, by what it wrote \
+             to: {}.\n",
             sys.connections,
-            sys.writes,
+            sys.socket_writes,
             sys.ticks,
-            sys.writes as f64 / sys.ticks.max(1) as f64,
+            sys.socket_writes as f64 / sys.ticks.max(1) as f64,
             calls.join(", ")
         );
     }

@@ -46,7 +46,7 @@ fn a_tiny_benchmark_writes_a_sound_report() {
     for field in ["user_us_per_tick", "kernel_us_per_tick"] {
         assert!(steady[field].as_f64().is_some_and(|us| us >= 0.0), "{field}: {steady}");
     }
-    assert!(results["syscalls"]["writes"].as_u64().unwrap() > 0);
+    assert!(results["syscalls"]["socket_writes"].as_u64().unwrap() > 0);
     for run in results["failover"].as_array().unwrap() {
         let result = &run["result"];
         let affected = result["affected"].as_u64().unwrap();

@@ -12,8 +12,6 @@ pub enum CloseCode {
     PolicyViolation = 1008,
     /// The client sent a frame over the size limit.
     MessageTooBig = 1009,
-    /// The server failed; another instance may do better.
-    InternalError = 1011,
     /// The instance is draining for a restart: reconnect promptly, elsewhere.
     ServiceRestart = 1012,
     /// The instance is shedding load: come back, but later.

@@ -1,4 +1,4 @@
-//! What every request handler and connection task shares.
+//! What every request handler and connection shares.
 
 use std::{sync::Arc, time::Duration, time::Instant};
 

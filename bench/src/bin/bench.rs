@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
     }
     if args.strace_connections > 0 {
         let row = syscalls(&args)?;
-        eprintln!("wstime-bench: {} write calls for {} ticks", row.writes, row.ticks);
+        eprintln!("wstime-bench: {} socket writes for {} ticks", row.socket_writes, row.ticks);
         report.syscalls = Some(row);
     }
     if args.failover_clients > 0 {
@@ -211,7 +211,9 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
     })
 }
 
-/// Counts the server's write calls per tick under `strace -c -f` in a steady window.
+/// Counts the server's write calls per tick under `strace -f` in a steady window, by what
+/// they wrote to: only writes to TCP sockets are a tick's cost (the event loop's own
+/// wake-ups write to an eventfd).
 fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let connections = args.strace_connections;
     let instance = server(args, &[])?;
@@ -220,11 +222,12 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
         generators(args, &url, connections, "strace", &["--warmup-secs", "0", "--hold-secs", "8"])?;
     // Attach once every socket is open, so only steady-state ticks are counted.
     std::thread::sleep(Duration::from_secs(1));
-    let summary = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
+    let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
     let window = 5;
     let status = Command::new("timeout")
-        .args(["-s", "INT", &window.to_string(), "strace", "-c", "-f", "-o"])
-        .arg(&summary)
+        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-yy", "-qq"])
+        .args(["-e", "trace=write,writev,sendto,sendmsg", "-e", "signal=none", "-o"])
+        .arg(&trace)
         .args(["-p", &instance.process.pid().to_string()])
         .status()
         .context("run strace (make bench installs it)")?;
@@ -234,25 +237,38 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     for process in &mut processes {
         let _: SteadyResult = result(process, Duration::from_secs(30))?;
     }
-    let text = std::fs::read_to_string(&summary)?;
-    let _ = std::fs::remove_file(&summary);
-    let write_calls: Vec<(String, u64)> = text
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let name = *fields.last()?;
-            let calls = fields.get(3)?.parse().ok()?;
-            ["write", "writev", "sendto", "sendmsg"]
-                .contains(&name)
-                .then(|| (name.to_owned(), calls))
-        })
-        .collect();
+    let text = std::fs::read_to_string(&trace)?;
+    let _ = std::fs::remove_file(&trace);
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for call in text.lines().filter_map(write_call) {
+        *counts.entry(call).or_default() += 1;
+    }
+    let socket_writes = counts.iter().filter(|(k, _)| k.ends_with(" TCP")).map(|(_, c)| c).sum();
     Ok(SyscallRow {
         connections,
         ticks: (connections * window) as u64,
-        writes: write_calls.iter().map(|(_, c)| c).sum(),
-        write_calls,
+        socket_writes,
+        write_calls: counts.into_iter().collect(),
     })
+}
+
+/// `sendto TCP` for a line of `strace -f -yy` such as
+/// `7 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, ...`, `write eventfd` for a write
+/// to an eventfd; `None` for the second half of an interrupted call.
+fn write_call(line: &str) -> Option<String> {
+    // Each line starts with the thread's id: `[pid 7] ` on a terminal, `7 ` in a file.
+    let call = line.strip_prefix("[pid ").unwrap_or(line);
+    let call = call.trim_start_matches(|c: char| c.is_ascii_digit());
+    let call = call.strip_prefix("] ").or_else(|| call.strip_prefix(' ')).unwrap_or(call);
+    let (name, args) = call.split_once('(')?;
+    let (_, target) = args.split_once('<')?;
+    let target = target.split(['>', ':']).next()?;
+    let target = if target.starts_with("anon_inode") {
+        args.split_once("[")?.1.split(']').next()?
+    } else {
+        target.trim_end_matches("v6")
+    };
+    Some(format!("{name} {target}"))
 }
 
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
@@ -310,4 +326,31 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
     }
     cluster.stop();
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_call;
+
+    #[test]
+    fn strace_lines_say_which_call_wrote_to_what() {
+        let lines = [
+            "[pid 26667] sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
+            "27338 sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
+            "[pid 26667] write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>",
+            "[pid 26667] <... write resumed>) = 8",
+            "write(2<pipe:[81234]>, \"log line\\n\", 9) = 9",
+        ];
+        let calls: Vec<_> = lines.into_iter().map(write_call).collect();
+        assert_eq!(
+            calls,
+            [
+                Some("sendto TCP".into()),
+                Some("sendto TCP".into()),
+                Some("write eventfd".into()),
+                None,
+                Some("write pipe".into()),
+            ]
+        );
+    }
 }
