@@ -41,7 +41,12 @@ use tokio_util::{
 };
 use wstime_protocol::{tick, ClientId, CloseCode};
 
-use crate::{session::Opened, state::AppState, tick_wheel::Place, trigger::Watch};
+use crate::{
+    session::Opened,
+    state::AppState,
+    tick_wheel::{self, Place},
+    trigger::Watch,
+};
 
 /// Time between ticks.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
@@ -128,7 +133,12 @@ impl Connection {
         let now = Instant::now();
         let timing = state.timing;
         // `first` is at least the age rounded up, so the next count is always in the future.
-        let next_tick = now + (Duration::from_secs(opened.first + 1) - opened.age);
+        let epoch = Instant::from_std(state.started);
+        // On the tick wheel's grid, where the wheel wakes the connection: pings and
+        // keep-alives counted from it fall on the grid too, so whatever wakes the
+        // connection first finds the tick due at the same moment, never a slot early.
+        let next_tick =
+            tick_wheel::on_grid(now + (Duration::from_secs(opened.first + 1) - opened.age), epoch);
         // Pings fall on tick moments whenever the interval is whole seconds, so a ping and a
         // tick leave in the same write.
         let next_ping = next_tick + timing.ping_interval.saturating_sub(TICK_INTERVAL);
@@ -143,7 +153,7 @@ impl Connection {
             place: None,
             timer_armed: false,
             next_ping,
-            next_keep_alive: now + timing.keep_alive,
+            next_keep_alive: next_tick + timing.keep_alive,
             last_heard: now,
             close_at: None,
             finished: false,
@@ -269,7 +279,7 @@ impl Inner {
             if self.next_tick <= now {
                 // After a stall of a second or more, keep one-second spacing rather than
                 // sending a burst of late ticks; the ticks' phase, and so the slot, moves.
-                self.next_tick = now + TICK_INTERVAL;
+                self.next_tick = tick_wheel::on_grid(now + TICK_INTERVAL, epoch);
                 if let Some(place) = &mut self.place {
                     place.follow(self.next_tick);
                 }

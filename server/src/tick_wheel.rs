@@ -23,7 +23,7 @@ const SLOTS: usize = 100;
 const _: () = assert!(SLOT_NANOS * SLOTS as u64 == 1_000_000_000);
 
 /// The first slot boundary, counted from `epoch`, that is not before `moment`.
-fn on_grid(moment: Instant, epoch: Instant) -> Instant {
+pub fn on_grid(moment: Instant, epoch: Instant) -> Instant {
     epoch + Duration::from_nanos(slots_since(moment, epoch).saturating_mul(SLOT_NANOS))
 }
 
