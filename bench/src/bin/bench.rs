@@ -268,7 +268,7 @@ fn write_call(line: &str) -> Option<String> {
     } else {
         target.trim_end_matches("v6")
     };
-    Some(format!("{name} {target}"))
+    Some(format!("{} {target}", name.trim()))
 }
 
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
@@ -336,7 +336,7 @@ mod tests {
     fn strace_lines_say_which_call_wrote_to_what() {
         let lines = [
             "[pid 26667] sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
-            "27338 sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
+            "27338  sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
             "[pid 26667] write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>",
             "[pid 26667] <... write resumed>) = 8",
             "write(2<pipe:[81234]>, \"log line\\n\", 9) = 9",
