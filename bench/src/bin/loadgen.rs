@@ -11,6 +11,7 @@
 use std::{
     io::Write as _,
     net::{Ipv4Addr, SocketAddr},
+    ops::Range,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -62,6 +63,11 @@ struct Args {
     /// How long to hold the connections (and measure) after the warm-up.
     #[arg(long)]
     hold_secs: f64,
+    /// How long to keep the connections open, no longer measuring, before closing them:
+    /// closing thousands of sockets takes a burst of CPU, and generators sharing a machine
+    /// must all have stopped measuring before any of them makes that burst.
+    #[arg(long, default_value_t = 2.0)]
+    linger_secs: f64,
     /// Behave like the page when a connection ends: reconnect with the same id.
     #[arg(long)]
     failover: bool,
@@ -115,8 +121,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let warmup = Duration::from_secs_f64(args.warmup_secs);
-    let _ = measuring.set(Instant::now() + warmup);
-    tokio::time::sleep(warmup + Duration::from_secs_f64(args.hold_secs)).await;
+    let from = Instant::now() + warmup;
+    let until = from + Duration::from_secs_f64(args.hold_secs);
+    let _ = measuring.set(from..until);
+    tokio::time::sleep_until(until + Duration::from_secs_f64(args.linger_secs)).await;
     stop.cancel();
 
     let mut outcomes = Vec::with_capacity(tasks.len());
@@ -176,10 +184,10 @@ struct Held {
     dropped: bool,
 }
 
-/// Reads ticks until `stop`, measuring those after the warm-up.
+/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window.
 async fn hold(
     mut socket: Socket,
-    measuring: Arc<OnceLock<Instant>>,
+    measuring: Arc<OnceLock<Range<Instant>>>,
     stop: CancellationToken,
 ) -> Held {
     let mut held = Held::default();
@@ -193,7 +201,7 @@ async fn hold(
         match message {
             Some(Ok(Message::Text(text))) => {
                 let Some(tick) = Tick::parse(&text) else { continue };
-                let measured = measuring.get().is_some_and(|from| now >= *from);
+                let measured = measuring.get().is_some_and(|window| window.contains(&now));
                 if let (Some((at, seconds)), true) = (previous, measured) {
                     held.ticks += 1;
                     let interval = now.duration_since(at).as_secs_f64();
