@@ -371,7 +371,12 @@ fn frame_tick(out: &mut BytesMut, prefix: &str, seconds: u64) -> usize {
     let count = tick::Count::new(seconds);
     let len = prefix.len() + count.as_bytes().len();
     let before = out.len();
-    out.reserve(MAX_HEADER_BYTES + len);
+    if out.capacity() == 0 {
+        // The usual case, an empty buffer: one exact allocation, not a growth step.
+        *out = BytesMut::with_capacity(MAX_HEADER_BYTES + len);
+    } else {
+        out.reserve(MAX_HEADER_BYTES + len);
+    }
     // RFC 6455 section 5.2: FIN and the text opcode, then the length in 7, 16 or 64 bits
     // (a server's frames are not masked).
     out.put_u8(0x80 | u8::from(OpCode::Text));
