@@ -225,7 +225,7 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
     let window = 5;
     let status = Command::new("timeout")
-        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-yy", "-qq"])
+        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-ttt", "-yy", "-qq"])
         .args(["-e", "trace=write,writev,sendto,sendmsg", "-e", "signal=none", "-o"])
         .arg(&trace)
         .args(["-p", &instance.process.pid().to_string()])
@@ -240,26 +240,31 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let text = std::fs::read_to_string(&trace)?;
     let _ = std::fs::remove_file(&trace);
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for call in text.lines().filter_map(write_call) {
+    let (mut first, mut last) = (f64::MAX, f64::MIN);
+    for (at, call) in text.lines().filter_map(write_call) {
+        (first, last) = (first.min(at), last.max(at));
         *counts.entry(call).or_default() += 1;
     }
     let socket_writes = counts.iter().filter(|(k, _)| k.ends_with(" TCP")).map(|(_, c)| c).sum();
+    // The ticks due while strace was attached: one a second per connection, over the time
+    // from the first traced call to the last (attaching takes part of `window`).
+    let traced_secs = (last - first).max(0.0);
     Ok(SyscallRow {
         connections,
-        ticks: (connections * window) as u64,
+        ticks: (connections as f64 * traced_secs).round() as u64,
         socket_writes,
         write_calls: counts.into_iter().collect(),
     })
 }
 
-/// `sendto TCP` for a line of `strace -f -yy` such as
-/// `7 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, ...`, `write eventfd` for a write
-/// to an eventfd; `None` for the second half of an interrupted call.
-fn write_call(line: &str) -> Option<String> {
-    // Each line starts with the thread's id: `[pid 7] ` on a terminal, `7 ` in a file.
-    let call = line.strip_prefix("[pid ").unwrap_or(line);
-    let call = call.trim_start_matches(|c: char| c.is_ascii_digit());
-    let call = call.strip_prefix("] ").or_else(|| call.strip_prefix(' ')).unwrap_or(call);
+/// When and what, for a line of `strace -f -ttt -yy -o` such as
+/// `7 1795740193.123456 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, ...`: the time and
+/// `sendto TCP` (`write eventfd` for a write to an eventfd); `None` for the second half of
+/// an interrupted call.
+fn write_call(line: &str) -> Option<(f64, String)> {
+    // strace pads the thread id to a common width.
+    let (_pid, rest) = line.trim_start().split_once(' ')?;
+    let (at, call) = rest.trim_start().split_once(' ')?;
     let (name, args) = call.split_once('(')?;
     let (_, target) = args.split_once('<')?;
     let target = target.split(['>', ':']).next()?;
@@ -268,7 +273,7 @@ fn write_call(line: &str) -> Option<String> {
     } else {
         target.trim_end_matches("v6")
     };
-    Some(format!("{} {target}", name.trim()))
+    Some((at.parse().ok()?, format!("{} {target}", name.trim())))
 }
 
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
@@ -333,23 +338,23 @@ mod tests {
     use super::write_call;
 
     #[test]
-    fn strace_lines_say_which_call_wrote_to_what() {
+    fn strace_lines_say_when_and_which_call_wrote_to_what() {
         let lines = [
-            "[pid 26667] sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
-            "27338  sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
-            "[pid 26667] write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>",
-            "[pid 26667] <... write resumed>) = 8",
-            "write(2<pipe:[81234]>, \"log line\\n\", 9) = 9",
+            "26667 1795740193.500000 sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
+            "27338  1795740194.250000 sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
+            "26667 1795740195.000000 write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>",
+            "26667 1795740195.000001 <... write resumed>) = 8",
+            "27338 1795740196.000000 write(2<pipe:[81234]>, \"log line\\n\", 9) = 9",
         ];
         let calls: Vec<_> = lines.into_iter().map(write_call).collect();
         assert_eq!(
             calls,
             [
-                Some("sendto TCP".into()),
-                Some("sendto TCP".into()),
-                Some("write eventfd".into()),
+                Some((1795740193.5, "sendto TCP".into())),
+                Some((1795740194.25, "sendto TCP".into())),
+                Some((1795740195.0, "write eventfd".into())),
                 None,
-                Some("write pipe".into()),
+                Some((1795740196.0, "write pipe".into())),
             ]
         );
     }
