@@ -228,9 +228,9 @@ impl MessageBody for Connection {
         if inner.outgoing.is_empty() {
             return if inner.finished { Poll::Ready(None) } else { Poll::Pending };
         }
+        inner.handed_over = true;
         // Taken whole, so the next frame starts a fresh buffer rather than growing this one
         // while the dispatcher still holds it.
-        inner.handed_over = true;
         Poll::Ready(Some(Ok(std::mem::take(&mut inner.outgoing).freeze())))
     }
 }
