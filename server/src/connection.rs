@@ -125,7 +125,7 @@ struct Inner {
     place: Option<Place>,
     last_heard: Instant,
     codec: Codec,
-    session: SessionHold,
+    client_id: ClientId,
     /// This connection's place under the connection limit.
     _slot: OwnedSemaphorePermit,
     /// Counts this connection as live until it is dropped; shutdown waits for all of them.
@@ -155,7 +155,7 @@ impl Connection {
         // tick leave in the same write.
         let next_ping = next_tick + timing.ping_interval.saturating_sub(TICK_INTERVAL);
         let mut inner = Inner {
-            session: SessionHold { id: client_id, state: Arc::clone(&state) },
+            client_id,
             incoming,
             received: BytesMut::new(),
             codec: Codec::new().max_size(MAX_FRAME_BYTES),
@@ -214,7 +214,7 @@ impl MessageBody for Connection {
             ending = inner.run_due(this.timer, cx);
         }
         if let Some(ending) = ending {
-            tracing::debug!(client_id = %inner.session.id, ?ending, "connection ended");
+            tracing::debug!(client_id = %inner.client_id, ?ending, "connection ended");
             inner.finished = true;
             match ending {
                 Ending::PeerGone => return Poll::Ready(None),
@@ -300,7 +300,6 @@ impl Inner {
         if self.close_at.is_some_and(|close_at| close_at <= now) {
             return Some(Ending::Close(CloseCode::ServiceRestart, "server restarting"));
         }
-        let epoch = Instant::from_std(self.state.started);
         if self.next_tick <= now {
             self.seconds += 1;
             self.put_tick();
@@ -308,18 +307,18 @@ impl Inner {
             if self.next_tick <= now {
                 // After a stall of a second or more, keep one-second spacing rather than
                 // sending a burst of late ticks; the ticks' phase, and so the slot, moves.
-                self.next_tick = tick_wheel::on_grid(now + TICK_INTERVAL, epoch);
+                self.next_tick = tick_wheel::on_grid(now + TICK_INTERVAL, self.epoch());
                 if let Some(place) = &mut self.place {
                     place.follow(self.next_tick);
                 }
             }
         }
         if self.place.is_none() {
-            self.place = Some(Place::join(self.next_tick, epoch, cx.waker()));
+            self.place = Some(Place::join(self.next_tick, self.epoch(), cx.waker()));
         }
         if self.next_keep_alive <= now {
             self.next_keep_alive = now + self.state.timing.keep_alive;
-            self.session.keep_alive();
+            self.keep_alive();
         }
         if self.next_ping <= now {
             let timing = self.state.timing;
@@ -344,6 +343,11 @@ impl Inner {
         None
     }
 
+    /// Where the tick wheel's grid is counted from: the instance's start.
+    fn epoch(&self) -> Instant {
+        Instant::from_std(self.state.started)
+    }
+
     /// When the timer must wake the connection: the next ping, keep-alive or drain close.
     fn slow_deadline(&self) -> Instant {
         let next = self.next_ping.min(self.next_keep_alive);
@@ -356,11 +360,26 @@ impl Inner {
         self.state.capacity.record_sent(sent);
     }
 
+    /// Asks for the session's expiry to be restarted: on the keep-alive while the socket is
+    /// open, and once when it ends (see `Drop`), so the resume window counts from the moment
+    /// the socket let go.
+    fn keep_alive(&self) {
+        self.state.touches.request(self.client_id.clone());
+    }
+
     /// Queues a control frame.
     fn put(&mut self, message: Message) {
         if let Err(error) = self.codec.encode(message, &mut self.outgoing) {
-            tracing::warn!(client_id = %self.session.id, %error, "cannot encode a frame");
+            tracing::warn!(client_id = %self.client_id, %error, "cannot encode a frame");
         }
+    }
+}
+
+impl Drop for Inner {
+    /// However the connection ends (a close, a peer gone, the dispatcher dropping it), the
+    /// session's last touch.
+    fn drop(&mut self) {
+        self.keep_alive();
     }
 }
 
@@ -394,26 +413,6 @@ fn frame_tick(out: &mut BytesMut, prefix: &str, seconds: u64) -> usize {
     out.put_slice(prefix.as_bytes());
     out.put_slice(count.as_bytes());
     out.len() - before
-}
-
-/// A connection's claim on its session: the keep-alive while it is open and, when the
-/// connection ends however it ends, a last touch, so the resume window counts from the
-/// moment the socket let go.
-struct SessionHold {
-    id: ClientId,
-    state: Arc<AppState>,
-}
-
-impl SessionHold {
-    fn keep_alive(&self) {
-        self.state.touches.request(self.id.clone());
-    }
-}
-
-impl Drop for SessionHold {
-    fn drop(&mut self) {
-        self.keep_alive();
-    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub struct AppState {
     /// Cancelled on the first SIGTERM/SIGINT: the health check turns 503 and new upgrades
     /// are refused, while open sockets keep ticking.
     pub draining: CancellationToken,
-    /// Cancelled once the drain's grace period is over: every connection closes its socket
+    /// Fired once the drain's grace period is over: every connection closes its socket
     /// (1012) at a random moment within the drain window.
     pub shutdown: Trigger,
     /// When this instance started, for the health check's uptime.

@@ -40,7 +40,7 @@ impl Trigger {
     /// A watch on this trigger; it sees a firing from the moment it is created, even before
     /// it is first polled.
     pub fn watch(&self) -> Watch {
-        Watch { notified: Arc::clone(&self.notify).notified_owned(), waiting: false }
+        Watch { notified: Arc::clone(&self.notify).notified_owned() }
     }
 }
 
@@ -49,25 +49,19 @@ pin_project! {
     pub struct Watch {
         #[pin]
         notified: OwnedNotified,
-        // Whether `notified` holds this task's waker already.
-        waiting: bool,
     }
 }
 
 impl Watch {
-    /// Ready once `trigger` (the trigger this watch came from) has fired. The first call
-    /// leaves the task's waker; later calls are an atomic load, so this must always be
-    /// polled from the same task.
+    /// Ready once `trigger` (the trigger this watch came from) has fired. A call that finds
+    /// it unfired leaves the task's waker, under the trigger's lock; the waker stays until
+    /// the firing, so a task polled often calls this once, then again only when
+    /// [`Trigger::has_fired`] says so.
     pub fn poll_fired(self: Pin<&mut Self>, trigger: &Trigger, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
         if trigger.has_fired() {
             return Poll::Ready(());
         }
-        if !*this.waiting {
-            *this.waiting = true;
-            return this.notified.poll(cx);
-        }
-        Poll::Pending
+        self.project().notified.poll(cx)
     }
 }
 
