@@ -72,21 +72,33 @@ impl Supervised {
 
     /// Waits up to `limit` for an output line containing `needle`, and returns it.
     pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> anyhow::Result<String> {
+        self.wait_for_line_where(&format!("{needle:?}"), |line| line.contains(needle), limit)
+    }
+
+    /// Waits up to `limit` for an output line that `matches`, and returns it. `what` names
+    /// the line in the error. Output reaches us through a reader thread, so a line the
+    /// process has already written may not be captured yet: wait for it, never look once.
+    pub fn wait_for_line_where(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(line) = self.lines().into_iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self.lines().into_iter().find(|l| matches(l)) {
                 return Ok(line);
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "{} exited ({status}) before printing {needle:?}:\n{}",
+                    "{} exited ({status}) before printing {what}:\n{}",
                     self.label,
                     self.lines().join("\n")
                 );
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "{} printed no {needle:?} within {limit:?}:\n{}",
+                    "{} printed no {what} within {limit:?}:\n{}",
                     self.label,
                     self.lines().join("\n")
                 );

@@ -99,6 +99,14 @@ impl TestServer {
         self.instance.process.wait_for_line(needle, NETWORK_TIMEOUT).expect("the log line")
     }
 
+    /// Waits for a log line that `matches` (described by `what`) and returns it.
+    pub fn wait_for_log_where(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        self.instance
+            .process
+            .wait_for_line_where(what, matches, NETWORK_TIMEOUT)
+            .expect("the log line")
+    }
+
     /// The health check's JSON form.
     pub async fn health(&self) -> serde_json::Value {
         let client = awc::Client::default();

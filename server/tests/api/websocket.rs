@@ -67,12 +67,12 @@ async fn valid_ids_are_logged_and_missing_ones_assigned() {
 
     let mut anonymous = server.connect("/").await;
     assert_eq!(anonymous.next_tick().await.1, 0);
-    let assigned = server
-        .logs()
-        .into_iter()
-        .filter_map(|l| l.split("Client connected with ID: ").nth(1).map(str::to_owned))
-        .find(|id| id != "Robert_Zhu-42")
-        .expect("a log line for the assigned id");
+    const CONNECTED: &str = "Client connected with ID: ";
+    let assigned_id = |line: &str| line.split(CONNECTED).nth(1).map(str::to_owned);
+    let line = server.wait_for_log_where("a log line for the assigned id", |line| {
+        assigned_id(line).is_some_and(|id| id != "Robert_Zhu-42")
+    });
+    let assigned = assigned_id(&line).expect("the line names an id");
     assert!(wstime_protocol::ClientId::parse(&assigned).is_ok(), "{assigned:?}");
 }
 
