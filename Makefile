@@ -119,7 +119,10 @@ test-host: ## Unit and integration tests that run natively (real servers, Redis,
 .PHONY: test-browser
 test-browser: ## The page's tests in headless Chromium, against real servers
 	cargo build -p wstime-server -p wstime-cluster
-	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
+	@# Chromium and chromedriver leave a 50 MB profile in $$TMPDIR when they are stopped:
+	@# give them a directory of their own and remove it, whatever the tests' outcome.
+	files=$$(mktemp -d) && trap 'rm -rf "$$files"' EXIT && \
+	TMPDIR=$$files CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
 	  target/debug/wstime-cluster exec --instances 0 --redis \
 	    --server-bin target/debug/wstime-server --static-dir dist -- \
 	  cargo test -p wstime-frontend --target $(WASM)

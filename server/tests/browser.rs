@@ -24,11 +24,21 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
 }
 
+/// Chromium and its chromedriver, stopped and their files removed when dropped.
+struct Browser {
+    // Fields drop in order: the processes stop before their directory goes.
+    _driver: Supervised,
+    /// Their temporary directory. Both leave a profile (about 50 MB) and a socket directory
+    /// in `$TMPDIR` when they are killed, so `$TMPDIR` is one we own.
+    _files: tempfile::TempDir,
+}
+
 /// Chromium under chromedriver, with the flags a root sandbox needs.
-async fn browser() -> (Supervised, Client) {
+async fn browser() -> (Browser, Client) {
+    let files = tempfile::tempdir().expect("a temporary directory for Chromium");
     let port = free_port().expect("a port for chromedriver");
     let mut command = Command::new("/usr/bin/chromedriver");
-    command.arg(format!("--port={port}"));
+    command.arg(format!("--port={port}")).env("TMPDIR", files.path());
     let mut driver =
         Supervised::spawn("chromedriver", &mut command, false).expect("start chromedriver");
     driver.wait_for_line("started successfully", LIMIT).expect("chromedriver starts");
@@ -49,7 +59,7 @@ async fn browser() -> (Supervised, Client) {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session");
-    (driver, client)
+    (Browser { _driver: driver, _files: files }, client)
 }
 
 /// The page, seen through WebDriver.
@@ -149,7 +159,7 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
         .expect("the cluster");
     let lb = cluster.balancer_port().expect("HAProxy's port");
     let cluster = Arc::new(Mutex::new(cluster));
-    let (_driver, client) = browser().await;
+    let (_browser, client) = browser().await;
     let page = Page { client };
 
     page.client
