@@ -4,13 +4,14 @@
 //! phase, and one task per worker wakes a slot's connections when the slot comes round.
 //! A tick then costs the socket only its wake: no timer-wheel insertion and firing, which
 //! tokio's timer does for every `Sleep`, every time. And the connections sharing a slot are
-//! woken together, so a worker wakes a hundred times a second however many sockets it holds.
+//! woken together, so a worker wakes at most a hundred times a second however many sockets
+//! it holds, and only for slots that hold any: a worker with one socket wakes once a second.
 //! A second is a whole number of slots, so a connection stays in its slot from tick to tick.
 
-use std::{cell::RefCell, task::Waker, time::Duration};
+use std::{cell::RefCell, rc::Rc, task::Waker, time::Duration};
 
 use slab::Slab;
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 /// The wheel's resolution: a tick is sent up to this much after its moment.
 pub const SLOT: Duration = Duration::from_millis(10);
@@ -44,9 +45,53 @@ struct Wheel {
     epoch: Instant,
     /// The wakers of the connections in each slot.
     slots: Vec<Slab<Waker>>,
-    members: usize,
     /// Whether this worker's [`turn`] task is running.
     turning: bool,
+    /// When the turn task wakes next: the next moment of the first slot that holds anyone.
+    wakes_at: Instant,
+    /// Tells the turn task that a connection joined a slot that comes round before
+    /// `wakes_at` (waking a task that is merely sleeping would not cut its sleep short).
+    joined_earlier: Rc<Notify>,
+}
+
+impl Wheel {
+    /// Puts `waker` in the slot of `tick`, making sure the turn task wakes for it; returns
+    /// the slot and the waker's key in it.
+    fn insert(&mut self, tick: Instant, waker: Waker) -> (usize, usize) {
+        let slot = slot_of(tick, self.epoch);
+        let key = self.slots[slot].insert(waker);
+        if tick < self.wakes_at {
+            self.wakes_at = tick;
+            self.joined_earlier.notify_one();
+        }
+        (slot, key)
+    }
+
+    /// Wakes the connections of every slot whose moment, from `next` on, has come by `now`,
+    /// and returns the first slot moment not yet woken. After a stall of a second or more
+    /// every slot is woken once, and the wheel goes on from `now`.
+    fn wake_due(&self, mut next: Instant, now: Instant) -> Instant {
+        for _ in 0..SLOTS {
+            if next > now {
+                break;
+            }
+            for (_, waker) in &self.slots[slot_of(next, self.epoch)] {
+                waker.wake_by_ref();
+            }
+            next += SLOT;
+        }
+        next.max(on_grid(now, self.epoch))
+    }
+
+    /// The first moment from `next` on whose slot holds a connection (`None`: the wheel is
+    /// empty). Under load that is `next` itself; a nearly idle worker skips the empty slots
+    /// instead of waking for each of them.
+    fn first_occupied(&self, next: Instant) -> Option<Instant> {
+        let start = slot_of(next, self.epoch);
+        (0..SLOTS)
+            .find(|offset| !self.slots[(start + offset) % SLOTS].is_empty())
+            .map(|offset| next + SLOT * offset as u32)
+    }
 }
 
 thread_local! {
@@ -68,15 +113,14 @@ impl Place {
             let wheel = wheel.get_or_insert_with(|| Wheel {
                 epoch,
                 slots: (0..SLOTS).map(|_| Slab::new()).collect(),
-                members: 0,
                 turning: false,
+                wakes_at: epoch,
+                joined_earlier: Rc::new(Notify::new()),
             });
-            let slot = slot_of(tick, wheel.epoch);
-            let key = wheel.slots[slot].insert(waker.clone());
-            wheel.members += 1;
+            let (slot, key) = wheel.insert(tick, waker.clone());
             if !wheel.turning {
                 wheel.turning = true;
-                actix_web::rt::spawn(turn(wheel.epoch));
+                actix_web::rt::spawn(turn(wheel.epoch, Rc::clone(&wheel.joined_earlier)));
             }
             Self { slot, key }
         })
@@ -86,11 +130,9 @@ impl Place {
     pub fn follow(&mut self, tick: Instant) {
         WHEEL.with_borrow_mut(|wheel| {
             let Some(wheel) = wheel else { return };
-            let slot = slot_of(tick, wheel.epoch);
-            if slot != self.slot {
+            if slot_of(tick, wheel.epoch) != self.slot {
                 let waker = wheel.slots[self.slot].remove(self.key);
-                self.key = wheel.slots[slot].insert(waker);
-                self.slot = slot;
+                (self.slot, self.key) = wheel.insert(tick, waker);
             }
         });
     }
@@ -102,41 +144,33 @@ impl Drop for Place {
         let _ = WHEEL.try_with(|wheel| {
             if let Some(wheel) = wheel.borrow_mut().as_mut() {
                 wheel.slots[self.slot].remove(self.key);
-                wheel.members -= 1;
             }
         });
     }
 }
 
 /// Turns this worker's wheel: wakes each slot's connections when the slot comes round, until
-/// no connection is left.
-async fn turn(epoch: Instant) {
+/// no connection is left. Sleeps through slots that hold nobody; `joined_earlier` cuts the
+/// sleep short when a connection joins one of them.
+async fn turn(epoch: Instant, joined_earlier: Rc<Notify>) {
     let mut next = on_grid(Instant::now(), epoch);
     loop {
-        tokio::time::sleep_until(next).await;
         let now = Instant::now();
-        let members = WHEEL.with_borrow_mut(|wheel| {
-            let Some(wheel) = wheel else { return 0 };
-            // Every slot that has come round: a stalled worker catches up, once per slot.
-            for _ in 0..SLOTS {
-                if next > now {
-                    break;
-                }
-                for (_, waker) in &wheel.slots[slot_of(next, epoch)] {
-                    waker.wake_by_ref();
-                }
-                next += SLOT;
+        let wakes_at = WHEEL.with_borrow_mut(|wheel| {
+            let wheel = wheel.as_mut()?;
+            next = wheel.wake_due(next, now);
+            let wakes_at = wheel.first_occupied(next);
+            match wakes_at {
+                Some(at) => wheel.wakes_at = at,
+                None => wheel.turning = false,
             }
-            if wheel.members == 0 {
-                wheel.turning = false;
-            }
-            wheel.members
+            wakes_at
         });
-        if members == 0 {
-            return;
+        let Some(wakes_at) = wakes_at else { return };
+        tokio::select! {
+            () = tokio::time::sleep_until(wakes_at) => {}
+            () = joined_earlier.notified() => {}
         }
-        // After a stall of a second or more every slot has been woken once; go on from now.
-        next = next.max(on_grid(now, epoch));
     }
 }
 
@@ -196,10 +230,33 @@ mod tests {
         assert_eq!(early.0.load(Ordering::SeqCst), 2, "a place that left is not woken");
         assert_eq!(late.0.load(Ordering::SeqCst), 2);
         drop(late_place);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The turn task notices at its next wake, the slot the last place was in.
+        tokio::time::sleep_until(start + Duration::from_millis(2600)).await;
         assert!(
             WHEEL.with_borrow(|wheel| !wheel.as_ref().unwrap().turning),
             "an empty wheel stops"
         );
+    }
+
+    /// When this worker's turn task will wake next.
+    fn wakes_at() -> Instant {
+        WHEEL.with_borrow(|wheel| wheel.as_ref().unwrap().wakes_at)
+    }
+
+    #[actix_web::test]
+    async fn a_nearly_idle_wheel_sleeps_until_the_next_occupied_slot() {
+        let epoch = Instant::now();
+        let start = on_grid(Instant::now(), epoch);
+        let (late, early) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
+        let _late = Place::join(start + Duration::from_millis(800), epoch, &Waker::from(late));
+        tokio::time::sleep_until(start + Duration::from_millis(100)).await;
+        assert_eq!(wakes_at(), start + Duration::from_millis(800), "not at every slot");
+
+        // A place joining a slot that comes round sooner cuts the sleep short.
+        let _early =
+            Place::join(start + Duration::from_millis(300), epoch, &Waker::from(early.clone()));
+        tokio::time::sleep_until(start + Duration::from_millis(400)).await;
+        assert_eq!(early.0.load(Ordering::SeqCst), 1, "woken in its slot, not at 800 ms");
+        assert_eq!(wakes_at(), start + Duration::from_millis(800));
     }
 }

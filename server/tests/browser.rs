@@ -85,7 +85,7 @@ impl Page {
         if resumed_at <= lost_at {
             let log = self.text("log").await;
             panic!(
-                "after {after} the count went on: {resumed_at} after {lost_at}; the log:\n{log}"
+                "after {after} the count did not go on: {resumed_at} after {lost_at}; the log:\n{log}"
             );
         }
     }
