@@ -46,7 +46,10 @@ fn a_tiny_benchmark_writes_a_sound_report() {
     for field in ["user_us_per_tick", "kernel_us_per_tick"] {
         assert!(steady[field].as_f64().is_some_and(|us| us >= 0.0), "{field}: {steady}");
     }
-    assert!(results["syscalls"]["socket_writes"].as_u64().unwrap() > 0);
+    let syscalls = &results["syscalls"];
+    assert!(syscalls["socket_writes"].as_u64().unwrap() > 0, "{syscalls}");
+    // Ticks are found in the traced bytes: none found would mean strace's output changed.
+    assert!(syscalls["ticks"].as_u64().unwrap() > 0, "{syscalls}");
     for run in results["failover"].as_array().unwrap() {
         let result = &run["result"];
         let affected = result["affected"].as_u64().unwrap();

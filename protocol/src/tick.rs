@@ -1,7 +1,7 @@
 //! The tick: the one message the server sends, once at open and then every second.
 
 /// The text between the server's name and the count, as in the original post.
-const MIDDLE: &str = ": you have been connected for ";
+pub const MIDDLE: &str = ": you have been connected for ";
 const SUFFIX: &str = " seconds";
 
 /// A tick read back from its text: which server sent it and the session's age.

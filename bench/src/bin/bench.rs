@@ -225,7 +225,8 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
     let window = 5;
     let status = Command::new("timeout")
-        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-ttt", "-yy", "-qq"])
+        // `-s 256`: each write's bytes in full, so the ticks in it can be counted.
+        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-yy", "-qq", "-s", "256"])
         .args(["-e", "trace=write,writev,sendto,sendmsg", "-e", "signal=none", "-o"])
         .arg(&trace)
         .args(["-p", &instance.process.pid().to_string()])
@@ -240,32 +241,34 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let text = std::fs::read_to_string(&trace)?;
     let _ = std::fs::remove_file(&trace);
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    let (mut first, mut last) = (f64::MAX, f64::MIN);
-    for (at, call) in text.lines().filter_map(write_call) {
-        (first, last) = (first.min(at), last.max(at));
-        *counts.entry(call).or_default() += 1;
+    let mut ticks = 0;
+    for call in text.lines().filter_map(write_call) {
+        if call.name.ends_with(" TCP") {
+            ticks += call.ticks;
+        }
+        *counts.entry(call.name).or_default() += 1;
     }
     let socket_writes = counts.iter().filter(|(k, _)| k.ends_with(" TCP")).map(|(_, c)| c).sum();
-    // The ticks due while strace was attached: one a second per connection, over the time
-    // from the first traced call to the last (attaching takes part of `window`).
-    let traced_secs = (last - first).max(0.0);
-    Ok(SyscallRow {
-        connections,
-        ticks: (connections as f64 * traced_secs).round() as u64,
-        socket_writes,
-        write_calls: counts.into_iter().collect(),
-    })
+    Ok(SyscallRow { connections, ticks, socket_writes, write_calls: counts.into_iter().collect() })
 }
 
-/// When and what, for a line of `strace -f -ttt -yy -o` such as
-/// `7 1795740193.123456 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, ...`: the time and
-/// `sendto TCP` (`write eventfd` for a write to an eventfd); `None` for the second half of
-/// an interrupted call.
-fn write_call(line: &str) -> Option<(f64, String)> {
+/// One write-family call in a `strace -f -yy -s 256` trace.
+#[derive(Debug, PartialEq)]
+struct WriteCall {
+    /// The call and what it wrote to: `sendto TCP`, `write eventfd`.
+    name: String,
+    /// Tick frames among the bytes written. Counted in the bytes rather than estimated from
+    /// time, because ticks are not spread evenly over a second: sockets opened together
+    /// tick together.
+    ticks: u64,
+}
+
+/// The call in a line such as `7 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, "...", ...`;
+/// `None` for the second half of an interrupted call.
+fn write_call(line: &str) -> Option<WriteCall> {
     // strace pads the thread id to a common width.
-    let (_pid, rest) = line.trim_start().split_once(' ')?;
-    let (at, call) = rest.trim_start().split_once(' ')?;
-    let (name, args) = call.split_once('(')?;
+    let (_pid, call) = line.trim_start().split_once(' ')?;
+    let (name, args) = call.trim_start().split_once('(')?;
     let (_, target) = args.split_once('<')?;
     let target = target.split(['>', ':']).next()?;
     let target = if target.starts_with("anon_inode") {
@@ -273,7 +276,10 @@ fn write_call(line: &str) -> Option<(f64, String)> {
     } else {
         target.trim_end_matches("v6")
     };
-    Some((at.parse().ok()?, format!("{} {target}", name.trim())))
+    Some(WriteCall {
+        name: format!("{} {target}", name.trim()),
+        ticks: args.matches(wstime_protocol::tick::MIDDLE).count() as u64,
+    })
 }
 
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
@@ -335,26 +341,28 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
 
 #[cfg(test)]
 mod tests {
-    use super::write_call;
+    use super::{write_call, WriteCall};
 
     #[test]
-    fn strace_lines_say_when_and_which_call_wrote_to_what() {
+    fn strace_lines_say_which_call_wrote_how_many_ticks_to_what() {
+        let tick = "\\201%idle: you have been connected for 3 seconds";
         let lines = [
-            "26667 1795740193.500000 sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
-            "27338  1795740194.250000 sendto(9<TCPv6:[::1:8080->::1:5000]>, \"\\201\", 61, 0, NULL, 0) = 61",
-            "26667 1795740195.000000 write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>",
-            "26667 1795740195.000001 <... write resumed>) = 8",
-            "27338 1795740196.000000 write(2<pipe:[81234]>, \"log line\\n\", 9) = 9",
+            format!("26667 sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"{tick}\", 39, 0, NULL, 0) = 39"),
+            format!("27338  sendto(9<TCPv6:[::1:8080->::1:5000]>, \"{tick}\\211\\0\", 41, 0, NULL, 0) = 41"),
+            "26667 write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>".into(),
+            "26667 <... write resumed>) = 8".into(),
+            "27338 write(2<pipe:[81234]>, \"log line\\n\", 9) = 9".into(),
         ];
-        let calls: Vec<_> = lines.into_iter().map(write_call).collect();
+        let calls: Vec<_> = lines.iter().map(|line| write_call(line)).collect();
+        let call = |name: &str, ticks| Some(WriteCall { name: name.into(), ticks });
         assert_eq!(
             calls,
             [
-                Some((1795740193.5, "sendto TCP".into())),
-                Some((1795740194.25, "sendto TCP".into())),
-                Some((1795740195.0, "write eventfd".into())),
+                call("sendto TCP", 1),
+                call("sendto TCP", 1),
+                call("write eventfd", 0),
                 None,
-                Some((1795740196.0, "write pipe".into())),
+                call("write pipe", 0),
             ]
         );
     }
