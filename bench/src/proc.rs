@@ -34,6 +34,17 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<CpuTime> {
     Ok(CpuTime { user_us: ticks(11)? * per_tick_us, kernel_us: ticks(12)? * per_tick_us })
 }
 
+/// CPU time the hypervisor has given to others while this machine wanted it, all CPUs
+/// together, in microseconds (`steal` in `/proc/stat`). On a shared virtual machine it is
+/// what makes one run slower than the next: the server is not running, yet the clock is.
+pub fn stolen_us() -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let all_cpus = stat.lines().find(|line| line.starts_with("cpu ")).context("no cpu line")?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let steal: u64 = all_cpus.split_whitespace().nth(8).context("no steal field")?.parse()?;
+    Ok(steal * (1_000_000 / clock_ticks_per_second()))
+}
+
 /// The kernel's clock tick (USER_HZ): 100 on every Linux this runs on.
 fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
@@ -56,5 +67,6 @@ mod tests {
         let spin = std::time::Instant::now();
         while spin.elapsed() < std::time::Duration::from_millis(50) {}
         assert!(cpu_time(pid).unwrap().user_us > 0);
+        assert!(stolen_us().is_ok());
     }
 }

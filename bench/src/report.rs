@@ -23,6 +23,10 @@ pub struct SteadyRow {
     /// Server CPU per tick over the steady window, in µs.
     pub user_us_per_tick: f64,
     pub kernel_us_per_tick: f64,
+    /// The share of the machine's CPU time taken by the hypervisor during the window, in %:
+    /// when it is high, so are CPU per tick and lateness, whatever the server does.
+    #[serde(default)]
+    pub stolen_percent: f64,
 }
 
 /// One failover experiment, measured.
@@ -97,14 +101,15 @@ fn markdown(report: &Report) -> String {
             md,
             "## Steady load: one release server, one tick per second per connection\n\n\
              | connections | connect rate /s | RSS per connection | server user CPU per tick | \
-             server kernel CPU per tick | tick lateness p50 / p99 / max | out of order | failed connects |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|"
+             server kernel CPU per tick | tick lateness p50 / p99 / max | out of order | failed connects | \
+             CPU stolen by the host |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in &report.steady {
             let l = row.load.lateness_ms;
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {} | {} |",
+                "| {} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {} | {} | {:.1}% |",
                 row.connections,
                 row.connect_rate,
                 row.rss_per_connection_kb,
@@ -115,6 +120,7 @@ fn markdown(report: &Report) -> String {
                 l.max,
                 row.load.out_of_order,
                 row.load.failed_connects,
+                row.stolen_percent,
             );
         }
         let _ = writeln!(

@@ -72,8 +72,9 @@ fn main() -> anyhow::Result<()> {
     for &size in &args.sizes {
         let row = steady(&args, size)?;
         eprintln!(
-            "wstime-bench: {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, p99 lateness {:.1} ms",
-            row.rss_per_connection_kb, row.user_us_per_tick, row.kernel_us_per_tick, row.load.lateness_ms.p99
+            "wstime-bench: {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, p99 lateness {:.1} ms, {:.1}% CPU stolen",
+            row.rss_per_connection_kb, row.user_us_per_tick, row.kernel_us_per_tick, row.load.lateness_ms.p99,
+            row.stolen_percent
         );
         report.steady.push(row);
     }
@@ -178,11 +179,12 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
         process.signal("USR1")?;
     }
     std::thread::sleep(Duration::from_secs_f64(settle));
-    let cpu_before = proc::cpu_time(pid)?;
+    let (cpu_before, stolen_before) = (proc::cpu_time(pid)?, proc::stolen_us()?);
     let window_start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(args.window_secs));
-    let cpu_after = proc::cpu_time(pid)?;
+    let (cpu_after, stolen_after) = (proc::cpu_time(pid)?, proc::stolen_us()?);
     let window = window_start.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let rss_loaded = proc::rss_bytes(pid)?;
 
     let mut load = SteadyResult { connections: size, ..Default::default() };
@@ -207,6 +209,7 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
         rss_idle_mb: rss_idle as f64 / 1e6,
         user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
         kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
+        stolen_percent: (stolen_after - stolen_before) as f64 / (window * 1e6 * cores) * 100.0,
         load,
     })
 }
