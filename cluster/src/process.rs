@@ -6,6 +6,7 @@ use std::{
     io::{BufRead, BufReader, Read},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -14,11 +15,17 @@ use anyhow::{bail, Context as _};
 /// Lines of output kept per process (older ones are dropped).
 const KEPT_LINES: usize = 20_000;
 
+/// How long, once the process has exited, its output may take to be read to the end. Bounded
+/// because something the process started may still hold its pipes open.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(2);
+
 /// A running child process.
 pub struct Supervised {
     child: Child,
     label: String,
     lines: Arc<Mutex<VecDeque<String>>>,
+    /// The threads reading stdout and stderr; finished once both pipes are at their end.
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Supervised {
@@ -41,10 +48,11 @@ impl Supervised {
             Box::new(child.stderr.take().context("stderr is piped")?),
         ];
         // Both pipes are drained for the life of the process, so it never blocks writing.
+        let mut readers = Vec::new();
         for pipe in pipes {
             let lines = Arc::clone(&lines);
             let label = label.to_owned();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if echo {
                         eprintln!("[{label}] {line}");
@@ -55,9 +63,9 @@ impl Supervised {
                     }
                     lines.push_back(line);
                 }
-            });
+            }));
         }
-        Ok(Self { child, label: label.to_owned(), lines })
+        Ok(Self { child, label: label.to_owned(), lines, readers })
     }
 
     /// The process id.
@@ -90,6 +98,12 @@ impl Supervised {
                 return Ok(line);
             }
             if let Some(status) = self.child.try_wait()? {
+                // Its last lines may still be in the pipes: a process that printed the line
+                // and exited at once must not be reported as one that never printed it.
+                self.wait_for_output_end(OUTPUT_AFTER_EXIT);
+                if let Some(line) = self.lines().into_iter().find(|l| matches(l)) {
+                    return Ok(line);
+                }
                 bail!(
                     "{} exited ({status}) before printing {what}:\n{}",
                     self.label,
@@ -104,6 +118,14 @@ impl Supervised {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `limit` for the output to have been read to its end.
+    fn wait_for_output_end(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.readers.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -158,4 +180,24 @@ impl Drop for Supervised {
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_printed_just_before_exiting_is_found() {
+        // Enough output before the line that the reader is still busy when the process has
+        // already exited: the pipe holds the last 64 KiB of it.
+        let mut command = Command::new("sh");
+        command.args(["-c", "seq 1 100000; echo last-words"]);
+        let mut process = Supervised::spawn("talker", &mut command, false).unwrap();
+        // The moment it has exited, not a polling interval later.
+        while process.try_wait().is_none() {
+            std::hint::spin_loop();
+        }
+        let line = process.wait_for_line("last-words", Duration::from_secs(10));
+        assert_eq!(line.unwrap(), "last-words");
+    }
 }
