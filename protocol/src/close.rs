@@ -8,6 +8,8 @@ pub enum CloseCode {
     Normal = 1000,
     /// The peer stopped answering (no frame, not even a pong, within the idle timeout).
     GoingAway = 1001,
+    /// The client broke the WebSocket protocol (an unmasked or malformed frame).
+    ProtocolError = 1002,
     /// The client broke a rule (for example a disallowed origin): retrying will not help.
     PolicyViolation = 1008,
     /// The client sent a frame over the size limit.

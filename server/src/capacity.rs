@@ -11,7 +11,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -58,8 +58,8 @@ pub struct Capacity {
     /// One permit per connection the instance may hold; a connection keeps its permit for
     /// its whole life, so admission is exact even when upgrades race.
     slots: Arc<Semaphore>,
-    /// Bytes written to WebSockets since start.
-    sent_bytes: AtomicU64,
+    /// Each worker's traffic, summed once a second by [`Capacity::sample`].
+    workers: Mutex<Vec<Arc<Traffic>>>,
     /// Outbound bytes in the last whole second, updated by [`Capacity::sample`].
     sent_per_second: AtomicU64,
     /// The hysteresis state: true from reaching `healthy_below` until below `recover_below`.
@@ -72,7 +72,7 @@ impl Capacity {
         Self {
             limits,
             slots: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
-            sent_bytes: AtomicU64::new(0),
+            workers: Mutex::new(Vec::new()),
             sent_per_second: AtomicU64::new(0),
             overloaded: AtomicBool::new(false),
         }
@@ -83,9 +83,17 @@ impl Capacity {
         Arc::clone(&self.slots).try_acquire_owned().ok()
     }
 
-    /// Counts bytes written to a client.
-    pub fn record_sent(&self, bytes: usize) {
-        self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// Traffic counters for one more worker, to be summed with the others'.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        let traffic = Arc::new(Traffic::default());
+        self.workers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&traffic));
+        traffic
+    }
+
+    /// Bytes of ticks sent since start, by every worker.
+    fn sent_bytes(&self) -> u64 {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.iter().map(|traffic| traffic.bytes.load(Ordering::Relaxed)).sum()
     }
 
     /// Outbound bytes per second, over the last whole second.
@@ -96,13 +104,13 @@ impl Capacity {
     /// Measures the outbound rate once a second until `stop`.
     pub async fn sample(&self, stop: CancellationToken) {
         let mut every_second = tokio::time::interval(Duration::from_secs(1));
-        let mut last = self.sent_bytes.load(Ordering::Relaxed);
+        let mut last = self.sent_bytes();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = every_second.tick() => {}
             }
-            let now = self.sent_bytes.load(Ordering::Relaxed);
+            let now = self.sent_bytes();
             self.sent_per_second.store(now - last, Ordering::Relaxed);
             last = now;
         }
@@ -145,6 +153,21 @@ impl Capacity {
             }
         }
         (if overloaded { Health::Overloaded } else { Health::Ok }, load)
+    }
+}
+
+/// One worker's traffic. Only that worker writes it, and it sits on a cache line of its own,
+/// so counting a tick never moves a line between cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Traffic {
+    bytes: AtomicU64,
+}
+
+impl Traffic {
+    /// Counts a tick of `bytes` bytes.
+    pub fn record_tick(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 

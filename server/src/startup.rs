@@ -22,6 +22,7 @@ use crate::{
     },
     shutdown::{self, DrainTiming, Signal, Stopped},
     state::{AppState, Timing},
+    upgrade::UpgradeFactory,
     Config,
 };
 
@@ -167,14 +168,18 @@ async fn session_store(
     Ok((Arc::new(store), Some(redis)))
 }
 
-/// The HTTP server on `listener`: actix-web's app, served by actix-http on actix-server.
+/// The HTTP server on `listener`: actix-web's app for the page and the health check, and
+/// the [`upgrade`] service for WebSockets, served by actix-http on actix-server.
 ///
-/// Assembled from those three rather than with `actix_web::HttpServer` for one reason:
-/// since actix-web 4.14, `HttpServer` gives every connection a graceful-shutdown future
-/// that actix-http's dispatcher polls on every wake, a lock on a shared channel per tick
-/// per socket (8% of the server's user time in a `perf` profile at 10,000 sockets), and
-/// it has no setting to leave it out. Our drain closes the sockets itself, so it is not
-/// needed. The other settings are `HttpServer`'s defaults.
+/// Assembled from those rather than with `actix_web::HttpServer` for two reasons. Only
+/// actix-http's builder takes an upgrade service, which receives the socket itself, so a
+/// WebSocket is not driven through the HTTP/1 dispatcher for its whole life (see
+/// [`crate::connection`]). And since actix-web 4.14, `HttpServer` gives every connection a
+/// graceful-shutdown future that the dispatcher polls on every wake (8% of the server's
+/// user time in a `perf` profile at 10,000 sockets), with no setting to leave it out; our
+/// drain closes the sockets itself. The other settings are `HttpServer`'s defaults, but
+/// `TCP_NODELAY`: a tick is a whole message, and Nagle's algorithm could only hold one
+/// back behind the client's delayed acknowledgement of the last.
 fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -190,6 +195,8 @@ fn serve(
                 .configure(|cfg| routes::configure(cfg, &static_dir));
             actix_http::HttpService::build()
                 .client_disconnect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .upgrade(UpgradeFactory::new(state.clone().into_inner()))
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
         })

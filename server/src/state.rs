@@ -1,6 +1,8 @@
 //! What every request handler and connection shares.
 
-use std::{sync::Arc, time::Duration, time::Instant};
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -33,7 +35,7 @@ pub struct AppState {
     /// Fired once the drain's grace period is over: every connection closes its socket
     /// (1012) at a random moment within the drain window.
     pub shutdown: Trigger,
-    /// When this instance started, for the health check's uptime.
+    /// When this instance started: the health check's uptime, and the tick wheels' epoch.
     pub started: Instant,
 }
 

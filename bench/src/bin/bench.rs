@@ -23,7 +23,7 @@ use wstime_bench::{
 use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, Instance, InstanceSpec, Supervised};
 
 /// The server's log filter: start-up lines, but not one line per connect.
-const QUIET: &str = "info,wstime_server::routes::websocket=warn";
+const QUIET: &str = "info,wstime_server::upgrade=warn";
 
 /// Connections per generator process: far under its 20,000 open files.
 const PER_GENERATOR: usize = 8_000;

@@ -232,26 +232,76 @@ pub fn code(code: CloseCode) -> u16 {
     u16::from(code)
 }
 
-/// Sends a raw HTTP upgrade request and returns the status line and body.
-pub async fn raw_upgrade(port: u16, path_and_query: &str, upgrade_header: &str) -> (u16, String) {
+/// An HTTP response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
+    /// What followed the head in the first read (for a 101: the first frames).
+    pub rest: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of header `name` (matched without regard to case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// The body, as text.
+    pub fn body(&self) -> String {
+        String::from_utf8_lossy(&self.rest).into_owned()
+    }
+}
+
+/// Sends `request` (bytes, as written) on a new connection and reads the response's head
+/// and whatever came with it; returns the stream too, for tests that go on with it.
+pub async fn raw_exchange(port: u16, request: &[u8]) -> (RawResponse, TcpStream) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream =
         within("a TCP connect", TcpStream::connect(("127.0.0.1", port))).await.expect("connect");
-    let request = format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n\
-         Upgrade: {upgrade_header}\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: {}\r\n\r\n",
-        tungstenite::handshake::client::generate_key()
-    );
-    within("the request", stream.write_all(request.as_bytes())).await.expect("write");
+    within("the request", stream.write_all(request)).await.expect("write");
+    let mut received = Vec::new();
     let mut buf = vec![0u8; 4096];
-    let n = within("the response", stream.read(&mut buf)).await.expect("read");
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let status = text
+    let head_end = loop {
+        let n = within("the response", stream.read(&mut buf)).await.expect("read");
+        assert!(n > 0, "the server closed without a response: {received:?}");
+        received.extend_from_slice(&buf[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let rest = received[head_end + 4..].to_vec();
+    (RawResponse { status, head, rest }, stream)
+}
+
+/// A WebSocket handshake for `path_and_query` with `headers` (one `Name: value` per line,
+/// each ending in CRLF) after the request line and `Host`.
+pub fn handshake_request(port: u16, path_and_query: &str, headers: &str) -> String {
+    format!("GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n")
+}
+
+/// The headers of a well-formed handshake, with `Upgrade: <upgrade_header>`.
+pub fn good_handshake_headers(upgrade_header: &str) -> String {
+    format!(
+        "Connection: Upgrade\r\nUpgrade: {upgrade_header}\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: {}\r\n",
+        tungstenite::handshake::client::generate_key()
+    )
+}
+
+/// Sends a raw HTTP upgrade request and returns the status and body.
+pub async fn raw_upgrade(port: u16, path_and_query: &str, upgrade_header: &str) -> (u16, String) {
+    let request = handshake_request(port, path_and_query, &good_handshake_headers(upgrade_header));
+    let (response, _) = raw_exchange(port, request.as_bytes()).await;
+    (response.status, response.body())
 }

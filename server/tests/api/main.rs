@@ -2,6 +2,7 @@
 
 mod deploy;
 mod failover;
+mod handshake;
 mod health;
 mod helpers;
 mod lifecycle;

@@ -1,0 +1,125 @@
+//! Why an upgrade was refused, and the HTTP response that says so.
+//!
+//! Every refusal happens before the `101`, as a plain-text one-line reason with the status a
+//! client or load balancer can act on: a 4xx for the client's own mistakes, a 503 with
+//! `Retry-After` for "not now, not here" (HAProxy retries those on another instance).
+
+use std::fmt::Write as _;
+
+use actix_http::StatusCode;
+use wstime_protocol::InvalidClientId;
+
+use super::handshake::{self, BadHandshake};
+use crate::session::StoreError;
+
+/// How long a client refused with a 503 is asked to wait (`Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Why an upgrade was refused. The `Display` text is the response's body.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Handshake(#[from] BadHandshake),
+    #[error("no WebSocket endpoint here: connect to / or /ws")]
+    NotAnEndpoint,
+    #[error(transparent)]
+    InvalidId(#[from] InvalidClientId),
+    #[error("server is draining for a restart; connect again to reach another instance")]
+    Draining,
+    #[error("server is at its connection limit; try again shortly")]
+    Full,
+    #[error("sessions cannot be opened right now ({0}); try again shortly")]
+    Store(#[from] StoreError),
+}
+
+impl Refusal {
+    /// The response's status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Handshake(BadHandshake::NotGet) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Handshake(BadHandshake::UnsupportedVersion(_)) => StatusCode::UPGRADE_REQUIRED,
+            Self::Handshake(_) | Self::InvalidId(_) => StatusCode::BAD_REQUEST,
+            Self::NotAnEndpoint => StatusCode::NOT_FOUND,
+            Self::Draining | Self::Full | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short name for the reason, for logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Handshake(_) => "bad handshake",
+            Self::NotAnEndpoint => "not an endpoint",
+            Self::InvalidId(_) => "bad client id",
+            Self::Draining => "draining",
+            Self::Full => "at the connection limit",
+            Self::Store(_) => "session store unavailable",
+        }
+    }
+
+    /// The whole HTTP/1.1 response. The connection closes after it: the client's next try
+    /// may belong on another instance.
+    pub fn response(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.to_string();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        let extra = match self {
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                format!("retry-after: {RETRY_AFTER_SECS}")
+            }
+            Self::Handshake(BadHandshake::NotGet) => "allow: GET".into(),
+            // RFC 6455 section 4.4: say which version the server speaks.
+            Self::Handshake(BadHandshake::UnsupportedVersion(_) | BadHandshake::NoVersion) => {
+                format!("sec-websocket-version: {}", handshake::VERSION)
+            }
+            _ => String::new(),
+        };
+        if !extra.is_empty() {
+            let _ = write!(head, "{extra}\r\n");
+        }
+        head.push_str("\r\n");
+        head.push_str(&body);
+        head.into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(refusal: Refusal) -> String {
+        String::from_utf8(refusal.response()).unwrap()
+    }
+
+    #[test]
+    fn a_503_asks_the_client_to_come_back_later() {
+        let text = response(Refusal::Full);
+        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+        assert!(text.contains("\r\nretry-after: 5\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nserver is at its connection limit; try again shortly"));
+    }
+
+    #[test]
+    fn a_missing_or_unsupported_version_names_version_13() {
+        let eight = BadHandshake::UnsupportedVersion(handshake::VersionText::new(b"8"));
+        for (bad, status) in
+            [(eight, "426 Upgrade Required"), (BadHandshake::NoVersion, "400 Bad Request")]
+        {
+            let text = response(Refusal::Handshake(bad));
+            assert!(text.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{text}");
+            assert!(text.contains("\r\nsec-websocket-version: 13\r\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_length_is_the_bodys() {
+        let text = response(Refusal::InvalidId(InvalidClientId::Empty));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())), "{text}");
+    }
+}
