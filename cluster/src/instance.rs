@@ -4,6 +4,8 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::Context as _;
 
+use wstime_server::ready::Ready;
+
 use crate::process::Supervised;
 
 /// How long an instance may take to start listening.
@@ -33,13 +35,16 @@ pub struct Instance {
 
 impl InstanceSpec {
     /// Starts an instance on `port` (0: any free port) with `extra` environment on top of
-    /// the spec's, and waits until it listens.
+    /// the spec's, and waits until it listens. The port and name come from the instance's
+    /// ready file (`READY_FILE`), not from its logs, which `RUST_LOG` may silence.
     pub fn start(
         &self,
         label: &str,
         port: u16,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Instance> {
+        let ready_dir = tempfile::tempdir().context("a directory for the ready file")?;
+        let ready_file = ready_dir.path().join("ready.json");
         let mut command = Command::new(&self.binary);
         // A clean environment: only the contract's variables, so a REDIS_URL or PORT in the
         // caller's shell cannot change what a test or the cluster runs.
@@ -48,18 +53,14 @@ impl InstanceSpec {
             .env("PORT", port.to_string())
             .env("BIND", "127.0.0.1")
             .env("STATIC_DIR", &self.static_dir)
+            .env("READY_FILE", &ready_file)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(extra.iter().copied());
         let mut process = Supervised::spawn(label, &mut command, self.echo)?;
-        let named = process.wait_for_line("This server is named: ", START_LIMIT)?;
-        let name = named.rsplit(' ').next().unwrap_or_default().to_owned();
-        let listening = process.wait_for_line("Server listening on port ", START_LIMIT)?;
-        let port = listening
-            .rsplit(' ')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .with_context(|| format!("no port in {listening:?}"))?;
-        Ok(Instance { process, port, name })
+        let ready = process.wait_for("its ready file", START_LIMIT, || {
+            Ready::read(&ready_file).context("the ready file")
+        })?;
+        Ok(Instance { process, port: ready.port, name: ready.name })
     }
 }

@@ -80,7 +80,8 @@ impl Supervised {
 
     /// Waits up to `limit` for an output line containing `needle`, and returns it.
     pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> anyhow::Result<String> {
-        self.wait_for_line_where(&format!("{needle:?}"), |line| line.contains(needle), limit)
+        let what = format!("printing {needle:?}");
+        self.wait_for_line_where(&what, |line| line.contains(needle), limit)
     }
 
     /// Waits up to `limit` for an output line that `matches`, and returns it. `what` names
@@ -92,27 +93,43 @@ impl Supervised {
         matches: impl Fn(&str) -> bool,
         limit: Duration,
     ) -> anyhow::Result<String> {
+        let lines = Arc::clone(&self.lines);
+        let find = move || {
+            let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(lines.iter().find(|line| matches(line)).cloned())
+        };
+        self.wait_for(what, limit, find)
+    }
+
+    /// Waits up to `limit` for `check` to find what it looks for (`what`, in the error),
+    /// failing early, with the process's output, if the process exits first.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<T> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(line) = self.lines().into_iter().find(|l| matches(l)) {
-                return Ok(line);
+            if let Some(found) = check()? {
+                return Ok(found);
             }
             if let Some(status) = self.child.try_wait()? {
                 // Its last lines may still be in the pipes: a process that printed the line
                 // and exited at once must not be reported as one that never printed it.
                 self.wait_for_output_end(OUTPUT_AFTER_EXIT);
-                if let Some(line) = self.lines().into_iter().find(|l| matches(l)) {
-                    return Ok(line);
+                if let Some(found) = check()? {
+                    return Ok(found);
                 }
                 bail!(
-                    "{} exited ({status}) before printing {what}:\n{}",
+                    "{} exited ({status}) before {what}:\n{}",
                     self.label,
                     self.lines().join("\n")
                 );
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "{} printed no {what} within {limit:?}:\n{}",
+                    "no {what} from {} within {limit:?}:\n{}",
                     self.label,
                     self.lines().join("\n")
                 );

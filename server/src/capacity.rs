@@ -9,6 +9,8 @@
 //! sockets already open keep their instance and may keep growing their traffic.
 
 use std::{
+    future::Future,
+    pin::pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -18,7 +20,6 @@ use std::{
 
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 /// Files the process needs besides its sockets (listener, Redis, page files, logs, …).
 const RESERVED_FILES: u64 = 64;
@@ -101,18 +102,22 @@ impl Capacity {
         self.sent_per_second.load(Ordering::Relaxed)
     }
 
-    /// Measures the outbound rate once a second until `stop`.
-    pub async fn sample(&self, stop: CancellationToken) {
+    /// Once a second until `stop`: measures the outbound rate, and judges the health
+    /// with the `connections` open then, so the hysteresis follows the load as it changes
+    /// (and logs its turns) whether or not anyone reads the health check.
+    pub async fn sample(&self, connections: impl Fn() -> usize, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
         let mut every_second = tokio::time::interval(Duration::from_secs(1));
         let mut last = self.sent_bytes();
         loop {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = &mut stop => return,
                 _ = every_second.tick() => {}
             }
             let now = self.sent_bytes();
             self.sent_per_second.store(now - last, Ordering::Relaxed);
             last = now;
+            self.assess(connections());
         }
     }
 

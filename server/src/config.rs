@@ -31,16 +31,17 @@ pub struct Config {
     pub redis_url: Option<String>,
 
     /// How long a session outlives its last socket: a reconnect within it resumes the count.
-    #[arg(long, env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
-    pub resume_window_secs: Duration,
+    #[arg(long = "resume-window-secs", env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
+    pub resume_window: Duration,
 
-    /// Seconds between the server's pings to each client.
-    #[arg(long, env = "PING_INTERVAL_SECS", default_value = "10", value_parser = parse_seconds)]
-    pub ping_interval_secs: Duration,
+    /// Seconds between the server's pings to each client (they go out with ticks, so at
+    /// most once a second).
+    #[arg(long = "ping-interval-secs", env = "PING_INTERVAL_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub ping_interval: Duration,
 
     /// A client that sends nothing (not even a pong) for this long is disconnected.
-    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
-    pub idle_timeout_secs: Duration,
+    #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
 
     /// The hard limit on open WebSockets; beyond it upgrades get 503 with Retry-After.
     /// Default: what the open-file limit allows, less a reserve for everything else.
@@ -55,19 +56,24 @@ pub struct Config {
     #[arg(long, env = "RECOVER_BELOW", default_value_t = 0.5, value_parser = parse_fraction)]
     pub recover_below: f64,
 
+    /// Once listening, write `{"port", "name", "pid"}` here as JSON, for a supervisor or a
+    /// test harness that started the instance on port 0.
+    #[arg(long, env = "READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+
     /// Outbound bytes per second this instance can send; when set, its use counts as load.
     #[arg(long, env = "NETWORK_CAPACITY_BPS", value_parser = clap::value_parser!(u64).range(1..))]
     pub network_capacity_bps: Option<u64>,
 
     /// On SIGTERM, how long sockets keep ticking after the health check turns 503: the
     /// load balancer's time to notice.
-    #[arg(long, env = "DRAIN_GRACE_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
-    pub drain_grace_secs: Duration,
+    #[arg(long = "drain-grace-secs", env = "DRAIN_GRACE_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
+    pub drain_grace: Duration,
 
     /// ... then the window over which the sockets are closed (with 1012), spread so the
     /// surviving instances are not hit by all the reconnects at once.
-    #[arg(long, env = "DRAIN_WINDOW_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
-    pub drain_window_secs: Duration,
+    #[arg(long = "drain-window-secs", env = "DRAIN_WINDOW_SECS", default_value = "5", value_parser = parse_seconds_or_zero)]
+    pub drain_window: Duration,
 }
 
 impl Config {
@@ -94,7 +100,7 @@ impl Config {
 impl Config {
     /// Checks the rules that involve more than one setting.
     pub fn checked(self) -> Result<Self, clap::Error> {
-        if self.idle_timeout_secs <= self.ping_interval_secs {
+        if self.idle_timeout <= self.ping_interval {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
                 "error: IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
@@ -169,14 +175,14 @@ mod tests {
         assert_eq!(config.bind.to_string(), "0.0.0.0");
         assert_eq!(config.static_dir, PathBuf::from("dist"));
         assert_eq!(config.redis_url, None);
-        assert_eq!(config.resume_window_secs, Duration::from_secs(300));
-        assert_eq!(config.ping_interval_secs, Duration::from_secs(10));
-        assert_eq!(config.idle_timeout_secs, Duration::from_secs(30));
+        assert_eq!(config.resume_window, Duration::from_secs(300));
+        assert_eq!(config.ping_interval, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(30));
         assert_eq!(config.max_connections, None);
         assert_eq!((config.healthy_below, config.recover_below), (0.6, 0.5));
         assert_eq!(config.network_capacity_bps, None);
-        assert_eq!(config.drain_grace_secs, Duration::from_secs(5));
-        assert_eq!(config.drain_window_secs, Duration::from_secs(5));
+        assert_eq!(config.drain_grace, Duration::from_secs(5));
+        assert_eq!(config.drain_window, Duration::from_secs(5));
     }
 
     #[test]

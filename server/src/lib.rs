@@ -5,6 +5,7 @@
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
+//! - [`ready`]: the file that tells a supervisor the instance listens, and where.
 //! - [`routes`]: the page (static files) and the health check, on the same port as
 //!   WebSockets.
 //! - [`upgrade`]: where a WebSocket upgrade is checked, refused or accepted.
@@ -14,23 +15,24 @@
 //!   the buffers they share, its part of the drain.
 //! - [`session`]: where sessions live (memory, or Redis shared by every instance), so a
 //!   reconnect anywhere continues the count.
-//! - [`state`]: what every request handler shares (the server's name, live connections,
-//!   the drain and shutdown signals).
-//! - [`shutdown`]: the graceful drain that SIGTERM/SIGINT start.
+//! - [`state`]: what every request handler and connection shares.
+//! - [`lifecycle`]: where the instance is in its life (serving, draining, closing, …), the
+//!   one value every part watches, and its live connections.
+//! - [`shutdown`]: the signals, and the graceful drain they start, told step by step.
 //! - [`tick_wheel`]: where each connection waits for its next tick, instead of a timer per
 //!   socket.
-//! - [`trigger`]: the switch that tells every connection the drain's closing phase began.
 
 pub mod capacity;
 pub mod config;
 pub mod connection;
+pub mod lifecycle;
+pub mod ready;
 pub mod routes;
 pub mod session;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod tick_wheel;
-pub mod trigger;
 pub mod upgrade;
 pub mod worker;
 

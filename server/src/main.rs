@@ -9,6 +9,7 @@ use std::process::ExitCode;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use wstime_server::{
+    ready::Ready,
     shutdown::{self, Stopped},
     Application, Config,
 };
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
+    let ready_file = config.ready_file.clone();
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(config).await {
             Ok(app) => app,
@@ -34,6 +36,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(path) = ready_file {
+            let ready =
+                Ready { port: app.port(), name: app.name().to_owned(), pid: std::process::id() };
+            if let Err(error) = ready.write(&path) {
+                eprintln!("error: cannot write READY_FILE {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
         let signals = match shutdown::signals() {
             Ok(signals) => signals,
             Err(error) => {

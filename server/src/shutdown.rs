@@ -1,18 +1,25 @@
-//! Shutdown: the signals that start it, and the graceful drain it runs.
+//! Shutdown, told once: the signals that start it, and the drain, step by step.
 //!
-//! On the first SIGTERM or SIGINT the health check turns `503 draining` at once and new
-//! upgrades are refused, while the open sockets keep ticking for the grace period (the load
-//! balancer's time to notice). Then every socket is closed with 1012 at its own random
-//! moment within the drain window, and the process exits 0. A second signal exits at once.
+//! On the first SIGTERM or SIGINT:
+//! 1. the health check turns `503 draining` at once and new upgrades are refused, while the
+//!    open sockets keep ticking for the grace period (the load balancer's time to notice);
+//! 2. every socket is closed with 1012 at its own random moment within the drain window,
+//!    so the clients' reconnects reach the other instances spread out;
+//! 3. once every socket is gone, the sessions' last touches (queued as each socket closed)
+//!    are written to the store, so each session's resume window counts from its close;
+//! 4. background work stops and the process exits 0.
+//!
+//! Each step is a [`Stage`] of the instance's [`crate::lifecycle::Lifecycle`], which every
+//! part watches. A second signal exits at once.
 
-use std::{io, time::Duration};
+use std::{future::Future, io, time::Duration};
 
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::mpsc,
 };
 
-use crate::state::AppState;
+use crate::{connection::CLOSING_LIMIT, lifecycle::Stage, state::AppState};
 
 /// A signal that asks the server to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,29 +86,41 @@ pub struct DrainTiming {
     pub window: Duration,
 }
 
-/// How long, past the window, closing handshakes may take before the server stops anyway:
-/// a peer that never answers must not hold the process up.
-const CLOSE_HANDSHAKE_LIMIT: Duration = Duration::from_secs(2);
+/// How long, past the window, closing handshakes may take before the drain goes on anyway:
+/// a peer that never answers must not hold the process up. (A closing socket is checked
+/// on its wheel's once-a-second visit, hence the second on top of the close's own limit.)
+const CLOSING_OVERRUN: Duration = CLOSING_LIMIT.saturating_add(Duration::from_secs(1));
 
-/// Runs the drain after the first signal; returns once every socket has closed (or the
-/// close handshakes ran out of time).
-pub async fn drain(state: &AppState, timing: DrainTiming) {
-    state.draining.cancel();
+/// How long the last session touches may take to reach the store.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Runs the drain after the first signal. `touches_written` resolves once the session
+/// touches queued so far are done (the queue stops taking more at [`Stage::Flushing`]).
+pub async fn drain(state: &AppState, touches_written: impl Future<Output = ()>) {
+    let lifecycle = &state.lifecycle;
+    let timing = state.drain;
+    lifecycle.advance(Stage::Draining);
     tracing::info!(
-        connections = state.live_connections(),
+        connections = lifecycle.live_connections(),
         "draining: health check is 503; sockets keep ticking for {:?}, then close over {:?}",
         timing.grace,
         timing.window
     );
     tokio::time::sleep(timing.grace).await;
-    tracing::info!(connections = state.live_connections(), "closing every socket with 1012");
-    state.shutdown.fire();
-    state.connections.close();
-    let limit = timing.window + CLOSE_HANDSHAKE_LIMIT;
-    if tokio::time::timeout(limit, state.connections.wait()).await.is_err() {
+
+    lifecycle.advance(Stage::Closing);
+    tracing::info!(connections = lifecycle.live_connections(), "closing every socket with 1012");
+    let limit = timing.window + CLOSING_OVERRUN;
+    if tokio::time::timeout(limit, lifecycle.all_closed()).await.is_err() {
         tracing::warn!(
-            connections = state.live_connections(),
+            connections = lifecycle.live_connections(),
             "some sockets did not finish closing; stopping anyway"
         );
     }
+
+    lifecycle.advance(Stage::Flushing);
+    if tokio::time::timeout(FLUSH_LIMIT, touches_written).await.is_err() {
+        tracing::warn!("the sessions' last touches did not all reach the store");
+    }
+    lifecycle.advance(Stage::Stopped);
 }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     capacity::{self, Capacity, Limits},
+    lifecycle::Stage,
     routes,
     session::{
         self,
@@ -45,11 +46,11 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     state: web::Data<AppState>,
+    port: u16,
     /// The Redis store whose connection must be maintained, when sessions are shared.
     redis: Option<Arc<RedisStore>>,
     /// The session touches the connections queue, worked through while the server runs.
     touches: TouchQueue,
-    drain: DrainTiming,
 }
 
 impl Application {
@@ -72,11 +73,11 @@ impl Application {
         tracing::info!("This server is named: {name}");
         let (sessions, redis) = session_store(&config).await?;
         let timing = Timing {
-            ping_interval: config.ping_interval_secs,
-            idle_timeout: config.idle_timeout_secs,
-            keep_alive: session::keep_alive_interval(config.resume_window_secs),
-            drain_window: config.drain_window_secs,
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            keep_alive: session::keep_alive_interval(config.resume_window),
         };
+        let drain = DrainTiming { grace: config.drain_grace, window: config.drain_window };
         let limits = Limits {
             max_connections: config
                 .max_connections
@@ -92,55 +93,64 @@ impl Application {
             limits.recover_below
         );
         let (touch_requests, touches) = touches::queue();
-        let state = AppState::new(&name, sessions, touch_requests, timing, Capacity::new(limits));
-        let drain =
-            DrainTiming { grace: config.drain_grace_secs, window: config.drain_window_secs };
-
+        let capacity = Capacity::new(limits);
+        let state = AppState::new(&name, sessions, touch_requests, timing, drain, capacity);
         let state = web::Data::new(state);
-        let app_state = state.clone();
-        let server = serve(listener, app_state, config.static_dir.clone())?;
+        let server = serve(listener, state.clone(), config.static_dir.clone())?;
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, state, redis, touches, drain })
+        Ok(Self { server, state, port, redis, touches })
+    }
+
+    /// The port it listens on (the one asked for, or the one the system chose for 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its name, as it appears in every tick.
+    pub fn name(&self) -> &str {
+        &self.state.name
     }
 
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
     /// second signal cuts the drain short.
     pub async fn run_until(self, mut signals: mpsc::Receiver<Signal>) -> io::Result<Stopped> {
-        let Self { server, state, redis, touches, drain } = self;
+        let Self { server, state, redis, touches, .. } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
-        // Background work lives until the process stops (not just until the drain starts).
-        let stop_background = tokio_util::sync::CancellationToken::new();
+        // Background work hears the lifecycle: it ends when the instance has stopped, and
+        // the touch queue is flushed as the drain reaches that step.
+        let lifecycle = &state.lifecycle;
         if let Some(redis) = redis {
-            let stop = stop_background.clone();
-            actix_web::rt::spawn(async move { redis.maintain(stop).await });
+            let stopped = lifecycle.reached(Stage::Stopped);
+            actix_web::rt::spawn(async move { redis.maintain(stopped).await });
         }
-        let store = Arc::clone(&state.sessions);
-        let stop = stop_background.clone();
+        let touches_written = actix_web::rt::spawn(
+            touches.run(Arc::clone(&state.sessions), lifecycle.reached(Stage::Flushing)),
+        );
+        let sampled = state.clone();
+        let stopped = lifecycle.reached(Stage::Stopped);
         actix_web::rt::spawn(async move {
-            tokio::select! {
-                () = touches.run(store) => {}
-                () = stop.cancelled() => {}
-            }
+            let connections = || sampled.live_connections();
+            sampled.capacity.sample(connections, stopped).await;
         });
-        let capacity = Arc::clone(&state.capacity);
-        let stop = stop_background.clone();
-        actix_web::rt::spawn(async move { capacity.sample(stop).await });
 
         let first = signals.recv().await;
         tracing::info!(
             "received {}",
             first.map_or("the end of the signal stream".into(), |s| s.to_string())
         );
+        let written = async {
+            let _ = touches_written.await;
+        };
         let stopped = tokio::select! {
-            () = shutdown::drain(&state, drain) => Stopped::Drained,
+            () = shutdown::drain(&state, written) => Stopped::Drained,
             Some(second) = signals.recv() => {
                 tracing::warn!("received {second} during the drain: exiting now");
+                state.lifecycle.advance(Stage::Stopped);
                 Stopped::Forced(second)
             }
         };
-        stop_background.cancel();
         handle.stop(stopped == Stopped::Drained).await;
         server_task.await.map_err(io::Error::other)??;
         Ok(stopped)
@@ -153,7 +163,7 @@ impl Application {
 async fn session_store(
     config: &Config,
 ) -> Result<(Arc<dyn SessionStore>, Option<Arc<RedisStore>>), StartupError> {
-    let window = config.resume_window_secs;
+    let window = config.resume_window;
     let Some(url) = &config.redis_url else {
         tracing::info!(
             "sessions are kept in memory (set REDIS_URL to share them between instances)"

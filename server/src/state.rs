@@ -4,12 +4,11 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
-
 use crate::{
     capacity::Capacity,
+    lifecycle::Lifecycle,
     session::{touches::Touches, SessionStore},
-    trigger::Trigger,
+    shutdown::DrainTiming,
 };
 
 /// The state shared by all workers; there is one per instance, shared as `web::Data`.
@@ -24,17 +23,12 @@ pub struct AppState {
     pub touches: Touches,
     /// The connection timers.
     pub timing: Timing,
+    /// The drain's grace period and window.
+    pub drain: DrainTiming,
     /// Limits, load and admission.
     pub capacity: Arc<Capacity>,
-    /// One token per open WebSocket: its length is the live-connection count, and waiting
-    /// on it after `close()` is how shutdown knows every socket has ended.
-    pub connections: TaskTracker,
-    /// Cancelled on the first SIGTERM/SIGINT: the health check turns 503 and new upgrades
-    /// are refused, while open sockets keep ticking.
-    pub draining: CancellationToken,
-    /// Fired once the drain's grace period is over: every connection closes its socket
-    /// (1012) at a random moment within the drain window.
-    pub shutdown: Trigger,
+    /// Where the instance is in its life (serving, draining, …), and its live connections.
+    pub lifecycle: Lifecycle,
     /// When this instance started: the health check's uptime, and the tick wheels' epoch.
     pub started: Instant,
 }
@@ -42,15 +36,14 @@ pub struct AppState {
 /// The timers every connection runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Between the server's pings; idleness is checked at each.
+    /// Between the server's pings; idleness is checked at each. Pings go out with ticks, so
+    /// at most once a second.
     pub ping_interval: Duration,
     /// Silence after which a peer is dropped (noticed at the next ping, so within
     /// `idle_timeout + ping_interval`).
     pub idle_timeout: Duration,
     /// Between refreshes of the session's expiry while the socket holds it.
     pub keep_alive: Duration,
-    /// The window over which sockets are closed at shutdown.
-    pub drain_window: Duration,
 }
 
 impl AppState {
@@ -60,6 +53,7 @@ impl AppState {
         sessions: Arc<dyn SessionStore>,
         touches: Touches,
         timing: Timing,
+        drain: DrainTiming,
         capacity: Capacity,
     ) -> Self {
         Self {
@@ -68,16 +62,15 @@ impl AppState {
             sessions,
             touches,
             timing,
+            drain,
             capacity: Arc::new(capacity),
-            connections: TaskTracker::new(),
-            draining: CancellationToken::new(),
-            shutdown: Trigger::default(),
+            lifecycle: Lifecycle::default(),
             started: Instant::now(),
         }
     }
 
     /// WebSocket connections open right now.
     pub fn live_connections(&self) -> usize {
-        self.connections.len()
+        self.lifecycle.live_connections()
     }
 }

@@ -24,6 +24,7 @@ use wstime_protocol::CloseCode;
 use crate::{
     capacity::Traffic,
     connection::{frames, task::Driving, Connection},
+    lifecycle::Stage,
     state::AppState,
     tick_wheel::{Place, Wheel},
 };
@@ -42,8 +43,8 @@ pub struct Worker<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     /// The drain's closes still to make, latest first; filled when the drain's closing
     /// phase begins. Weak: a connection that ends by itself meanwhile is not kept open.
     closes: RefCell<Vec<(Instant, Weak<Connection<T>>)>>,
-    /// Whether this worker has scheduled the drain's closes.
-    draining: Cell<bool>,
+    /// Whether this worker has scheduled the drain's closes (at [`Stage::Closing`]).
+    closes_scheduled: Cell<bool>,
     /// Where outgoing frames are built (the wheel's visits and the connections' answers
     /// take turns with it): a tick allocates nothing.
     out: RefCell<BytesMut>,
@@ -87,7 +88,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
             wakes_at: Cell::new(epoch),
             joined_earlier: Notify::new(),
             closes: RefCell::new(Vec::new()),
-            draining: Cell::new(false),
+            closes_scheduled: Cell::new(false),
             out: RefCell::new(BytesMut::with_capacity(4096)),
             input: RefCell::new(BytesMut::new()),
             traffic,
@@ -128,7 +129,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
         let connection = Rc::new(connection);
         let next_tick = connection.next_tick();
         let place = self.wheel.borrow_mut().insert(next_tick, Rc::clone(&connection));
-        if self.draining.get() {
+        if self.closes_scheduled.get() {
             // Admitted in the instant the drain began: it closes at once.
             connection.drain_at(now);
             self.closes.borrow_mut().push((now, Rc::downgrade(&connection)));
@@ -153,8 +154,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
     /// within the drain window, so the clients' reconnects reach the other instances
     /// spread out rather than as one herd.
     fn schedule_drain(&self, now: Instant) {
-        self.draining.set(true);
-        let window = self.state.timing.drain_window;
+        self.closes_scheduled.set(true);
+        let window = self.state.drain.window;
         let mut closes = self.closes.borrow_mut();
         for connection in self.wheel.borrow().iter() {
             let close_at = now + window.mul_f64(rand::random::<f64>());
@@ -199,10 +200,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
 /// slot would park every later tick in it.
 async fn turn<T: AsyncRead + AsyncWrite + Unpin + 'static>(worker: Rc<Worker<T>>) {
     let state = Arc::clone(&worker.state);
-    let mut shutdown = pin!(state.shutdown.watch());
+    let mut closing = pin!(state.lifecycle.reached(Stage::Closing));
     loop {
         let now = Instant::now();
-        if !worker.draining.get() && state.shutdown.has_fired() {
+        if !worker.closes_scheduled.get() && state.lifecycle.stage() >= Stage::Closing {
             worker.schedule_drain(now);
         }
         worker.wheel.borrow_mut().come_round(now, |connection| connection.visit(now, &worker));
@@ -214,12 +215,11 @@ async fn turn<T: AsyncRead + AsyncWrite + Unpin + 'static>(worker: Rc<Worker<T>>
             return;
         };
         worker.wakes_at.set(wakes_at);
-        let waiting_for_drain = !worker.draining.get();
+        let waiting_for_drain = !worker.closes_scheduled.get();
         tokio::select! {
             () = tokio::time::sleep_until(wakes_at) => {}
             () = worker.joined_earlier.notified() => {}
-            () = std::future::poll_fn(|cx| shutdown.as_mut().poll_fired(&state.shutdown, cx)),
-                if waiting_for_drain => {}
+            () = &mut closing, if waiting_for_drain => {}
         }
     }
 }
@@ -245,6 +245,7 @@ mod tests {
         capacity::{Capacity, Limits},
         connection::{schedule::Schedule, MAX_PARKED_BYTES},
         session::{memory::MemoryStore, touches, Opened},
+        shutdown::DrainTiming,
         state::Timing,
         tick_wheel::on_grid,
     };
@@ -257,8 +258,8 @@ mod tests {
             ping_interval: Duration::from_secs(ping_secs),
             idle_timeout: Duration::from_secs(idle_secs),
             keep_alive: Duration::from_secs(60),
-            drain_window,
         };
+        let drain = DrainTiming { grace: Duration::ZERO, window: drain_window };
         let limits = Limits {
             max_connections: 100,
             healthy_below: 0.6,
@@ -267,7 +268,7 @@ mod tests {
         };
         let (touches, _) = touches::queue();
         let sessions = Arc::new(MemoryStore::new(Duration::from_secs(300)));
-        Arc::new(AppState::new("test", sessions, touches, timing, Capacity::new(limits)))
+        Arc::new(AppState::new("test", sessions, touches, timing, drain, Capacity::new(limits)))
     }
 
     /// Runs `test` on a current-thread runtime whose clock moves only when every task
@@ -340,7 +341,7 @@ mod tests {
             schedule,
             BytesMut::new(),
             state.capacity.admit().expect("a slot"),
-            state.connections.token(),
+            state.lifecycle.connection(),
         );
         worker.start(connection, b"");
         Peer {
@@ -452,7 +453,7 @@ mod tests {
                 (0..8).map(|i| open(&worker, &format!("drained-{i}"))).collect();
             tokio::time::sleep(Duration::from_millis(1_500)).await;
             let fired = Instant::now();
-            worker.state().shutdown.fire();
+            worker.state().lifecycle.advance(Stage::Closing);
             let closes = futures_util::future::join_all(peers.iter_mut().map(|peer| async move {
                 let mut last_tick = 0;
                 loop {

@@ -107,7 +107,6 @@ mod tests {
             ping_interval: Duration::from_secs_f64(ping_secs),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(60),
-            drain_window: Duration::from_secs(5),
         }
     }
 

@@ -31,7 +31,7 @@ struct HealthReport<'a> {
 pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let connections = state.live_connections();
     let (mut health, load) = state.capacity.assess(connections);
-    let draining = state.draining.is_cancelled();
+    let draining = state.lifecycle.is_draining();
     if draining {
         health = Health::Draining;
     }

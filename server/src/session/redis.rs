@@ -13,7 +13,6 @@ use std::{sync::Mutex, time::Duration};
 
 use futures_util::future::{BoxFuture, FutureExt as _};
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Client, Script};
-use tokio_util::sync::CancellationToken;
 use wstime_protocol::ClientId;
 
 use super::{Opened, SessionStore, StoreError, StoreStatus};
@@ -102,9 +101,10 @@ impl RedisStore {
         }
     }
 
-    /// Keeps the connection alive until `shutdown`: checks it every second and reconnects
+    /// Keeps the connection alive until `stop`: checks it every second and reconnects
     /// after an outage. Logs each change of state once, not each failed attempt.
-    pub async fn maintain(&self, shutdown: CancellationToken) {
+    pub async fn maintain(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
         let mut was_up = self.lock().is_some();
         if !was_up {
             tracing::warn!(
@@ -116,7 +116,7 @@ impl RedisStore {
         let mut checks = tokio::time::interval(CHECK_INTERVAL);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = &mut stop => return,
                 _ = checks.tick() => {}
             }
             let up = match self.current() {

@@ -1,11 +1,13 @@
 //! Session touches, taken off the connections' path.
 //!
 //! A connection restarts its session's expiry on a slow keep-alive and once when it ends.
-//! It cannot await the store itself: it runs inside the response body's `poll`, and it may
-//! end by being dropped (a peer reset, a server stopping). So it queues the client id, and
-//! one background task per instance does the touching, a bounded number at a time.
+//! It cannot await the store itself: it is driven by synchronous visits and polls, and it
+//! may end by being dropped (a peer reset, a worker stopping). So it queues the client id, and
+//! one background task per instance does the touching, a bounded number at a time. At
+//! shutdown it is flushed: the touches of the last sockets to close are written before the
+//! process exits.
 
-use std::sync::Arc;
+use std::{future::Future, pin::pin, sync::Arc};
 
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
@@ -39,11 +41,21 @@ impl Touches {
 }
 
 impl TouchQueue {
-    /// Touches every queued session in `store`, until every [`Touches`] is gone. A failed
-    /// touch is logged and dropped: the session then expires a little earlier, which only
-    /// matters if the store is down, and then nothing could be kept anyway.
-    pub async fn run(mut self, store: Arc<dyn SessionStore>) {
-        let ids = futures_util::stream::poll_fn(|cx| self.0.poll_recv(cx));
+    /// Touches every queued session in `store` until `flush` resolves; then takes no more
+    /// requests, finishes the ones already queued and returns. A failed touch is logged and
+    /// dropped: the session then expires a little earlier, which only matters if the store
+    /// is down, and then nothing could be kept anyway.
+    pub async fn run(mut self, store: Arc<dyn SessionStore>, flush: impl Future<Output = ()>) {
+        let mut flush = pin!(flush);
+        let mut flushing = false;
+        let ids = futures_util::stream::poll_fn(|cx| {
+            if !flushing && flush.as_mut().poll(cx).is_ready() {
+                flushing = true;
+                // Later requests are refused; the queued ones still come out, then the end.
+                self.0.close();
+            }
+            self.0.poll_recv(cx)
+        });
         ids.for_each_concurrent(CONCURRENT_TOUCHES, |id| {
             let store = Arc::clone(&store);
             async move {
@@ -85,14 +97,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_request_is_touched_and_the_queue_ends_with_its_senders() {
+    async fn every_request_queued_before_the_flush_is_touched_then_the_queue_ends() {
         let store = Arc::new(Recording::default());
         let (touches, queue) = queue();
         for id in ["a", "b", "a"] {
-            touches.clone().request(ClientId::parse(id).unwrap());
+            touches.request(ClientId::parse(id).unwrap());
         }
-        drop(touches);
-        queue.run(store.clone()).await;
+        // The senders live on (as the instance's do): the flush alone ends the queue.
+        queue.run(store.clone(), std::future::ready(())).await;
+        touches.request(ClientId::parse("late").unwrap());
         let mut touched = store.0.lock().unwrap().clone();
         touched.sort();
         assert_eq!(touched, ["a", "a", "b"]);

@@ -106,7 +106,7 @@ async fn admit(state: &AppState, request: &Request) -> Result<Admitted, Refusal>
     }
     let handshake = handshake::check(request.head())?;
     let client_id = client_id(request.uri().query())?;
-    if state.draining.is_cancelled() {
+    if state.lifecycle.is_draining() {
         return Err(Refusal::Draining);
     }
     let slot = state.capacity.admit().ok_or(Refusal::Full)?;
@@ -137,7 +137,7 @@ where
     tracing::info!("Client connected with ID: {client_id}");
     let epoch = state.started;
     let schedule = Schedule::new(opened, Instant::now(), epoch, &state.timing);
-    let live = state.connections.token();
+    let live = state.lifecycle.connection();
     let connection = Connection::new(io, client_id, schedule, early, slot, live);
     let mut head = bytes::BytesMut::new();
     handshake.response(&mut head);

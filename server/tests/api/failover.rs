@@ -15,6 +15,11 @@ fn instance(redis: &Redis, name: &str) -> TestServer {
     TestServer::builder().env("REDIS_URL", redis.url()).env("SERVER_NAME", name).start()
 }
 
+/// The same, as a process (for SIGKILL, logs, faketime).
+fn instance_process(redis: &Redis, name: &str) -> TestServer {
+    TestServer::builder().env("REDIS_URL", redis.url()).env("SERVER_NAME", name).start_process()
+}
+
 /// Reads `n` ticks and returns the last count.
 async fn ticks(client: &mut Client, n: usize) -> u64 {
     let mut last = None;
@@ -37,7 +42,7 @@ async fn store_of(server: &TestServer) -> (String, bool) {
 #[actix_web::test]
 async fn after_sigkill_another_instance_continues_the_count() {
     let redis = Redis::start(false).expect("start redis-server");
-    let a = instance(&redis, "instance-a");
+    let mut a = instance_process(&redis, "instance-a");
     let b = instance(&redis, "instance-b");
 
     let mut client = a.connect("/?id=failover").await;
@@ -77,18 +82,20 @@ async fn instances_whose_clocks_disagree_agree_on_the_count() {
         "{LIBFAKETIME} is missing: install Debian's faketime (make packages)"
     );
     let redis = Redis::start(false).expect("start redis-server");
-    let honest = instance(&redis, "honest-clock");
-    let skewed = TestServer::builder()
+    let mut honest = instance_process(&redis, "honest-clock");
+    let mut skewed = TestServer::builder()
         .env("REDIS_URL", redis.url())
         .env("SERVER_NAME", "skewed-clock")
         .env("LD_PRELOAD", LIBFAKETIME)
         .env("FAKETIME", "+1h")
-        .start();
+        .start_process();
     // The skew is real: the skewed instance stamps its log an hour ahead.
-    let stamp_hour = |server: &TestServer| -> u32 {
-        server.logs()[0].get(11..13).and_then(|h| h.parse().ok()).expect("a timestamped log")
+    let stamp_hour = |server: &mut TestServer| -> u32 {
+        let line = server.wait_for_log("This server is named");
+        line.get(11..13).and_then(|h| h.parse().ok()).expect("a timestamped log")
     };
-    assert_eq!((stamp_hour(&honest) + 1) % 24, stamp_hour(&skewed), "faketime took effect");
+    let (honest_hour, skewed_hour) = (stamp_hour(&mut honest), stamp_hour(&mut skewed));
+    assert_eq!((honest_hour + 1) % 24, skewed_hour, "faketime took effect");
 
     // A session born on the skewed instance, resumed on the honest one, and back.
     let mut client = skewed.connect("/?id=skew").await;
@@ -107,7 +114,7 @@ async fn instances_whose_clocks_disagree_agree_on_the_count() {
 async fn a_redis_outage_degrades_to_local_sessions_and_heals_by_itself() {
     let redis = Redis::start(false).expect("start redis-server");
     let port = redis.port;
-    let mut a = instance(&redis, "outage-a");
+    let mut a = instance_process(&redis, "outage-a");
     let b = instance(&redis, "outage-b");
     let mut open = a.connect("/?id=during-outage").await;
     ticks(&mut open, 1).await;
@@ -145,7 +152,7 @@ async fn a_server_starts_while_redis_is_down_and_joins_it_later() {
     let mut server = TestServer::builder()
         .env("REDIS_URL", format!("redis://127.0.0.1:{port}/0"))
         .env("SERVER_NAME", "early-riser")
-        .start();
+        .start_process();
     server.wait_for_log("is unreachable");
     assert_eq!(store_of(&server).await, ("redis".to_owned(), false));
     assert_eq!(server.connect("/?id=early").await.next_tick().await.1, 0);

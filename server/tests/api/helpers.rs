@@ -2,17 +2,22 @@
 
 use std::{
     path::Path,
-    process::ExitStatus,
     time::{Duration, Instant},
 };
 
+use clap::{CommandFactory as _, FromArgMatches as _};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_tungstenite::{
     tungstenite::{self, protocol::frame::coding::CloseCode, Message},
     MaybeTlsStream, WebSocketStream,
 };
 use wstime_cluster::{Instance, InstanceSpec};
+use wstime_server::{
+    shutdown::{Signal, Stopped},
+    Application, Config,
+};
 
 /// The bound on any single network wait: generous, so a slow machine passes, yet a hang
 /// fails the test instead of stalling the suite.
@@ -35,30 +40,61 @@ pub fn fake_dist(dir: &Path) {
         .expect("write the wasm file");
 }
 
-/// A running `wstime-server` process (the real binary), killed by PID when dropped.
+/// A running wstime instance on a free loopback port: in this process by default (the
+/// library's `Application`, as zero2prod's `spawn_app` runs it), or, for what only a
+/// process has (its logs, real signals, its exit code, `faketime`), the real binary.
 pub struct TestServer {
-    pub instance: Instance,
     pub port: u16,
     pub name: String,
+    runner: Runner,
     _dist: tempfile::TempDir,
 }
 
-/// Builds the environment of a test server.
+/// How a test server runs.
+enum Runner {
+    /// On a thread of its own, in its own actix system; stopped through its signal channel.
+    InProcess {
+        signals: mpsc::Sender<Signal>,
+        run: Option<std::thread::JoinHandle<std::io::Result<Stopped>>>,
+    },
+    /// The `wstime-server` binary, killed by PID when dropped.
+    Process(Instance),
+}
+
+/// The settings of a test server, by their environment names (`DRAIN_GRACE_SECS`, …).
 pub struct TestServerBuilder {
     env: Vec<(String, String)>,
 }
 
 impl TestServerBuilder {
-    /// Sets an environment variable of the server process.
+    /// Sets a setting, by its environment variable's name.
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_owned(), value.into()));
         self
     }
 
-    /// Starts the server on a free loopback port and waits until it listens.
+    /// Starts the server inside this process and waits until it listens.
     pub fn start(self) -> TestServer {
-        let dist = tempfile::tempdir().expect("temporary page directory");
-        fake_dist(dist.path());
+        let dist = page_dir();
+        let config = self.config(dist.path());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let run = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(config).await.expect("the app builds");
+                let (signals, signals_rx) = mpsc::channel(4);
+                let _ = ready_tx.send((app.port(), app.name().to_owned(), signals));
+                app.run_until(signals_rx).await
+            })
+        });
+        let (port, name, signals) =
+            ready_rx.recv_timeout(NETWORK_TIMEOUT).expect("the app starts listening");
+        let runner = Runner::InProcess { signals, run: Some(run) };
+        TestServer { port, name, runner, _dist: dist }
+    }
+
+    /// Starts the real binary, on a free loopback port, and waits until it listens.
+    pub fn start_process(self) -> TestServer {
+        let dist = page_dir();
         let spec = InstanceSpec {
             binary: env!("CARGO_BIN_EXE_wstime-server").into(),
             static_dir: dist.path().to_owned(),
@@ -66,8 +102,55 @@ impl TestServerBuilder {
             echo: false,
         };
         let instance = spec.start("wstime-server", 0, &[]).expect("start wstime-server");
-        TestServer { port: instance.port, name: instance.name.clone(), instance, _dist: dist }
+        TestServer {
+            port: instance.port,
+            name: instance.name.clone(),
+            runner: Runner::Process(instance),
+            _dist: dist,
+        }
     }
+
+    /// The configuration these settings make, as the binary would parse it, but from the
+    /// settings alone: nothing in the test's own environment leaks in.
+    fn config(&self, static_dir: &Path) -> Config {
+        let mut command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let mut args =
+            vec!["wstime-server".to_owned(), "--bind=127.0.0.1".into(), "--port=0".into()];
+        args.push(format!("--static-dir={}", static_dir.display()));
+        for (key, value) in &self.env {
+            let arg = Config::command()
+                .get_arguments()
+                .find(|arg| arg.get_env().is_some_and(|env| env == key.as_str()))
+                .and_then(|arg| arg.get_long().map(str::to_owned));
+            match arg {
+                Some(long) => args.push(format!("--{long}={value}")),
+                None => assert_eq!(key, "RUST_LOG", "{key} is not a setting"),
+            }
+        }
+        let matches = command.try_get_matches_from_mut(args).expect("valid test settings");
+        Config::from_arg_matches(&matches).expect("valid test settings").checked().expect("valid")
+    }
+}
+
+impl Drop for TestServer {
+    /// An app in this process is stopped at once (two signals: no drain), so tests do not
+    /// leave servers running behind them; a process is killed by its `Instance`.
+    fn drop(&mut self) {
+        if let Runner::InProcess { signals, run } = &mut self.runner {
+            let _ = signals.try_send(Signal::Terminate);
+            let _ = signals.try_send(Signal::Terminate);
+            if let Some(run) = run.take() {
+                let _ = run.join();
+            }
+        }
+    }
+}
+
+/// A page directory like trunk's output, removed when dropped.
+fn page_dir() -> tempfile::TempDir {
+    let dist = tempfile::tempdir().expect("temporary page directory");
+    fake_dist(dist.path());
+    dist
 }
 
 impl TestServer {
@@ -76,9 +159,17 @@ impl TestServer {
         TestServerBuilder { env: vec![("RUST_LOG".into(), "info".into())] }
     }
 
-    /// A default server named `name`.
+    /// A default server named `name`, in this process.
     pub fn start(name: &str) -> Self {
         Self::builder().env("SERVER_NAME", name).start()
+    }
+
+    /// The binary's process; for what only a process has.
+    fn process(&mut self) -> &mut Instance {
+        match &mut self.runner {
+            Runner::Process(instance) => instance,
+            Runner::InProcess { .. } => panic!("this test needs `start_process()`"),
+        }
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -89,19 +180,14 @@ impl TestServer {
         format!("ws://127.0.0.1:{}{path_and_query}", self.port)
     }
 
-    /// Every line the server has logged so far.
-    pub fn logs(&self) -> Vec<String> {
-        self.instance.process.lines()
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
+    /// Waits for a log line containing `needle` and returns it (a process only).
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        self.instance.process.wait_for_line(needle, NETWORK_TIMEOUT).expect("the log line")
+        self.process().process.wait_for_line(needle, NETWORK_TIMEOUT).expect("the log line")
     }
 
     /// Waits for a log line that `matches` (described by `what`) and returns it.
     pub fn wait_for_log_where(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        self.instance
+        self.process()
             .process
             .wait_for_line_where(what, matches, NETWORK_TIMEOUT)
             .expect("the log line")
@@ -136,14 +222,41 @@ impl TestServer {
         self.health().await["connections"].as_u64().expect("connections is a number")
     }
 
-    /// Sends `signal` (e.g. "TERM") to the process.
-    pub fn signal(&self, signal: &str) {
-        self.instance.process.signal(signal).expect("signal the server");
+    /// Sends `signal` ("TERM", "INT"; a process also takes "KILL", "STOP", …).
+    pub fn signal(&mut self, signal: &str) {
+        match &mut self.runner {
+            Runner::Process(instance) => instance.process.signal(signal).expect("signal it"),
+            Runner::InProcess { signals, .. } => {
+                let signal = match signal {
+                    "TERM" => Signal::Terminate,
+                    "INT" => Signal::Interrupt,
+                    other => panic!("SIG{other} needs `start_process()`"),
+                };
+                signals.try_send(signal).expect("the app hears its signals");
+            }
+        }
     }
 
-    /// Waits for the process to exit, within `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        self.instance.process.wait_exit(limit).expect("the server exits")
+    /// Waits, within `limit`, for the server to stop; returns its exit code (for an app in
+    /// this process, the code its binary would exit with).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        match &mut self.runner {
+            Runner::Process(instance) => {
+                instance.process.wait_exit(limit).expect("the server exits").code()
+            }
+            Runner::InProcess { run, .. } => {
+                let deadline = Instant::now() + limit;
+                let run = run.take().expect("waited for once");
+                while !run.is_finished() {
+                    assert!(Instant::now() < deadline, "still running after {limit:?}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                match run.join().expect("the app's thread").expect("the app runs") {
+                    Stopped::Drained => Some(0),
+                    Stopped::Forced(signal) => Some(signal.exit_code().into()),
+                }
+            }
+        }
     }
 
     /// Opens a WebSocket to `path_and_query`.

@@ -8,6 +8,7 @@ use std::{
 use futures_util::future::join_all;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wstime_cluster::Redis;
+use wstime_protocol::ClientId;
 
 use crate::helpers::{code, raw_upgrade, Client, Event, TestServer};
 
@@ -24,10 +25,10 @@ async fn ticks_until_closed(mut client: Client) -> (Vec<u64>, Option<u16>, Insta
 
 #[actix_web::test]
 async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
-    let grace = Duration::from_secs(2);
+    let grace = Duration::from_secs(3);
     let window = Duration::from_secs(2);
     let mut server =
-        TestServer::builder().env("DRAIN_GRACE_SECS", "2").env("DRAIN_WINDOW_SECS", "2").start();
+        TestServer::builder().env("DRAIN_GRACE_SECS", "3").env("DRAIN_WINDOW_SECS", "2").start();
     let mut clients = Vec::new();
     for i in 0..10 {
         let mut client = server.connect(&format!("/?id=drain-{i}")).await;
@@ -40,9 +41,9 @@ async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
     let (status, body) = server.plain_health().await;
     assert_eq!((status, body.as_str()), (503, "draining"), "503 at once");
-    assert!(signalled.elapsed() < Duration::from_secs(1));
     let (status, refusal) = raw_upgrade(server.port, "/?id=latecomer", "websocket").await;
     assert_eq!(status, 503, "no new sockets while draining: {refusal}");
+    assert!(!readers.is_finished(), "health turned 503 while every socket was still open");
 
     let results = readers.await.unwrap();
     let closes: Vec<Duration> = results.iter().map(|(_, _, at)| *at - signalled).collect();
@@ -52,24 +53,20 @@ async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     }
     let first = *closes.iter().min().unwrap();
     let last = *closes.iter().max().unwrap();
-    assert!(
-        first >= grace - Duration::from_millis(100),
-        "none closed before the grace ended: {first:?}"
-    );
-    assert!(
-        last <= grace + window + Duration::from_millis(500),
-        "all closed within the window: {last:?}"
-    );
+    // The server sleeps the whole grace after hearing the signal, sent after `signalled`.
+    assert!(first >= grace, "none closed before the grace ended: {first:?}");
+    // Generous: the pacing itself is tested on a paused clock (worker's tests).
+    assert!(last <= grace + window + Duration::from_secs(5), "within the window: {last:?}");
     assert!(last - first >= Duration::from_millis(300), "closes were spread: {closes:?}");
 
-    let status = server.wait_exit(grace + window + Duration::from_secs(5));
-    assert_eq!(status.code(), Some(0));
+    let code = server.wait_exit(grace + window + Duration::from_secs(10));
+    assert_eq!(code, Some(0));
 }
 
 #[actix_web::test]
 async fn drained_clients_resume_on_another_instance_with_their_count() {
     let redis = Redis::start(false).expect("start redis-server");
-    let draining = TestServer::builder()
+    let mut draining = TestServer::builder()
         .env("REDIS_URL", redis.url())
         .env("DRAIN_GRACE_SECS", "1")
         .env("DRAIN_WINDOW_SECS", "1")
@@ -95,7 +92,7 @@ async fn drained_clients_resume_on_another_instance_with_their_count() {
 
 #[actix_web::test]
 async fn a_second_signal_exits_at_once() {
-    let mut server = TestServer::builder().env("DRAIN_GRACE_SECS", "30").start();
+    let mut server = TestServer::builder().env("DRAIN_GRACE_SECS", "30").start_process();
     let _client = server.connect("/?id=impatient").await;
     server.signal("TERM");
     server.wait_for_log("draining");
@@ -103,7 +100,7 @@ async fn a_second_signal_exits_at_once() {
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(5));
     assert!(again.elapsed() < Duration::from_secs(3), "exited at once, not after the grace");
-    assert_eq!(status.code(), Some(143));
+    assert_eq!(status, Some(143));
 }
 
 #[actix_web::test]
@@ -112,13 +109,13 @@ async fn sigterm_closes_sockets_with_1012_and_exits_zero() {
         let mut server = TestServer::builder()
             .env("DRAIN_GRACE_SECS", "0")
             .env("DRAIN_WINDOW_SECS", "0")
-            .start();
+            .start_process();
         let mut client = server.connect("/?id=stopping").await;
         assert_eq!(client.next_tick().await.1, 0);
         server.signal(signal);
         assert_eq!(client.expect_close().await, Some(code(CloseCode::Restart)), "SIG{signal}");
         let status = server.wait_exit(Duration::from_secs(10));
-        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        assert_eq!(status, Some(0), "SIG{signal}");
     }
 }
 
@@ -170,5 +167,43 @@ fn bad_values_are_one_line_errors() {
         let (status, stderr) = run_failing(&[(key, value)]);
         assert_eq!(status, Some(2), "{key}={value}");
         assert_one_line_error(&stderr, needle);
+    }
+}
+
+#[actix_web::test]
+async fn the_last_touches_of_closing_sockets_reach_the_store_before_exit() {
+    let redis = Redis::start(false).expect("start redis-server");
+    let grace = Duration::from_secs(4);
+    let mut server = TestServer::builder()
+        .env("REDIS_URL", redis.url())
+        .env("RESUME_WINDOW_SECS", "60")
+        .env("DRAIN_GRACE_SECS", "4")
+        .env("DRAIN_WINDOW_SECS", "0")
+        .start();
+    let ids: Vec<ClientId> =
+        (0..50).map(|i| ClientId::parse(&format!("last-touch-{i}")).unwrap()).collect();
+    let mut clients = Vec::new();
+    for id in &ids {
+        let mut client = server.connect(&format!("/?id={id}")).await;
+        client.next_tick().await;
+        clients.push(client);
+    }
+    server.signal("TERM");
+    let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
+    assert_eq!(server.wait_exit(grace + Duration::from_secs(15)), Some(0));
+    readers.await.unwrap();
+
+    // Each session's window restarted when its socket closed, at the end of the drain:
+    // a minute from then, not from the open, which was more than the grace before.
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to redis");
+    for id in &ids {
+        let key = wstime_server::session::redis::session_key(id);
+        let left: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        let from_open = (Duration::from_secs(60) - grace).as_millis() as i64;
+        assert!(left > from_open + 2_000, "{key} expires in {left} ms: not touched at its close");
     }
 }

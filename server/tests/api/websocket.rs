@@ -61,7 +61,7 @@ async fn ticks_arrive_as_exact_text() {
 
 #[actix_web::test]
 async fn valid_ids_are_logged_and_missing_ones_assigned() {
-    let mut server = TestServer::start("ids-logged");
+    let mut server = TestServer::builder().env("SERVER_NAME", "ids-logged").start_process();
     let _named = server.connect("/?id=Robert_Zhu-42").await;
     server.wait_for_log("Client connected with ID: Robert_Zhu-42");
 
