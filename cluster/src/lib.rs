@@ -5,7 +5,7 @@
 //! - [`instance`]: one wstime-server started from its binary.
 //! - [`redis`]: a real redis-server on a free port.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
-//! - [`http`]: a minimal blocking HTTP client for loopback.
+//! - [`http`]: blocking HTTP requests to loopback (health checks, HAProxy's stats).
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 

@@ -146,17 +146,30 @@ impl Supervised {
         }
     }
 
-    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`) to the process.
-    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`) to the process, and only to
+    /// it: never once it has been reaped (its pid may be another process's by then).
+    pub fn signal(&mut self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.own_pid() else {
+            bail!("{} has already exited", self.label);
+        };
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
+            .arg(pid.to_string())
             .status()
             .context("cannot run kill")?;
         if !status.success() {
-            bail!("kill -{signal} {} ({}) failed", self.pid(), self.label);
+            bail!("kill -{signal} {pid} ({}) failed", self.label);
         }
         Ok(())
+    }
+
+    /// The child's pid while it is still ours to signal: running, or exited but not yet
+    /// reaped. Never 0 or 1, which `kill` would read as "my own group" or "init".
+    fn own_pid(&mut self) -> Option<u32> {
+        match self.child.try_wait() {
+            Ok(None) => Some(self.child.id()).filter(|&pid| pid > 1),
+            _ => None,
+        }
     }
 
     /// The exit status, if the process has ended.
@@ -181,10 +194,11 @@ impl Supervised {
 
 impl Drop for Supervised {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // The whole group: the process and anything it started.
+        if let Some(pid) = self.own_pid() {
+            // The whole group the child leads (it was started as a group leader): the
+            // process and anything it started.
             let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.pid())])
+                .args(["-KILL", "--", &format!("-{pid}")])
                 .stderr(Stdio::null())
                 .status();
             let _ = self.child.kill();
@@ -202,6 +216,15 @@ pub fn free_port() -> anyhow::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_that_has_been_reaped_is_never_signalled() {
+        let mut process = Supervised::spawn("brief", &mut Command::new("true"), false).unwrap();
+        process.wait_exit(Duration::from_secs(10)).unwrap();
+        // Its pid is free for any other process now: signalling it must be refused.
+        let refused = process.signal("KILL").unwrap_err().to_string();
+        assert!(refused.contains("already exited"), "{refused}");
+    }
 
     #[test]
     fn a_line_printed_just_before_exiting_is_found() {

@@ -175,7 +175,7 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
     let url = format!("ws://127.0.0.1:{}/", instance.port);
     let flags = ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold];
     let (mut processes, connect_secs) = generators(args, &url, size, "steady", &flags)?;
-    for process in &processes {
+    for process in &mut processes {
         process.signal("USR1")?;
     }
     std::thread::sleep(Duration::from_secs_f64(settle));

@@ -11,7 +11,9 @@
 pub mod handshake;
 pub mod refusal;
 
-use std::{convert::Infallible, future::Future, pin::Pin, rc::Rc, sync::Arc, time::Duration};
+use std::{
+    cell::RefCell, convert::Infallible, future::Future, pin::Pin, rc::Rc, sync::Arc, time::Duration,
+};
 
 use actix_codec::Framed;
 use actix_http::{h1, Request};
@@ -22,7 +24,7 @@ use tokio::{
 };
 use wstime_protocol::ClientId;
 
-use self::refusal::Refusal;
+use self::refusal::{Refusal, RefusalLog};
 use crate::{
     connection::{schedule::Schedule, Connection},
     state::AppState,
@@ -56,13 +58,15 @@ where
     type Future = std::future::Ready<Result<Upgrade<T>, ()>>;
 
     fn new_service(&self, (): ()) -> Self::Future {
-        std::future::ready(Ok(Upgrade { worker: Worker::new(Arc::clone(&self.state)) }))
+        let worker = Worker::new(Arc::clone(&self.state));
+        std::future::ready(Ok(Upgrade { worker, refusals: Rc::default() }))
     }
 }
 
 /// One worker's upgrade service.
 pub struct Upgrade<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     worker: Rc<Worker<T>>,
+    refusals: Rc<RefCell<RefusalLog>>,
 }
 
 impl<T> Service<(Request, Framed<T, h1::Codec>)> for Upgrade<T>
@@ -77,6 +81,7 @@ where
 
     fn call(&self, (request, framed): (Request, Framed<T, h1::Codec>)) -> Self::Future {
         let worker = Rc::clone(&self.worker);
+        let refusals = Rc::clone(&self.refusals);
         Box::pin(async move {
             // The socket, and what the client sent after its request (frames may follow a
             // handshake at once); the dispatcher's buffers go with the rest of the parts.
@@ -84,7 +89,18 @@ where
             let (io, early) = (parts.io, parts.read_buf);
             match admit(worker.state(), &request).await {
                 Ok(admitted) => open(&worker, io, early, admitted),
-                Err(refusal) => refuse(io, &request, &refusal).await,
+                Err(refusal) => {
+                    let unlogged = refusals.borrow_mut().record(refusal.reason(), Instant::now());
+                    if let Some(unlogged) = unlogged {
+                        tracing::info!(
+                            path = request.path(),
+                            peer = ?request.peer_addr(),
+                            "upgrade refused ({}; {unlogged} more since the last such line): {refusal}",
+                            refusal.status()
+                        );
+                    }
+                    refuse(io, &refusal).await;
+                }
             }
             Ok(())
         })
@@ -145,11 +161,10 @@ where
 }
 
 /// Answers a refused upgrade and closes the socket.
-async fn refuse<T>(mut io: T, request: &Request, refusal: &Refusal)
+async fn refuse<T>(mut io: T, refusal: &Refusal)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    tracing::debug!(path = request.path(), reason = refusal.reason(), "upgrade refused: {refusal}");
     let answer = async {
         io.write_all(&refusal.response()).await?;
         io.shutdown().await

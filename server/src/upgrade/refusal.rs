@@ -4,9 +4,10 @@
 //! client or load balancer can act on: a 4xx for the client's own mistakes, a 503 with
 //! `Retry-After` for "not now, not here" (HAProxy retries those on another instance).
 
-use std::fmt::Write as _;
+use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
 use actix_http::StatusCode;
+use tokio::time::Instant;
 use wstime_protocol::InvalidClientId;
 
 use super::handshake::{self, BadHandshake};
@@ -88,6 +89,50 @@ impl Refusal {
     }
 }
 
+/// How often a refusal of one kind is logged, at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Kinds of refusal remembered at once; a flood of new kinds is not remembered, just not
+/// logged.
+const REMEMBERED_KINDS: usize = 256;
+
+/// Logs refusals, at most once a minute per kind, each line saying how many of that kind
+/// went unlogged since the last: a flood of bad clients cannot flood the log.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    kinds: HashMap<String, Logged>,
+}
+
+#[derive(Debug)]
+struct Logged {
+    at: Instant,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// Records a refusal of kind `kind` at `now`: `Some(unlogged)` when it is to be logged
+    /// (with that many of its kind refused unlogged since the last line), `None` otherwise.
+    pub fn record(&mut self, kind: &str, now: Instant) -> Option<u64> {
+        if let Some(logged) = self.kinds.get_mut(kind) {
+            if now.duration_since(logged.at) < LOG_EVERY {
+                logged.unlogged += 1;
+                return None;
+            }
+            let unlogged = std::mem::take(&mut logged.unlogged);
+            logged.at = now;
+            return Some(unlogged);
+        }
+        if self.kinds.len() >= REMEMBERED_KINDS {
+            self.kinds.retain(|_, logged| now.duration_since(logged.at) < LOG_EVERY);
+            if self.kinds.len() >= REMEMBERED_KINDS {
+                return None;
+            }
+        }
+        self.kinds.insert(kind.to_owned(), Logged { at: now, unlogged: 0 });
+        Some(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +159,19 @@ mod tests {
             assert!(text.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{text}");
             assert!(text.contains("\r\nsec-websocket-version: 13\r\n"), "{text}");
         }
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_minute_per_kind_with_the_count_between() {
+        let mut log = RefusalLog::default();
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        assert_eq!(log.record("full", at(0)), Some(0));
+        assert_eq!(log.record("full", at(1)), None);
+        assert_eq!(log.record("draining", at(2)), Some(0), "another kind has its own minute");
+        assert_eq!(log.record("full", at(59)), None);
+        assert_eq!(log.record("full", at(61)), Some(2), "two went unlogged");
+        assert_eq!(log.record("full", at(62)), None);
     }
 
     #[test]
