@@ -28,9 +28,11 @@ impl FallbackStore {
     async fn open_session(&self, id: &ClientId) -> Result<Opened, StoreError> {
         match self.shared.open(id).await {
             Ok(opened) => Ok(opened),
+            // Redis answered: the session is shared and busy, and a local copy would fork it.
+            Err(StoreError::Busy) => Err(StoreError::Busy),
             Err(error) => {
                 tracing::debug!(%id, %error, "opening the session locally");
-                Ok(self.local.open_now(id))
+                self.local.open(id).await
             }
         }
     }

@@ -16,7 +16,7 @@ use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Client, Script};
 use tokio_util::sync::CancellationToken;
 use wstime_protocol::ClientId;
 
-use super::{Opened, SessionStore, StoreError, StoreStatus};
+use super::{open_when_free, Claim, Opened, SessionStore, StoreError, StoreStatus};
 
 /// How long one Redis operation may take. A session store that answers slower than this
 /// is treated as down: a connect must not wait on it.
@@ -25,8 +25,11 @@ pub const OPERATION_LIMIT: Duration = Duration::from_millis(500);
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Opens or resumes a session, atomically. KEYS[1]: the session key. ARGV[1]: the resume
-/// window in ms. Returns {age in ms, first count}; the first count follows the same rule
-/// as [`Opened::after`] (the contract tests hold both stores to it).
+/// window in ms. Returns {age in ms, count, opened}: with opened = 1 the count is this
+/// open's first tick (now claimed); with 0 it is the count an earlier open already sent,
+/// and nothing was written. The rule is [`Claim::after`]'s (the contract tests hold both
+/// stores to it). An age below zero (a new master whose clock is behind the old one's) is
+/// taken as zero.
 const OPEN_SCRIPT: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -37,12 +40,14 @@ if start == nil then
   start = now_ms
   claimed = nil
 end
-local age = now_ms - start
+local age = math.max(now_ms - start, 0)
 local first = math.floor((age + 999) / 1000)
-if claimed ~= nil and claimed >= first then first = claimed + 1 end
+if claimed ~= nil and claimed >= first then
+  return {age, claimed, 0}
+end
 redis.call('HSET', KEYS[1], 'start', start, 'claimed', first)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {age, first}
+return {age, first, 1}
 ";
 
 /// Sessions in Redis.
@@ -174,14 +179,18 @@ impl RedisStore {
         }
     }
 
-    async fn open_session(&self, id: &ClientId) -> Result<Opened, StoreError> {
+    async fn claim(&self, id: &ClientId) -> Result<Claim, StoreError> {
         let mut connection = self.current().ok_or(StoreError::Unavailable)?;
         let key = session_key(id);
         let window_ms = self.resume_window.as_millis() as u64;
-        let (age_ms, first): (u64, u64) = self
+        let (age_ms, count, opened): (u64, u64, bool) = self
             .run(self.open_script.key(&key).arg(window_ms).invoke_async(&mut connection))
             .await?;
-        Ok(Opened { age: Duration::from_millis(age_ms), first })
+        let age = Duration::from_millis(age_ms);
+        Ok(match opened {
+            true => Claim::Opened(Opened { age, first: count }),
+            false => Claim::taken(age, count),
+        })
     }
 
     async fn touch_session(&self, id: &ClientId) -> Result<(), StoreError> {
@@ -201,7 +210,7 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     fn open<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<Opened, StoreError>> {
-        self.open_session(id).boxed()
+        open_when_free(move || self.claim(id)).boxed()
     }
 
     fn touch<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<(), StoreError>> {
