@@ -38,9 +38,14 @@ impl FallbackStore {
     }
 
     async fn touch_session(&self, id: &ClientId) -> Result<(), StoreError> {
-        // A session lives in one of the two; touching the other is a no-op.
-        self.local.touch_now(id);
-        self.shared.touch(id).await
+        // Both may hold the id (opened locally in an outage, then again in Redis once it was
+        // back), so both are touched; a session this instance holds needs nothing from Redis.
+        let held_here = self.local.touch_now(id);
+        let shared = self.shared.touch(id).await;
+        if held_here {
+            return Ok(());
+        }
+        shared
     }
 }
 

@@ -2,9 +2,9 @@
 //! this instance or any other sharing the store, continues the count instead of restarting.
 //!
 //! One trait, two backends: [`memory::MemoryStore`] (embedded; one instance needs nothing
-//! else) and [`redis::RedisStore`] (shared by every instance). [`fallback::FallbackStore`]
-//! puts the two together so that a Redis outage degrades to per-instance sessions rather
-//! than refused connections.
+//! else) and [`redis::RedisStore`] (shared by every instance: one Redis, a Sentinel group's
+//! master, or a Redis Cluster). [`fallback::FallbackStore`] puts the two together so that
+//! a Redis outage degrades to per-instance sessions rather than refused connections.
 //!
 //! The store is touched when a socket opens, on a slow keep-alive while it stays open, and
 //! once when it closes; never per tick. The last two go through [`touches`], one queue per
