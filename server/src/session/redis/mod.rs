@@ -38,8 +38,12 @@ use super::{open_when_free, Claim, Opened, SessionStore, StoreError, StoreStatus
 /// How long one Redis operation may take. A session store that answers slower than this
 /// is treated as down: a connect must not wait on it.
 pub const OPERATION_LIMIT: Duration = Duration::from_millis(500);
-/// How often the connection is checked (and, when down, retried).
+/// How often a live connection is checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a lost connection is retried: more often than a live one is checked, because
+/// each retry saved is time sessions are not shared (after a Sentinel failover, the
+/// sentinels name the new master within a few seconds, and the store finds it within this).
+const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 /// The least time between two checks that failed operations ask for, so a Redis that
 /// fails every command cannot keep the store reconnecting back to back.
 const RECHECK_SPACING: Duration = Duration::from_millis(100);
@@ -129,17 +133,16 @@ impl RedisStore {
     }
 
     /// Keeps the connection alive until `shutdown`: checks it every second (and at once
-    /// after a failed operation), reconnects after an outage, and follows a Sentinel
-    /// failover. Logs each change of state once, not each failed attempt.
+    /// after a failed operation), retries four times a second while it is lost, and follows
+    /// a Sentinel failover. Logs each change of state once, not each failed attempt.
     pub async fn maintain(&self, shutdown: CancellationToken) {
         let mut was = self.current().map(|(_, live)| live.address);
-        let mut checks = tokio::time::interval(CHECK_INTERVAL);
-        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_check = Instant::now();
         loop {
+            let wait = if was.is_some() { CHECK_INTERVAL } else { RETRY_INTERVAL };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = checks.tick() => {}
+                () = tokio::time::sleep(wait) => {}
                 () = self.recheck.notified() => {
                     tokio::time::sleep_until(last_check + RECHECK_SPACING).await;
                 }
