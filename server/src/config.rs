@@ -101,14 +101,14 @@ impl Config {
         if self.idle_timeout_secs <= self.ping_interval_secs {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
-                "error: IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
+                "IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
                  client would be dropped between two pings\n",
             ));
         }
         if self.recover_below > self.healthy_below {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
-                "error: RECOVER_BELOW must not exceed HEALTHY_BELOW (the health check recovers \
+                "RECOVER_BELOW must not exceed HEALTHY_BELOW (the health check recovers \
                  below the level at which it failed)\n",
             ));
         }
@@ -160,7 +160,7 @@ impl TypedValueParser for RedisUrlParser {
         let unusable = |reason: &dyn std::fmt::Display| {
             clap::Error::raw(
                 ErrorKind::ValueValidation,
-                format!("error: REDIS_URL (--redis-url) is not usable: {reason}\n"),
+                format!("REDIS_URL (--redis-url) is not usable: {reason}\n"),
             )
         };
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;

@@ -11,6 +11,9 @@ use std::fmt;
 use percent_encoding::percent_decode_str;
 use redis::{ConnectionInfo, IntoConnectionInfo as _, RedisConnectionInfo};
 
+/// The schemes the `redis` crate reads as one server.
+const SINGLE_SCHEMES: [&str; 7] =
+    ["redis", "rediss", "valkey", "valkeys", "redis+unix", "valkey+unix", "unix"];
 /// The port of a sentinel whose address names none (Redis's default for sentinels).
 const SENTINEL_PORT: u16 = 26379;
 /// The port of a cluster node whose address names none.
@@ -47,11 +50,12 @@ pub struct Address {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisUrlError {
     #[error(
-        "not a Redis URL ({0}): expected redis://host:port/db, \
-         redis-sentinel://host:port[,host:port…][/db]#master or \
-         redis-cluster://host:port[,host:port…]"
+        "expected redis://host:port/db, redis-sentinel://host:port[,host:port…][/db]#master \
+         or redis-cluster://host:port[,host:port…]"
     )]
-    NotRedis(String),
+    NotRedis,
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}:// needs at least one host:port")]
     NoHosts(&'static str),
     #[error("{0:?} is not host:port")]
@@ -94,9 +98,19 @@ impl RedisTarget {
             }
             Ok(Self::Cluster { nodes: parts.hosts, redis: parts.redis })
         } else {
-            raw.into_connection_info()
-                .map(Self::Single)
-                .map_err(|error| RedisUrlError::NotRedis(error.to_string()))
+            let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
+            if !SINGLE_SCHEMES.contains(&scheme) {
+                return Err(RedisUrlError::NotRedis);
+            }
+            raw.into_connection_info().map(Self::Single).map_err(|error| {
+                // The crate's text ends in its error kind ("… - InvalidClientConfig").
+                let text = error.to_string();
+                let what = text.split(" - ").next().unwrap_or_default();
+                RedisUrlError::Invalid(match error.detail() {
+                    Some(detail) => format!("{what}: {detail}"),
+                    None => what.to_owned(),
+                })
+            })
         }
     }
 
@@ -325,7 +339,8 @@ mod tests {
             assert!(!error.to_string().contains("hunter2"), "{error}");
         }
         let error = RedisTarget::parse("http://user:hunter2@127.0.0.1").expect_err("http");
-        assert!(matches!(error, RedisUrlError::NotRedis(_)), "{error:?}");
-        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert_eq!(error, RedisUrlError::NotRedis);
+        let error = RedisTarget::parse("redis://user:hunter2@127.0.0.1/x").expect_err("a bad db");
+        assert_eq!(error, RedisUrlError::Invalid("Invalid database number".into()));
     }
 }
