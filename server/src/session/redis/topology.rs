@@ -24,16 +24,16 @@ pub enum Topology {
     Single(Client),
     /// The master a Sentinel group names, with the master's database and credentials.
     Sentinel { sentinels: Sentinels, redis: RedisConnectionInfo },
-    /// A Redis Cluster; `seeds` describes it in logs. Boxed: the client is large, and the
-    /// other variants would carry its size for nothing.
-    Cluster { client: Box<ClusterClient>, seeds: String },
+    /// A Redis Cluster. Boxed: the client is large, and the other variants would carry its
+    /// size for nothing.
+    Cluster(Box<ClusterClient>),
 }
 
 /// A connection the store holds, and where it goes.
 #[derive(Clone)]
 pub struct Live {
     pub connection: Connection,
-    /// The server it reaches (host and port), or the cluster's seeds: for logs.
+    /// The server it reaches (host and port), or "the cluster": for logs.
     pub address: String,
 }
 
@@ -57,6 +57,8 @@ pub enum ConnectError {
     Timeout { address: String },
     #[error("{address} is a {role}, not a master")]
     NotMaster { address: String, role: &'static str },
+    #[error("the cluster reports its state as {state}: some slots have no master")]
+    ClusterDown { state: String },
     #[error("the sentinels now name {now} as the master")]
     MasterMoved { now: Address },
     #[error(transparent)]
@@ -85,7 +87,7 @@ impl Topology {
                     .connection_timeout(OPERATION_LIMIT)
                     .response_timeout(OPERATION_LIMIT)
                     .build()?;
-                Self::Cluster { client: Box::new(client), seeds: target.to_string() }
+                Self::Cluster(Box::new(client))
             }
         })
     }
@@ -115,25 +117,25 @@ impl Topology {
                 expect_master(&address, &mut connection).await?;
                 Ok(Live { connection, address })
             }
-            Self::Cluster { client, seeds } => {
-                let connection = bounded(seeds, client.get_async_connection()).await?;
+            Self::Cluster(client) => {
+                let address = String::from("the cluster");
+                let connection = bounded(&address, client.get_async_connection()).await?;
                 let mut connection = Connection::Cluster(connection);
-                bounded(seeds, ping(&mut connection)).await?;
-                Ok(Live { connection, address: seeds.clone() })
+                expect_cluster_ok(&address, &mut connection).await?;
+                Ok(Live { connection, address })
             }
         }
     }
 
-    /// Checks that `live` still reaches what it should: the server answers; for a cluster,
-    /// every master answers; for a Sentinel group, the server is still a master and still
+    /// Checks that `live` still reaches what it should: the server answers; a cluster says
+    /// every slot has a master; for a Sentinel group, the server is still a master and still
     /// the one the sentinels name (a failover that left the old master running moves the
     /// store on as soon as the sentinels know, not when the old master is demoted).
     pub async fn check(&self, live: &Live) -> Result<(), ConnectError> {
         let mut connection = live.connection.clone();
         match self {
-            Self::Single(_) | Self::Cluster { .. } => {
-                bounded(&live.address, ping(&mut connection)).await
-            }
+            Self::Single(_) => bounded(&live.address, ping(&mut connection)).await,
+            Self::Cluster(_) => expect_cluster_ok(&live.address, &mut connection).await,
             Self::Sentinel { sentinels, .. } => {
                 // Sentinels that cannot be asked are no reason to leave a master that answers.
                 if let Ok(now) = sentinels.master().await {
@@ -150,7 +152,7 @@ impl Topology {
     pub fn master_name(&self) -> Option<&str> {
         match self {
             Self::Sentinel { sentinels, .. } => Some(sentinels.master_name()),
-            Self::Single(_) | Self::Cluster { .. } => None,
+            Self::Single(_) | Self::Cluster(_) => None,
         }
     }
 }
@@ -164,6 +166,19 @@ async fn server_connection(client: &Client) -> Result<MultiplexedConnection, Red
 
 async fn ping(connection: &mut Connection) -> Result<(), RedisError> {
     redis::cmd("PING").query_async::<()>(connection).await
+}
+
+/// Fails unless the cluster (as the node the client picks sees it) has a master answering
+/// for every slot. A `PING` is no test: the client sends it only to the masters it still
+/// has a connection to, so a dead master goes unnoticed.
+async fn expect_cluster_ok(address: &str, connection: &mut Connection) -> Result<(), ConnectError> {
+    let info: String =
+        bounded(address, redis::cmd("CLUSTER").arg("INFO").query_async(connection)).await?;
+    let state = info.lines().find_map(|line| line.strip_prefix("cluster_state:")).unwrap_or("?");
+    match state.trim() {
+        "ok" => Ok(()),
+        state => Err(ConnectError::ClusterDown { state: state.into() }),
+    }
 }
 
 /// Fails unless the server behind `connection` is a master: after a failover the old master
