@@ -1,6 +1,6 @@
 //! Sessions in a Redis that is more than one process: a Sentinel group that loses its master
 //! under load and promotes the replica, and a Redis Cluster that spreads sessions over its
-//! masters; two real instances share each, with real Redis processes.
+//! masters and loses one; two real instances share each, with real Redis processes.
 
 use std::time::{Duration, Instant};
 
@@ -198,4 +198,10 @@ async fn a_redis_cluster_spreads_sessions_over_its_masters_and_shares_them() {
     let (_, seen) = Ticking::start(&a, "moving".into()).await.finish().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(first_count(&b, "moving").await > seen.last);
+
+    // A master's death is noticed (the cluster has no replica to promote, so a third of its
+    // slots have no master), and new sessions still open, in the instance's memory.
+    cluster.nodes[0].process.signal("KILL").expect("kill a master");
+    eventually("A to see the cluster down", || async { !store_reachable(&a).await }).await;
+    assert_eq!(first_count(&a, "during-the-outage").await, 0);
 }
