@@ -107,10 +107,12 @@ async fn a_sentinel_failover_under_load_keeps_ticks_going_and_sessions_resuming(
     // Replication is asynchronous: wait until the replica holds every session, so what is
     // measured is the failover, not the replication lag (the README explains that window).
     let replica = &group.servers[1];
+    let last_opened = Instant::now();
     eventually("the replica to hold every session", || async {
         replica.ask::<u64>(&redis::cmd("DBSIZE")).is_ok_and(|keys| keys >= sessions)
     })
     .await;
+    eprintln!("the replica held every session {:?} after the last open", last_opened.elapsed());
     tokio::time::sleep(Duration::from_millis(1100)).await; // every parked session is 1 s old
 
     let master = &mut group.servers[0];
