@@ -83,6 +83,13 @@ pub fn ask<T: FromRedisValue>(port: u16, question: &redis::Cmd) -> anyhow::Resul
     question.query(&mut connection).with_context(|| format!("127.0.0.1:{port} did not answer"))
 }
 
+/// `127.0.0.1:<port>` for each of `ports`, joined by commas: the host list of a
+/// `redis-sentinel://` or `redis-cluster://` URL.
+pub fn loopback_hosts(ports: impl IntoIterator<Item = u16>) -> String {
+    let hosts: Vec<String> = ports.into_iter().map(|port| format!("127.0.0.1:{port}")).collect();
+    hosts.join(",")
+}
+
 /// Where Debian installs a Redis program, or its bare name to be found on the PATH.
 pub fn binary(name: &'static str) -> String {
     ["/usr/bin", "/usr/local/bin"]

@@ -1,17 +1,14 @@
 //! A real Redis Cluster on loopback: masters started with `--cluster-enabled yes` and joined
 //! by `redis-cli --cluster create`, without replicas.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use anyhow::{bail, Context as _};
 use tempfile::TempDir;
 
 use crate::{
-    process::{free_port, Supervised},
-    redis::{binary, Redis},
+    process::{free_port, poll_until, Supervised},
+    redis::{binary, loopback_hosts, Redis},
 };
 
 /// How long the nodes may take to agree on the slots once joined.
@@ -68,41 +65,35 @@ impl RedisCluster {
 
     /// The URL instances use (`REDIS_URL`): every node, as seeds.
     pub fn url(&self) -> String {
-        let nodes: Vec<String> =
-            self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
-        format!("redis-cluster://{}", nodes.join(","))
+        format!("redis-cluster://{}", loopback_hosts(self.nodes.iter().map(|node| node.port)))
     }
 
     fn wait_until_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_LIMIT;
-        loop {
-            let states: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|node| {
-                    node.ask::<String>(::redis::cmd("CLUSTER").arg("INFO")).map_or_else(
-                        |error| error.to_string(),
-                        |info| {
-                            let field = |name: &str| {
-                                info.lines()
-                                    .find_map(|line| line.strip_prefix(name))
-                                    .unwrap_or("?")
-                                    .trim()
-                                    .to_owned()
-                            };
-                            format!("{} {}", field("cluster_state:"), field("cluster_known_nodes:"))
-                        },
-                    )
-                })
-                .collect();
-            let ready = format!("ok {}", self.nodes.len());
+        let ready = format!("ok {}", self.nodes.len());
+        poll_until("every node reporting the cluster ok", READY_LIMIT, || {
+            let states: Vec<String> = self.nodes.iter().map(Self::state).collect();
             if states.iter().all(|state| *state == ready) {
-                return Ok(());
+                Ok(())
+            } else {
+                Err(states)
             }
-            if Instant::now() >= deadline {
-                bail!("the cluster was not ok on every node within {READY_LIMIT:?}: {states:?}");
+        })
+    }
+
+    /// A node's view: its `cluster_state` and how many nodes it knows, or why it did not say.
+    fn state(node: &Redis) -> String {
+        match node.ask::<String>(::redis::cmd("CLUSTER").arg("INFO")) {
+            Ok(info) => {
+                let field = |name: &str| {
+                    info.lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .unwrap_or("?")
+                        .trim()
+                        .to_owned()
+                };
+                format!("{} {}", field("cluster_state:"), field("cluster_known_nodes:"))
             }
-            std::thread::sleep(Duration::from_millis(200));
+            Err(error) => format!("{error:#}"),
         }
     }
 }

@@ -2,18 +2,14 @@
 //! processes watching them, with timings short enough that a failover takes seconds (a
 //! master is judged down after one second without an answer).
 
-use std::{
-    path::Path,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command, time::Duration};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use tempfile::TempDir;
 
 use crate::{
-    process::{free_port, Supervised},
-    redis::{ask, binary, Redis, START_LIMIT},
+    process::{free_port, poll_until, Supervised},
+    redis::{ask, binary, loopback_hosts, Redis, START_LIMIT},
 };
 
 /// The name the sentinels know the master by (the `#…` of the URL).
@@ -25,7 +21,8 @@ const DOWN_AFTER_MS: u32 = 1000;
 const FAILOVER_TIMEOUT_MS: u32 = 3000;
 /// How many sentinels must agree that the master is down.
 const QUORUM: usize = 2;
-/// How long the sentinels may take to find the replica and each other.
+/// How long the sentinels may take to find the replica and each other (they announce
+/// themselves to each other every two seconds).
 const READY_LIMIT: Duration = Duration::from_secs(30);
 
 /// A master, a replica and three sentinels. Dropping it stops them all.
@@ -80,9 +77,8 @@ impl SentinelGroup {
 
     /// The URL instances use (`REDIS_URL`), in the Lettuce form.
     pub fn url(&self) -> String {
-        let sentinels: Vec<String> =
-            self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
-        format!("redis-sentinel://{}/0#{MASTER_NAME}", sentinels.join(","))
+        let sentinels = loopback_hosts(self.sentinels.iter().map(|sentinel| sentinel.port));
+        format!("redis-sentinel://{sentinels}/0#{MASTER_NAME}")
     }
 
     /// The port of the server the first sentinel that answers names as the master now.
@@ -98,19 +94,20 @@ impl SentinelGroup {
     }
 
     fn wait_until_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_LIMIT;
-        loop {
+        let others = self.sentinels.len() - 1;
+        let what = "every sentinel knowing the replica and the other sentinels";
+        poll_until(what, READY_LIMIT, || {
             let views: Vec<anyhow::Result<(usize, usize)>> =
                 self.sentinels.iter().map(Sentinel::known).collect();
-            let ready = |view: &anyhow::Result<(usize, usize)>| matches!(view, Ok((replicas, others)) if *replicas >= 1 && *others + 1 >= self.sentinels.len());
+            let ready = |view: &anyhow::Result<(usize, usize)>| {
+                view.as_ref().is_ok_and(|&(replicas, known)| replicas >= 1 && known >= others)
+            };
             if views.iter().all(ready) {
-                return Ok(());
+                Ok(())
+            } else {
+                Err(views)
             }
-            if Instant::now() >= deadline {
-                bail!("the sentinels did not find the replica and each other within {READY_LIMIT:?} (replicas, other sentinels): {views:?}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        })
     }
 }
 
