@@ -77,9 +77,9 @@ return {age, first, 1}
 /// Sessions in Redis.
 pub struct RedisStore {
     topology: Topology,
-    /// The live connection, or `None` while Redis is unreachable. Cloned out for each
+    /// The live connection, or none while Redis is unreachable. Cloned out for each
     /// operation (a connection is a cheap handle), never held across an await.
-    live: Mutex<Option<Held>>,
+    held: Mutex<Held>,
     /// Wakes [`Self::maintain`] when an operation fails, so a failover is followed at once
     /// rather than at the next check.
     recheck: Notify,
@@ -91,10 +91,11 @@ pub struct RedisStore {
     description: String,
 }
 
-/// The connection the store holds, numbered so that an operation that failed on an old
-/// connection does not drop the new one that replaced it meanwhile.
+/// The connection the store holds, if any. Each connection gets the next number, so an
+/// operation that failed on an old one does not drop the new one that replaced it meanwhile.
+#[derive(Default)]
 struct Held {
-    live: Live,
+    live: Option<Live>,
     generation: u64,
 }
 
@@ -110,7 +111,7 @@ impl RedisStore {
     pub fn new(target: &RedisTarget, resume_window: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
             topology: Topology::new(target)?,
-            live: Mutex::new(None),
+            held: Mutex::default(),
             recheck: Notify::new(),
             resume_window,
             open_script: Script::new(OPEN_SCRIPT),
@@ -197,18 +198,19 @@ impl RedisStore {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Held>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn hold(&self, live: Live) {
         let mut held = self.lock();
-        let generation = held.as_ref().map_or(0, |held| held.generation) + 1;
-        *held = Some(Held { live, generation });
+        held.generation += 1;
+        held.live = Some(live);
     }
 
     fn current(&self) -> Option<(u64, Live)> {
-        self.lock().as_ref().map(|held| (held.generation, held.live.clone()))
+        let held = self.lock();
+        held.live.clone().map(|live| (held.generation, live))
     }
 
     fn connection(&self) -> Result<(u64, Connection), StoreError> {
@@ -219,8 +221,8 @@ impl RedisStore {
     /// Forgets connection `generation`, if it is still the one held.
     fn drop_connection(&self, generation: u64) {
         let mut held = self.lock();
-        if held.as_ref().is_some_and(|held| held.generation == generation) {
-            *held = None;
+        if held.generation == generation {
+            held.live = None;
         }
     }
 
@@ -284,6 +286,6 @@ impl SessionStore for RedisStore {
     }
 
     fn status(&self) -> StoreStatus {
-        StoreStatus { kind: self.kind, reachable: self.lock().is_some() }
+        StoreStatus { kind: self.kind, reachable: self.lock().live.is_some() }
     }
 }
