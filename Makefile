@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server haproxy faketime nginx strace
+DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -65,14 +65,17 @@ NODES ?= 3
 LB_PORT ?= 8080
 # A small limit per instance makes the overload experiment easy: CLUSTER_MAX_CONNECTIONS=4
 CLUSTER_MAX_CONNECTIONS ?=
+# The shared Redis: single (one redis-server), sentinel (master, replica, 3 sentinels) or
+# cluster (a Redis Cluster of 3 masters): make cluster REDIS=sentinel
+REDIS ?= single
 NODE ?= 1
 SIGNAL ?= KILL
 CLUSTER := target/release/wstime-cluster
 
 .PHONY: cluster
-cluster: dist packages ## Start Redis, $(NODES) instances and HAProxy on :$(LB_PORT); Ctrl-C stops all
+cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances and HAProxy on :$(LB_PORT); Ctrl-C stops all
 	cargo build --release -p wstime-server -p wstime-cluster
-	$(CLUSTER) up --instances $(NODES) --redis --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
+	$(CLUSTER) up --instances $(NODES) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
 	  --server-bin target/release/wstime-server --static-dir dist \
 	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS))
 

@@ -9,7 +9,7 @@ use crate::{
     haproxy::HaProxy,
     http,
     instance::{Instance, InstanceSpec},
-    redis::Redis,
+    shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
 };
 
 /// How long a signalled instance may take to exit (a drain takes grace + window).
@@ -21,8 +21,8 @@ pub struct ClusterSpec {
     pub instance: InstanceSpec,
     /// How many instances to start.
     pub instances: usize,
-    /// Start a redis-server and point every instance at it (`REDIS_URL`).
-    pub redis: bool,
+    /// Start this kind of Redis and point every instance at it (`REDIS_URL`).
+    pub redis: Option<RedisSetup>,
     /// Put HAProxy in front of the instances.
     pub haproxy: Option<HaProxySpec>,
 }
@@ -40,7 +40,7 @@ pub struct HaProxySpec {
 pub struct Cluster {
     spec: ClusterSpec,
     /// The shared Redis, when sessions are shared.
-    redis: Option<Redis>,
+    redis: Option<SharedRedis>,
     /// The load balancer, when there is one. Declared before the instances' slots so it is
     /// dropped (stopped) first.
     haproxy: Option<HaProxy>,
@@ -62,7 +62,11 @@ pub struct ClusterStatus {
     pub balancer: Option<String>,
     /// HAProxy's status page.
     pub balancer_stats: Option<String>,
+    /// The `REDIS_URL` the instances share.
     pub redis: Option<String>,
+    /// Every Redis process and what it says it is now.
+    #[serde(default)]
+    pub redis_processes: Vec<RedisProcessStatus>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -91,7 +95,8 @@ pub struct InstanceInfo {
 impl Cluster {
     /// Starts the instances.
     pub fn start(mut spec: ClusterSpec) -> anyhow::Result<Self> {
-        let redis = if spec.redis { Some(Redis::start(spec.instance.echo)?) } else { None };
+        let echo = spec.instance.echo;
+        let redis = spec.redis.map(|setup| SharedRedis::start(setup, echo)).transpose()?;
         if let Some(redis) = &redis {
             spec.instance.env.push(("REDIS_URL".into(), redis.url()));
         }
@@ -154,7 +159,7 @@ impl Cluster {
         self.haproxy.as_ref().map(|h| h.port)
     }
 
-    /// Everything: the load balancer, Redis, and each instance with its own health report
+    /// Everything: the load balancer, each Redis process, and each instance with its own health report
     /// and the load balancer's view of it.
     pub fn status(&mut self) -> ClusterStatus {
         let states = self.haproxy.as_ref().and_then(|h| h.server_states().ok()).unwrap_or_default();
@@ -186,7 +191,8 @@ impl Cluster {
                 .haproxy
                 .as_ref()
                 .map(|h| format!("http://127.0.0.1:{}/", h.stats_port)),
-            redis: self.redis.as_ref().map(Redis::url),
+            redis: self.redis.as_ref().map(SharedRedis::url),
+            redis_processes: self.redis.as_mut().map(SharedRedis::topology).unwrap_or_default(),
             instances,
         }
     }

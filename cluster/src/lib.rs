@@ -3,7 +3,10 @@
 //!
 //! - [`process`]: a supervised child process, killed by PID when dropped.
 //! - [`instance`]: one wstime-server started from its binary.
-//! - [`redis`]: a real redis-server on a free port.
+//! - [`redis`]: a real redis-server on a free port, and one question to any Redis process.
+//! - [`sentinel`]: a master, its replica and three sentinels, failing over within seconds.
+//! - [`redis_cluster`]: a Redis Cluster of real masters.
+//! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
 //! - [`http`]: blocking HTTP requests to loopback (health checks, HAProxy's stats).
 //! - [`cluster`]: the set of processes and what can be done to them.
@@ -16,8 +19,14 @@ pub mod http;
 pub mod instance;
 pub mod process;
 pub mod redis;
+pub mod redis_cluster;
+pub mod sentinel;
+pub mod shared_redis;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
 pub use redis::Redis;
+pub use redis_cluster::RedisCluster;
+pub use sentinel::SentinelGroup;
+pub use shared_redis::{RedisSetup, SharedRedis};

@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use wstime_cluster::{
-    control, http, Cluster, ClusterSpec, ClusterStatus, HaProxySpec, InstanceSpec,
+    control, http, Cluster, ClusterSpec, ClusterStatus, HaProxySpec, InstanceSpec, RedisSetup,
 };
 
 #[derive(Debug, Parser)]
@@ -72,9 +72,11 @@ struct Options {
     /// The built page, passed to every instance as STATIC_DIR.
     #[arg(long, default_value = "dist")]
     static_dir: PathBuf,
-    /// Start a redis-server and share sessions through it.
-    #[arg(long)]
-    redis: bool,
+    /// Share sessions through Redis: `--redis` (or `--redis single`) starts one
+    /// redis-server; `--redis sentinel` a master, a replica and three sentinels (kill the
+    /// master by hand to watch a failover); `--redis cluster` a Redis Cluster of three masters.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "single")]
+    redis: Option<RedisSetup>,
     /// Put HAProxy, running this configuration, in front of the instances.
     #[arg(long, value_name = "CONFIG")]
     haproxy: Option<PathBuf>,
@@ -198,6 +200,12 @@ async fn run(
                 "Status: make cluster-status · kill one: make cluster-kill NODE=1 SIGNAL=KILL \
                  · stop: Ctrl-C or make cluster-down"
             );
+            if options.redis == Some(RedisSetup::Sentinel) {
+                println!(
+                    "Fail Redis over: kill -KILL <pid of the master above>; the sentinels \
+                     promote the replica within seconds (make cluster-status shows it)"
+                );
+            }
             wait_for_stop().await?;
             let _ = std::fs::remove_file(state_file);
             ExitCode::SUCCESS
@@ -245,6 +253,16 @@ fn print_status(status: &ClusterStatus) {
     }
     if let Some(url) = &status.redis {
         println!("redis          {url}");
+    }
+    for process in &status.redis_processes {
+        let keys = process.keys.map_or_else(String::new, |keys| format!(", {keys} keys"));
+        println!(
+            "  {:<11}  127.0.0.1:{:<6} pid {:<8} {}{keys}",
+            process.label,
+            process.port,
+            process.pid.map_or("-".into(), |pid| pid.to_string()),
+            process.role,
+        );
     }
     println!(
         "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} haproxy",

@@ -207,6 +207,25 @@ impl Drop for Supervised {
     }
 }
 
+/// Asks `look` every 200 ms until it says ready (`Ok`), and fails after `limit` with what
+/// it said last, for processes that start at once but take a while to find each other.
+pub fn poll_until<T: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    mut look: impl FnMut() -> Result<(), T>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match look() {
+            Ok(()) => return Ok(()),
+            Err(seen) if Instant::now() >= deadline => {
+                bail!("{what} did not happen within {limit:?}; last seen: {seen:?}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;

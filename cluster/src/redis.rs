@@ -1,8 +1,17 @@
-//! A real `redis-server` on a free loopback port, persisting nothing.
+//! A real `redis-server` on a free loopback port, persisting nothing, and a blocking way to
+//! ask any Redis process (server or sentinel) one question.
 
 use std::{path::Path, process::Command, time::Duration};
 
+use anyhow::Context as _;
+use redis::FromRedisValue;
+
 use crate::process::{free_port, Supervised};
+
+/// How long a Redis process may take to start.
+pub(crate) const START_LIMIT: Duration = Duration::from_secs(20);
+/// How long a question to a Redis process may take.
+const QUESTION_LIMIT: Duration = Duration::from_secs(2);
 
 /// A running redis-server.
 pub struct Redis {
@@ -18,27 +27,36 @@ impl Redis {
 
     /// Starts redis-server on `port` (for a restart on the same address).
     pub fn start_on(port: u16, echo: bool) -> anyhow::Result<Self> {
-        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("redis-server");
-        let mut command = Command::new(binary);
-        command.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "yes",
-        ]);
-        let mut process = Supervised::spawn("redis", &mut command, echo)?;
-        process.wait_for_line("Ready to accept connections", Duration::from_secs(20))?;
+        Self::start_with("redis", port, &[], echo)
+    }
+
+    /// Starts redis-server labelled `label` on `port` with `extra` arguments after the
+    /// defaults (a later argument wins), and waits until it accepts connections.
+    pub fn start_with(
+        label: &str,
+        port: u16,
+        extra: &[String],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary("redis-server"));
+        command
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .args(extra);
+        let mut process = Supervised::spawn(label, &mut command, echo)?;
+        process.wait_for_line("Ready to accept connections", START_LIMIT)?;
         Ok(Self { process, port })
     }
 
@@ -46,4 +64,37 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// Asks this server one question.
+    pub fn ask<T: FromRedisValue>(&self, question: &redis::Cmd) -> anyhow::Result<T> {
+        ask(self.port, question)
+    }
+}
+
+/// Asks the Redis process (server or sentinel) on 127.0.0.1:`port` one question, within a
+/// couple of seconds.
+pub fn ask<T: FromRedisValue>(port: u16, question: &redis::Cmd) -> anyhow::Result<T> {
+    let client = redis::Client::open(("127.0.0.1", port))?;
+    let mut connection = client
+        .get_connection_with_timeout(QUESTION_LIMIT)
+        .with_context(|| format!("cannot reach 127.0.0.1:{port}"))?;
+    connection.set_read_timeout(Some(QUESTION_LIMIT))?;
+    connection.set_write_timeout(Some(QUESTION_LIMIT))?;
+    question.query(&mut connection).with_context(|| format!("127.0.0.1:{port} did not answer"))
+}
+
+/// `127.0.0.1:<port>` for each of `ports`, joined by commas: the host list of a
+/// `redis-sentinel://` or `redis-cluster://` URL.
+pub fn loopback_hosts(ports: impl IntoIterator<Item = u16>) -> String {
+    let hosts: Vec<String> = ports.into_iter().map(|port| format!("127.0.0.1:{port}")).collect();
+    hosts.join(",")
+}
+
+/// Where Debian installs a Redis program, or its bare name to be found on the PATH.
+pub fn binary(name: &'static str) -> String {
+    ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|path| Path::new(path).exists())
+        .unwrap_or_else(|| name.to_owned())
 }

@@ -3,7 +3,9 @@
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{error::ErrorKind, Parser};
+use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
+
+use crate::session::redis::target::RedisTarget;
 
 /// How one wstime-server instance runs. The environment variable names are part of the
 /// contract: deploy files, tests and users set them.
@@ -26,9 +28,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_NAME", value_parser = parse_server_name)]
     pub server_name: Option<String>,
 
-    /// Redis shared by every instance (`redis://host:6379/0`); unset: sessions in memory.
-    #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
-    pub redis_url: Option<String>,
+    /// Redis shared by every instance: `redis://host:6379/0`, a Sentinel group
+    /// (`redis-sentinel://host:26379[,host:port…][/db]#master`) or a Redis Cluster
+    /// (`redis-cluster://host:6379[,host:port…]`); unset: sessions in memory.
+    #[arg(long, env = "REDIS_URL", value_parser = RedisUrlParser)]
+    pub redis_url: Option<RedisTarget>,
 
     /// How long a session outlives its last socket: a reconnect within it resumes the count.
     #[arg(long = "resume-window-secs", env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
@@ -103,14 +107,14 @@ impl Config {
         if self.idle_timeout <= self.ping_interval {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
-                "error: IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
+                "IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
                  client would be dropped between two pings\n",
             ));
         }
         if self.recover_below > self.healthy_below {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
-                "error: RECOVER_BELOW must not exceed HEALTHY_BELOW (the health check recovers \
+                "RECOVER_BELOW must not exceed HEALTHY_BELOW (the health check recovers \
                  below the level at which it failed)\n",
             ));
         }
@@ -145,11 +149,29 @@ fn parse_fraction(raw: &str) -> Result<f64, String> {
 }
 
 /// A Redis URL is checked at start-up, so a typo is an error now rather than a silent
-/// fallback to per-instance sessions.
-fn parse_redis_url(raw: &str) -> Result<String, String> {
-    redis::Client::open(raw)
-        .map(|_| raw.to_owned())
-        .map_err(|e| format!("{raw:?} is not a Redis URL (redis://host:port/db): {e}"))
+/// fallback to per-instance sessions. A parser of its own because clap's errors quote the
+/// value, and a Redis URL may hold a password.
+#[derive(Debug, Clone, Copy)]
+struct RedisUrlParser;
+
+impl TypedValueParser for RedisUrlParser {
+    type Value = RedisTarget;
+
+    fn parse_ref(
+        &self,
+        _: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<RedisTarget, clap::Error> {
+        let unusable = |reason: &dyn std::fmt::Display| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("REDIS_URL (--redis-url) is not usable: {reason}\n"),
+            )
+        };
+        let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
+        RedisTarget::parse(raw).map_err(|error| unusable(&error))
+    }
 }
 
 /// A server name is shown to users and written in logs: it must be visible and one line.
@@ -174,7 +196,7 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.bind.to_string(), "0.0.0.0");
         assert_eq!(config.static_dir, PathBuf::from("dist"));
-        assert_eq!(config.redis_url, None);
+        assert!(config.redis_url.is_none());
         assert_eq!(config.resume_window, Duration::from_secs(300));
         assert_eq!(config.ping_interval, Duration::from_secs(10));
         assert_eq!(config.idle_timeout, Duration::from_secs(30));
@@ -201,10 +223,20 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("soon").is_err());
         assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
-        assert!(parse_redis_url("redis://127.0.0.1:6379/0").is_ok());
-        assert!(parse_redis_url("http://127.0.0.1").is_err());
         let config = Config::try_parse_from(["s", "--ping-interval-secs", "30"]).unwrap();
         assert!(config.checked().is_err(), "idle timeout must exceed the ping interval");
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_one_line_naming_redis_url_without_the_password() {
+        let url = "redis-sentinel://app:hunter2@127.0.0.1:26379";
+        let error = Config::try_parse_from(["s", "--redis-url", url]).unwrap_err().to_string();
+        assert_eq!(error.lines().count(), 1, "{error}");
+        assert!(error.contains("REDIS_URL") && error.contains("master's name"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let config =
+            Config::try_parse_from(["s", "--redis-url", "redis-cluster://127.0.0.1:7000"]).unwrap();
+        assert_eq!(config.redis_url.map(|target| target.kind()), Some("redis-cluster"));
     }
 
     #[test]

@@ -19,11 +19,16 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(exit) => return exit,
     };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The redis crate's cluster client warns of every failed reconnect to a node, several a
+    // second while one is down; the session store says once that Redis is lost and why.
+    // A RUST_LOG that names redis still gets them.
+    if !std::env::var("RUST_LOG").is_ok_and(|filter| filter.contains("redis")) {
+        filter = filter.add_directive("redis=error".parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 

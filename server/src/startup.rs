@@ -164,15 +164,20 @@ async fn session_store(
     config: &Config,
 ) -> Result<(Arc<dyn SessionStore>, Option<Arc<RedisStore>>), StartupError> {
     let window = config.resume_window;
-    let Some(url) = &config.redis_url else {
+    let Some(target) = &config.redis_url else {
         tracing::info!(
             "sessions are kept in memory (set REDIS_URL to share them between instances)"
         );
         return Ok((Arc::new(MemoryStore::new(window)), None));
     };
-    let redis = Arc::new(RedisStore::new(url, window).map_err(StartupError::Redis)?);
-    if redis.connect().await {
-        tracing::info!("sessions are shared through Redis at {}", redis.address());
+    let redis = Arc::new(RedisStore::new(target, window).map_err(StartupError::Redis)?);
+    match redis.connect().await {
+        Ok(()) => tracing::info!("sessions are shared through Redis at {}", redis.description()),
+        Err(error) => tracing::warn!(
+            "Redis at {} is unreachable ({error}): serving sessions from this instance's \
+             memory until it is back (sessions will not survive a move to another instance)",
+            redis.description()
+        ),
     }
     let store = FallbackStore::new(Arc::clone(&redis), MemoryStore::new(window));
     Ok((Arc::new(store), Some(redis)))

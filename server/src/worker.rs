@@ -333,8 +333,7 @@ mod tests {
         let (server, client) = tokio::io::duplex(pipe_bytes);
         let state = worker.state();
         let now = Instant::now();
-        let schedule =
-            Schedule::new(Opened::after(Duration::ZERO, None), now, state.started, &state.timing);
+        let schedule = Schedule::new(Opened::at(Duration::ZERO), now, state.started, &state.timing);
         let connection = Connection::new(
             server,
             ClientId::parse(id).expect("a valid id"),

@@ -14,7 +14,9 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use wstime_cluster::{free_port, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, Supervised};
+use wstime_cluster::{
+    free_port, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup, Supervised,
+};
 use wstime_protocol::Tick;
 
 /// A generous bound on anything the page must do.
@@ -150,7 +152,7 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
             echo: false,
         },
         instances: 3,
-        redis: true,
+        redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0 }),
     };
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))

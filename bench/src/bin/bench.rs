@@ -20,7 +20,9 @@ use wstime_bench::{
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
     results::{FailoverResult, SteadyResult},
 };
-use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, Instance, InstanceSpec, Supervised};
+use wstime_cluster::{
+    Cluster, ClusterSpec, HaProxySpec, Instance, InstanceSpec, RedisSetup, Supervised,
+};
 
 /// The server's log filter: start-up lines, but not one line per connect.
 const QUIET: &str = "info,wstime_server::upgrade=warn";
@@ -294,7 +296,7 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
             echo: false,
         },
         instances: 3,
-        redis: true,
+        redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0 }),
     };
     let mut cluster = Cluster::start(spec)?;

@@ -129,7 +129,7 @@ mod tests {
         let epoch = Instant::now();
         // The store says the session is 12.3 s old: the first tick says 13 at once, and
         // 14 is due when the age reaches 14, 1.7 s from now.
-        let opened = Opened::after(ms(12_300), None);
+        let opened = Opened::at(ms(12_300));
         let schedule = Schedule::new(opened, epoch, epoch, &timing(10.0));
         assert_eq!((schedule.seconds(), schedule.next_tick()), (13, epoch + ms(1700)));
     }
@@ -138,8 +138,7 @@ mod tests {
     fn ticks_count_up_once_a_second_and_pings_fall_on_ticks() {
         let epoch = Instant::now();
         let timing = timing(3.0);
-        let mut schedule =
-            Schedule::new(Opened::after(Duration::ZERO, None), epoch, epoch, &timing);
+        let mut schedule = Schedule::new(Opened::at(Duration::ZERO), epoch, epoch, &timing);
         let visits: Vec<Due> =
             (1..=7).map(|s| schedule.advance(epoch + Duration::from_secs(s), &timing)).collect();
         let ticks: Vec<_> = visits.iter().map(|due| due.tick).collect();
@@ -153,8 +152,7 @@ mod tests {
     fn after_a_stall_one_tick_is_sent_and_the_next_keeps_its_moment() {
         let epoch = Instant::now();
         let timing = timing(10.0);
-        let mut schedule =
-            Schedule::new(Opened::after(Duration::ZERO, None), epoch, epoch, &timing);
+        let mut schedule = Schedule::new(Opened::at(Duration::ZERO), epoch, epoch, &timing);
         assert_eq!(schedule.advance(epoch + Duration::from_secs(1), &timing).tick, Some(1));
         // The wheel comes round 3.25 s late: ticks 2, 3 and 4 were due; one tick goes out.
         let late = epoch + ms(4_250);
@@ -168,8 +166,7 @@ mod tests {
     fn the_keep_alive_comes_round_at_its_interval() {
         let epoch = Instant::now();
         let timing = timing(10.0);
-        let mut schedule =
-            Schedule::new(Opened::after(Duration::ZERO, None), epoch, epoch, &timing);
+        let mut schedule = Schedule::new(Opened::at(Duration::ZERO), epoch, epoch, &timing);
         let kept: Vec<u64> = (1..=130)
             .filter(|&s| schedule.advance(epoch + Duration::from_secs(s), &timing).keep_alive)
             .collect();

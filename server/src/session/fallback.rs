@@ -28,17 +28,24 @@ impl FallbackStore {
     async fn open_session(&self, id: &ClientId) -> Result<Opened, StoreError> {
         match self.shared.open(id).await {
             Ok(opened) => Ok(opened),
+            // Redis answered: the session is shared and busy, and a local copy would fork it.
+            Err(StoreError::Busy) => Err(StoreError::Busy),
             Err(error) => {
                 tracing::debug!(%id, %error, "opening the session locally");
-                Ok(self.local.open_now(id))
+                self.local.open(id).await
             }
         }
     }
 
     async fn touch_session(&self, id: &ClientId) -> Result<(), StoreError> {
-        // A session lives in one of the two; touching the other is a no-op.
-        self.local.touch_now(id);
-        self.shared.touch(id).await
+        // Both may hold the id (opened locally in an outage, then again in Redis once it was
+        // back), so both are touched; a session this instance holds needs nothing from Redis.
+        let held_here = self.local.touch_now(id);
+        let shared = self.shared.touch(id).await;
+        if held_here {
+            return Ok(());
+        }
+        shared
     }
 }
 

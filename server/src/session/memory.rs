@@ -9,7 +9,7 @@ use std::{
 use futures_util::future::{BoxFuture, FutureExt as _};
 use wstime_protocol::ClientId;
 
-use super::{Opened, SessionStore, StoreError, StoreStatus};
+use super::{open_when_free, Claim, Opened, SessionStore, StoreError, StoreStatus};
 
 /// Sessions held in memory. Correct for one instance; with several, each has its own.
 pub struct MemoryStore {
@@ -29,7 +29,7 @@ const MIN_SWEEP_AT: usize = 1024;
 
 struct Entry {
     started: Instant,
-    /// The highest count sent as a first tick (see [`Opened::after`]).
+    /// The highest count sent as a first tick (see [`Claim::after`]).
     claimed: u64,
     expires: Instant,
 }
@@ -41,8 +41,8 @@ impl MemoryStore {
         Self { sessions: Mutex::new(sessions), resume_window }
     }
 
-    /// Opens a session now (the synchronous core of [`SessionStore::open`]).
-    pub fn open_now(&self, id: &ClientId) -> Opened {
+    /// One attempt to open a session now (the synchronous core of [`SessionStore::open`]).
+    pub fn claim_now(&self, id: &ClientId) -> Claim {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if sessions.map.len() >= sessions.sweep_at {
@@ -54,27 +54,32 @@ impl MemoryStore {
             Some(entry) => (entry.started, Some(entry.claimed)),
             None => (now, None),
         };
-        let opened = Opened::after(now - started, claimed);
-        sessions.map.insert(
-            id.clone(),
-            Entry { started, claimed: opened.first, expires: now + self.resume_window },
-        );
-        opened
+        let claim = Claim::after(now - started, claimed);
+        if let Claim::Opened(opened) = claim {
+            let expires = now + self.resume_window;
+            sessions.map.insert(id.clone(), Entry { started, claimed: opened.first, expires });
+        }
+        claim
     }
 
-    /// Restarts a session's expiry now (the synchronous core of [`SessionStore::touch`]).
-    pub fn touch_now(&self, id: &ClientId) {
+    /// Restarts a session's expiry now (the synchronous core of [`SessionStore::touch`]);
+    /// false if there is no such live session.
+    pub fn touch_now(&self, id: &ClientId) -> bool {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = sessions.map.get_mut(id).filter(|entry| entry.expires > now) {
-            entry.expires = now + self.resume_window;
+        match sessions.map.get_mut(id).filter(|entry| entry.expires > now) {
+            Some(entry) => {
+                entry.expires = now + self.resume_window;
+                true
+            }
+            None => false,
         }
     }
 }
 
 impl SessionStore for MemoryStore {
     fn open<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<Opened, StoreError>> {
-        std::future::ready(Ok(self.open_now(id))).boxed()
+        open_when_free(move || std::future::ready(Ok(self.claim_now(id)))).boxed()
     }
 
     fn touch<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<(), StoreError>> {

@@ -2,9 +2,9 @@
 //! this instance or any other sharing the store, continues the count instead of restarting.
 //!
 //! One trait, two backends: [`memory::MemoryStore`] (embedded; one instance needs nothing
-//! else) and [`redis::RedisStore`] (shared by every instance). [`fallback::FallbackStore`]
-//! puts the two together so that a Redis outage degrades to per-instance sessions rather
-//! than refused connections.
+//! else) and [`redis::RedisStore`] (shared by every instance: one Redis, a Sentinel group's
+//! master, or a Redis Cluster). [`fallback::FallbackStore`] puts the two together so that
+//! a Redis outage degrades to per-instance sessions rather than refused connections.
 //!
 //! The store is touched when a socket opens, on a slow keep-alive while it stays open, and
 //! once when it closes; never per tick. The last two go through [`touches`], one queue per
@@ -15,7 +15,7 @@ pub mod memory;
 pub mod redis;
 pub mod touches;
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -26,22 +26,78 @@ use wstime_protocol::ClientId;
 pub struct Opened {
     /// The session's age, measured on the store's clock (zero for a new session).
     pub age: Duration,
-    /// The count the connection's first tick must say. Normally the age rounded up; more if
-    /// an earlier connection already sent that count, so that no count is ever sent twice.
+    /// The count the connection's first tick must say: the age rounded up.
     pub first: u64,
 }
 
 impl Opened {
-    /// The first count for a session of age `age` whose highest count sent at an open so far
-    /// is `claimed`. Rounding up makes the first tick after a reconnect larger than any
-    /// regular tick sent before it (regular ticks are sent once the age reaches their count).
+    /// A session of age `age`, opened with the count its age allows: the age rounded up,
+    /// so the first tick after a reconnect is at least any regular tick sent before it
+    /// (regular ticks are sent once the age reaches their count).
+    pub fn at(age: Duration) -> Self {
+        Self { age, first: age.as_millis().div_ceil(1000) as u64 }
+    }
+}
+
+/// One attempt to open a session: either its next count is free, or an earlier open of
+/// the same session already sent the count its age allows.
+///
+/// Every count a client is sent is at most the session's age rounded up, so the start time
+/// alone bounds every count ever sent. That is what makes a lost write harmless: a Redis
+/// failover can lose the last `claimed` (replication is asynchronous), and then a reopen
+/// may say a count again, but never a smaller one. Running ahead of the age instead (the
+/// next number after `claimed`, at once) would make the lost `claimed` the only record of
+/// a count the client has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The count is this connection's.
+    Opened(Opened),
+    /// The count the age allows was sent by an earlier open; the next one is free once the
+    /// age passes it, `free_in` from now.
+    Taken { free_in: Duration },
+}
+
+impl Claim {
+    /// The outcome for a session of age `age` whose highest count sent at an open so far is
+    /// `claimed`.
     pub fn after(age: Duration, claimed: Option<u64>) -> Self {
-        let rounded_up = age.as_millis().div_ceil(1000) as u64;
-        let first = match claimed {
-            Some(claimed) if claimed >= rounded_up => claimed + 1,
-            _ => rounded_up,
-        };
-        Self { age, first }
+        let opened = Opened::at(age);
+        match claimed {
+            Some(claimed) if claimed >= opened.first => Self::taken(age, claimed),
+            _ => Self::Opened(opened),
+        }
+    }
+
+    /// `claimed` was already sent: the next count is free a millisecond after the age
+    /// reaches it.
+    pub fn taken(age: Duration, claimed: u64) -> Self {
+        let free_at = Duration::from_secs(claimed) + Duration::from_millis(1);
+        Self::Taken { free_in: free_at.saturating_sub(age) }
+    }
+}
+
+/// How long an open may wait for its session's next count. One second covers a reconnect
+/// within the same second as the last; more means several connections are opening the
+/// same session at once, and the caller is better told to come back.
+pub const CLAIM_WAIT_LIMIT: Duration = Duration::from_secs(2);
+
+/// Opens a session by calling `attempt` until the session's next count is free, waiting
+/// for it in between (at most [`CLAIM_WAIT_LIMIT`] in all).
+pub async fn open_when_free<F, Fut>(mut attempt: F) -> Result<Opened, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Claim, StoreError>>,
+{
+    let mut waited = Duration::ZERO;
+    loop {
+        match attempt().await? {
+            Claim::Opened(opened) => return Ok(opened),
+            Claim::Taken { free_in } if waited + free_in <= CLAIM_WAIT_LIMIT => {
+                tokio::time::sleep(free_in).await;
+                waited += free_in;
+            }
+            Claim::Taken { .. } => return Err(StoreError::Busy),
+        }
     }
 }
 
@@ -54,6 +110,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("the session store failed: {0}")]
     Backend(String),
+    #[error("other connections with this id are opening the session at the same moment")]
+    Busy,
 }
 
 /// What the health check reports about the store.
@@ -89,18 +147,43 @@ pub fn keep_alive_interval(resume_window: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_first_count_is_the_age_rounded_up() {
-        assert_eq!(Opened::after(Duration::ZERO, None).first, 0);
-        assert_eq!(Opened::after(Duration::from_millis(1), None).first, 1);
-        assert_eq!(Opened::after(Duration::from_millis(12_000), None).first, 12);
-        assert_eq!(Opened::after(Duration::from_millis(12_001), None).first, 13);
+    fn opened(age_ms: u64, claimed: Option<u64>) -> u64 {
+        match Claim::after(Duration::from_millis(age_ms), claimed) {
+            Claim::Opened(opened) => opened.first,
+            taken => panic!("expected an open, got {taken:?}"),
+        }
     }
 
     #[test]
-    fn a_count_already_sent_at_an_open_is_never_sent_again() {
-        assert_eq!(Opened::after(Duration::from_millis(12_300), Some(13)).first, 14);
-        assert_eq!(Opened::after(Duration::from_millis(12_300), Some(11)).first, 13);
+    fn the_first_count_is_the_age_rounded_up() {
+        assert_eq!(opened(0, None), 0);
+        assert_eq!(opened(1, None), 1);
+        assert_eq!(opened(12_000, None), 12);
+        assert_eq!(opened(12_001, None), 13);
+        assert_eq!(opened(12_300, Some(12)), 13, "a count claimed in an earlier second");
+    }
+
+    #[test]
+    fn a_count_already_sent_is_free_again_only_once_the_age_passes_it() {
+        let taken = Claim::after(Duration::from_millis(12_300), Some(13));
+        assert_eq!(taken, Claim::Taken { free_in: Duration::from_millis(701) });
+        assert_eq!(opened(13_001, Some(13)), 14);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_waits_for_the_next_count_but_not_forever() {
+        let mut attempts = vec![
+            Claim::Opened(Opened::at(Duration::from_secs(2))),
+            Claim::Taken { free_in: Duration::from_millis(600) },
+        ];
+        let started = tokio::time::Instant::now();
+        let opened = open_when_free(|| std::future::ready(Ok(attempts.pop().unwrap()))).await;
+        assert_eq!(opened.unwrap().first, 2);
+        assert_eq!(started.elapsed(), Duration::from_millis(600));
+
+        let busy = Claim::Taken { free_in: Duration::from_millis(900) };
+        let outcome = open_when_free(|| std::future::ready(Ok(busy))).await;
+        assert!(matches!(outcome, Err(StoreError::Busy)), "{outcome:?}");
     }
 
     #[test]

@@ -163,10 +163,14 @@ fn bad_values_are_one_line_errors() {
         ("PORT", "70000", "--port"),
         ("BIND", "localhost:80", "--bind"),
         ("SERVER_NAME", " ", "server name"),
+        ("REDIS_URL", "http://app:hunter2@127.0.0.1", "REDIS_URL"),
+        ("REDIS_URL", "redis-sentinel://app:hunter2@127.0.0.1:26379", "REDIS_URL"),
+        ("REDIS_URL", "redis-cluster://app:hunter2@127.0.0.1:7000/1", "REDIS_URL"),
     ] {
         let (status, stderr) = run_failing(&[(key, value)]);
         assert_eq!(status, Some(2), "{key}={value}");
         assert_one_line_error(&stderr, needle);
+        assert!(!stderr.contains("hunter2"), "the password is never printed: {stderr}");
     }
 }
 

@@ -7,5 +7,6 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod page;
+mod redis_ha;
 mod session_store;
 mod websocket;
