@@ -64,6 +64,7 @@ run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 NODES ?= 3
 LB_PORT ?= 8080
 # A small limit per instance makes the overload experiment easy: CLUSTER_MAX_CONNECTIONS=4
+# TLS=1: HAProxy serves https:// and wss:// with a certificate made at start
 CLUSTER_MAX_CONNECTIONS ?=
 # The shared Redis: single (one redis-server), sentinel (master, replica, 3 sentinels) or
 # cluster (a Redis Cluster of 3 masters): make cluster REDIS=sentinel
@@ -77,7 +78,8 @@ cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances and HAProxy
 	cargo build --release -p wstime-server -p wstime-cluster
 	$(CLUSTER) up --instances $(NODES) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
 	  --server-bin target/release/wstime-server --static-dir dist \
-	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS))
+	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \
+	  $(if $(TLS),--tls)
 
 .PHONY: cluster-status
 cluster-status: ## Show each instance's health, connections and HAProxy state
