@@ -26,6 +26,7 @@ use tokio::{
 use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
+    lateness::{TickLog, Window},
     results::{FailoverResult, SteadyResult},
     stats::Summary,
 };
@@ -102,7 +103,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     if args.failover {
                         Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
                     } else {
-                        Outcome::Steady(hold(socket, measuring, stop).await)
+                        Outcome::Steady(hold(socket, started, measuring, stop).await)
                     }
                 }))
             }
@@ -178,20 +179,19 @@ enum Outcome {
 /// What one held connection saw.
 #[derive(Default)]
 struct Held {
-    lateness_ms: Vec<f64>,
-    out_of_order: usize,
-    ticks: usize,
+    ticks: TickLog,
     dropped: bool,
 }
 
-/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window.
+/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window
+/// (and learning each connection's schedule from every tick since it opened).
 async fn hold(
     mut socket: Socket,
+    origin: Instant,
     measuring: Arc<OnceLock<Range<Instant>>>,
     stop: CancellationToken,
 ) -> Held {
     let mut held = Held::default();
-    let mut previous: Option<(Instant, u64)> = None;
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => break,
@@ -201,16 +201,13 @@ async fn hold(
         match message {
             Some(Ok(Message::Text(text))) => {
                 let Some(tick) = Tick::parse(&text) else { continue };
-                let measured = measuring.get().is_some_and(|window| window.contains(&now));
-                if let (Some((at, seconds)), true) = (previous, measured) {
-                    held.ticks += 1;
-                    let interval = now.duration_since(at).as_secs_f64();
-                    held.lateness_ms.push(((interval - 1.0) * 1000.0).max(0.0));
-                    if tick.seconds != seconds + 1 {
-                        held.out_of_order += 1;
-                    }
-                }
-                previous = Some((now, tick.seconds));
+                let window = match measuring.get() {
+                    Some(window) if window.contains(&now) => Window::Inside,
+                    Some(window) if now >= window.end => Window::After,
+                    _ => Window::Before,
+                };
+                let at_ms = now.duration_since(origin).as_secs_f64() * 1000.0;
+                held.ticks.record(at_ms, tick.seconds, window);
             }
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
@@ -338,16 +335,18 @@ fn steady_result(
 ) -> SteadyResult {
     let mut result =
         SteadyResult { connections, failed_connects, connect_secs, ..Default::default() };
-    let mut lateness = Vec::new();
+    let (mut by_interval, mut by_schedule) = (Vec::new(), Vec::new());
     for outcome in outcomes {
         if let Outcome::Steady(held) = outcome {
-            lateness.extend(held.lateness_ms);
-            result.out_of_order += held.out_of_order;
-            result.ticks += held.ticks;
+            by_schedule.extend(held.ticks.schedule_lateness_ms());
+            by_interval.extend(held.ticks.interval_lateness_ms);
+            result.out_of_order += held.ticks.out_of_order;
+            result.ticks += held.ticks.ticks;
             result.dropped += usize::from(held.dropped);
         }
     }
-    result.lateness_ms = Summary::of(lateness);
+    result.lateness_ms = Summary::of(by_interval);
+    result.schedule_lateness_ms = Summary::of(by_schedule);
     result
 }
 
