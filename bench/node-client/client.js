@@ -130,8 +130,12 @@ async function main() {
   const started = performance.now();
   await openAll();
   const connectSecs = (performance.now() - started) / 1000;
+  // Listening before saying READY: a driver signals as soon as it reads the line.
+  const go = opts["start-on-signal"]
+    ? new Promise((resolve) => process.once("SIGUSR1", resolve))
+    : Promise.resolve();
   console.log(`READY ${connectSecs.toFixed(3)}`);
-  if (opts["start-on-signal"]) await new Promise((resolve) => process.once("SIGUSR1", resolve));
+  await go;
 
   const from = performance.now() + Number(opts["warmup-secs"]) * 1000;
   measuring = { from, until: from + holdMs };

@@ -114,10 +114,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let connect_secs = started.elapsed().as_secs_f64();
     let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
     let failed_connects = args.connections - tasks.len();
+    // Listening before saying READY: a driver signals as soon as it reads the line, and an
+    // unhandled SIGUSR1 would kill the generator.
+    let go = args
+        .start_on_signal
+        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()))
+        .transpose()?;
     println!("READY {connect_secs:.3}");
     std::io::stdout().flush()?;
-    if args.start_on_signal {
-        let mut go = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    if let Some(mut go) = go {
         go.recv().await;
     }
 
