@@ -72,6 +72,10 @@ struct Args {
     /// Behave like the page when a connection ends: reconnect with the same id.
     #[arg(long)]
     failover: bool,
+    /// Also write every tick read to this file, one `connection,count,arrival_ms` line each
+    /// (arrival from the generator's start), to study a run connection by connection.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,7 +107,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     if args.failover {
                         Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
                     } else {
-                        Outcome::Steady(hold(socket, started, measuring, stop).await)
+                        let trace = args.trace.is_some().then_some(i);
+                        Outcome::Steady(hold(socket, started, measuring, stop, trace).await)
                     }
                 }))
             }
@@ -136,6 +141,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
         outcomes.push(task.await?);
+    }
+    if let Some(path) = &args.trace {
+        write_trace(path, &outcomes)?;
     }
     let result = if args.failover {
         serde_json::to_string(&failover_result(args.connections, outcomes))?
@@ -186,6 +194,8 @@ enum Outcome {
 struct Held {
     ticks: TickLog,
     dropped: bool,
+    /// With `--trace`: the connection's number, and the count and arrival (ms) of every tick.
+    trace: Option<(usize, Vec<(u64, f64)>)>,
 }
 
 /// Reads ticks until `stop`, measuring those that arrive within the `measuring` window
@@ -195,8 +205,9 @@ async fn hold(
     origin: Instant,
     measuring: Arc<OnceLock<Range<Instant>>>,
     stop: CancellationToken,
+    trace: Option<usize>,
 ) -> Held {
-    let mut held = Held::default();
+    let mut held = Held { trace: trace.map(|i| (i, Vec::new())), ..Held::default() };
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => break,
@@ -213,6 +224,9 @@ async fn hold(
                 };
                 let at_ms = now.duration_since(origin).as_secs_f64() * 1000.0;
                 held.ticks.record(at_ms, tick.seconds, window);
+                if let Some((_, arrivals)) = &mut held.trace {
+                    arrivals.push((tick.seconds, at_ms));
+                }
             }
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
@@ -330,6 +344,21 @@ async fn follow(
             Ok(Some(Err(_)) | None) | Err(_) => return (delivered, None),
         }
     }
+}
+
+/// Writes the `--trace` file: one line per tick read.
+fn write_trace(path: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for outcome in outcomes {
+        if let Outcome::Steady(Held { trace: Some((i, arrivals)), .. }) = outcome {
+            for (count, at_ms) in arrivals {
+                writeln!(out, "{i},{count},{at_ms:.3}")?;
+            }
+        }
+    }
+    out.flush().with_context(|| format!("write {}", path.display()))
 }
 
 fn steady_result(
