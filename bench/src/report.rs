@@ -31,6 +31,12 @@ pub struct SteadyRow {
     /// when it is high, so are CPU per tick and lateness, whatever the server does.
     #[serde(default)]
     pub stolen_percent: f64,
+    /// The share of the window during which some task on the machine waited for a CPU
+    /// (`/proc/pressure/cpu`), in %; `None` without pressure stall information. It counts
+    /// what steal does not: the machine's own other processes. When it is high the clients
+    /// read their ticks late, whatever the server does (see the README).
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
 }
 
 /// One failover experiment, measured.
@@ -211,7 +217,7 @@ fn table_head(first: &str) -> String {
     format!(
         "| {first} | connections | connect rate /s | RSS per connection | user CPU per tick | \
          kernel CPU per tick | lateness by interval p50 / p99 / max | by schedule p50 / p99 / max | \
-         out of order | failed connects | dropped | CPU stolen by the host |\n|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         out of order | failed connects | dropped | CPU stolen by the host | CPU pressure |\n|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         "---|".repeat(columns)
     )
 }
@@ -220,7 +226,7 @@ fn table_head(first: &str) -> String {
 fn row_cells(row: &SteadyRow) -> String {
     let (i, s) = (row.load.lateness_ms, row.load.schedule_lateness_ms);
     format!(
-        "{} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {:.1}%",
+        "{} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {:.1}% | {}",
         row.connections,
         row.connect_rate,
         row.rss_per_connection_kb,
@@ -236,7 +242,13 @@ fn row_cells(row: &SteadyRow) -> String {
         row.load.failed_connects,
         row.load.dropped,
         row.stolen_percent,
+        percent(row.cpu_pressure_percent),
     )
+}
+
+/// A share in %, or `–` when it was not measured.
+pub fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "–".into(), |p| format!("{p:.1}%"))
 }
 
 /// wstime's figures over Node's, size by size, where both were measured.

@@ -120,4 +120,7 @@ fn assert_sound_steady_row(row: &serde_json::Value) {
     {
         assert!(row[field].as_f64().is_some_and(|us| us >= 0.0), "{field}: {row}");
     }
+    // Absent only on a kernel without pressure stall information.
+    let pressure = &row["cpu_pressure_percent"];
+    assert!(pressure.is_null() || pressure.as_f64().is_some_and(|p| p >= 0.0), "{row}");
 }

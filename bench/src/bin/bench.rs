@@ -244,9 +244,11 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
     }
     std::thread::sleep(Duration::from_secs_f64(settle));
     let (cpu_before, stolen_before) = (proc::cpu_time(pid)?, proc::stolen_us()?);
+    let pressure_before = proc::cpu_pressure_us();
     let window_start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(args.window_secs));
     let (cpu_after, stolen_after) = (proc::cpu_time(pid)?, proc::stolen_us()?);
+    let pressure_after = proc::cpu_pressure_us();
     let window = window_start.elapsed().as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let rss_loaded = proc::rss_bytes(pid)?;
@@ -274,11 +276,15 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
         user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
         kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
         stolen_percent: (stolen_after - stolen_before) as f64 / (window * 1e6 * cores) * 100.0,
+        cpu_pressure_percent: pressure_before
+            .zip(pressure_after)
+            .map(|(before, after)| (after - before) as f64 / (window * 1e6) * 100.0),
         load,
     };
     eprintln!(
         "wstime-bench: {} with {}, {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, \
-         p99 lateness {:.1} ms by interval, {:.1} ms by schedule, {:.1}% CPU stolen",
+         p99 lateness {:.1} ms by interval, {:.1} ms by schedule, {:.1}% CPU stolen, \
+         CPU pressure {}",
         row.server,
         row.client,
         row.rss_per_connection_kb,
@@ -286,7 +292,8 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
         row.kernel_us_per_tick,
         row.load.lateness_ms.p99,
         row.load.schedule_lateness_ms.p99,
-        row.stolen_percent
+        row.stolen_percent,
+        report::percent(row.cpu_pressure_percent)
     );
     Ok(row)
 }
