@@ -101,7 +101,7 @@ cluster-down: ## Stop the cluster and everything it started
 # Benchmarks (numbers, not tests): steady load at 1k-15k connections, then failover
 
 .PHONY: bench
-bench: dist packages ## Measure memory, CPU, lateness and failover; writes docs/bench/report.md
+bench: dist packages ## Measure memory, CPU, lateness and failover, beside the post's Node server; writes docs/bench/report.md
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench
 

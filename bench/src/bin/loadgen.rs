@@ -26,6 +26,7 @@ use tokio::{
 use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
+    lateness::{TickLog, Window},
     results::{FailoverResult, SteadyResult},
     stats::Summary,
 };
@@ -71,6 +72,10 @@ struct Args {
     /// Behave like the page when a connection ends: reconnect with the same id.
     #[arg(long)]
     failover: bool,
+    /// Also write every tick read to this file, one `connection,count,arrival_ms` line each
+    /// (arrival from the generator's start), to study a run connection by connection.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,7 +107,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     if args.failover {
                         Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
                     } else {
-                        Outcome::Steady(hold(socket, measuring, stop).await)
+                        let trace = args.trace.is_some().then_some(i);
+                        Outcome::Steady(hold(socket, started, measuring, stop, trace).await)
                     }
                 }))
             }
@@ -113,10 +119,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let connect_secs = started.elapsed().as_secs_f64();
     let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
     let failed_connects = args.connections - tasks.len();
+    // Listening before saying READY: a driver signals as soon as it reads the line, and an
+    // unhandled SIGUSR1 would kill the generator.
+    let go = args
+        .start_on_signal
+        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()))
+        .transpose()?;
     println!("READY {connect_secs:.3}");
     std::io::stdout().flush()?;
-    if args.start_on_signal {
-        let mut go = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    if let Some(mut go) = go {
         go.recv().await;
     }
 
@@ -130,6 +141,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
         outcomes.push(task.await?);
+    }
+    if let Some(path) = &args.trace {
+        write_trace(path, &outcomes)?;
     }
     let result = if args.failover {
         serde_json::to_string(&failover_result(args.connections, outcomes))?
@@ -178,20 +192,22 @@ enum Outcome {
 /// What one held connection saw.
 #[derive(Default)]
 struct Held {
-    lateness_ms: Vec<f64>,
-    out_of_order: usize,
-    ticks: usize,
+    ticks: TickLog,
     dropped: bool,
+    /// With `--trace`: the connection's number, and the count and arrival (ms) of every tick.
+    trace: Option<(usize, Vec<(u64, f64)>)>,
 }
 
-/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window.
+/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window
+/// (and learning each connection's schedule from every tick since it opened).
 async fn hold(
     mut socket: Socket,
+    origin: Instant,
     measuring: Arc<OnceLock<Range<Instant>>>,
     stop: CancellationToken,
+    trace: Option<usize>,
 ) -> Held {
-    let mut held = Held::default();
-    let mut previous: Option<(Instant, u64)> = None;
+    let mut held = Held { trace: trace.map(|i| (i, Vec::new())), ..Held::default() };
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => break,
@@ -201,16 +217,16 @@ async fn hold(
         match message {
             Some(Ok(Message::Text(text))) => {
                 let Some(tick) = Tick::parse(&text) else { continue };
-                let measured = measuring.get().is_some_and(|window| window.contains(&now));
-                if let (Some((at, seconds)), true) = (previous, measured) {
-                    held.ticks += 1;
-                    let interval = now.duration_since(at).as_secs_f64();
-                    held.lateness_ms.push(((interval - 1.0) * 1000.0).max(0.0));
-                    if tick.seconds != seconds + 1 {
-                        held.out_of_order += 1;
-                    }
+                let window = match measuring.get() {
+                    Some(window) if window.contains(&now) => Window::Inside,
+                    Some(window) if now >= window.end => Window::After,
+                    _ => Window::Before,
+                };
+                let at_ms = now.duration_since(origin).as_secs_f64() * 1000.0;
+                held.ticks.record(at_ms, tick.seconds, window);
+                if let Some((_, arrivals)) = &mut held.trace {
+                    arrivals.push((tick.seconds, at_ms));
                 }
-                previous = Some((now, tick.seconds));
             }
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
@@ -330,6 +346,21 @@ async fn follow(
     }
 }
 
+/// Writes the `--trace` file: one line per tick read.
+fn write_trace(path: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for outcome in outcomes {
+        if let Outcome::Steady(Held { trace: Some((i, arrivals)), .. }) = outcome {
+            for (count, at_ms) in arrivals {
+                writeln!(out, "{i},{count},{at_ms:.3}")?;
+            }
+        }
+    }
+    out.flush().with_context(|| format!("write {}", path.display()))
+}
+
 fn steady_result(
     connections: usize,
     failed_connects: usize,
@@ -338,16 +369,18 @@ fn steady_result(
 ) -> SteadyResult {
     let mut result =
         SteadyResult { connections, failed_connects, connect_secs, ..Default::default() };
-    let mut lateness = Vec::new();
+    let (mut by_interval, mut by_schedule) = (Vec::new(), Vec::new());
     for outcome in outcomes {
         if let Outcome::Steady(held) = outcome {
-            lateness.extend(held.lateness_ms);
-            result.out_of_order += held.out_of_order;
-            result.ticks += held.ticks;
+            by_schedule.extend(held.ticks.schedule_lateness_ms());
+            by_interval.extend(held.ticks.interval_lateness_ms);
+            result.out_of_order += held.ticks.out_of_order;
+            result.ticks += held.ticks.ticks;
             result.dropped += usize::from(held.dropped);
         }
     }
-    result.lateness_ms = Summary::of(lateness);
+    result.lateness_ms = Summary::of(by_interval);
+    result.schedule_lateness_ms = Summary::of(by_schedule);
     result
 }
 
