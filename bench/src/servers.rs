@@ -12,6 +12,9 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 pub enum Server {
     /// A release `wstime-server`.
     Wstime(InstanceSpec),
+    /// The same serving TLS itself (its spec sets `TLS_CERT` and `TLS_KEY`); clients trust
+    /// the CA in `ca`.
+    WstimeTls { spec: InstanceSpec, ca: PathBuf },
     /// The post's `server.js`, run by `node` in its package directory (where it finds
     /// `./randomName` and `public/`).
     Node {
@@ -34,14 +37,31 @@ impl Server {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Wstime(_) => "wstime",
+            Self::WstimeTls { .. } => "wstime-tls",
             Self::Node { .. } => "node",
+        }
+    }
+
+    /// The WebSocket URL of the server listening on `port`.
+    pub fn url(&self, port: u16) -> String {
+        match self {
+            Self::WstimeTls { .. } => format!("wss://127.0.0.1:{port}/"),
+            _ => format!("ws://127.0.0.1:{port}/"),
+        }
+    }
+
+    /// What a client needs to be told to reach it (the CA to trust, over TLS).
+    pub fn client_flags(&self) -> Vec<String> {
+        match self {
+            Self::WstimeTls { ca, .. } => vec!["--ca-file".into(), ca.display().to_string()],
+            _ => Vec::new(),
         }
     }
 
     /// Starts the server on a free port and waits until it listens.
     pub fn start(&self) -> anyhow::Result<Running> {
         match self {
-            Self::Wstime(spec) => {
+            Self::Wstime(spec) | Self::WstimeTls { spec, .. } => {
                 let instance = spec.start("wstime-server", 0, &[])?;
                 Ok(Running { process: instance.process, port: instance.port })
             }

@@ -22,7 +22,7 @@ fn a_tiny_benchmark_writes_a_sound_report() {
     let status = Command::new(env!("CARGO_BIN_EXE_wstime-bench"))
         .current_dir(workspace())
         .args(["--sizes", "50", "--window-secs", "2", "--strace-connections", "20"])
-        .args(["--failover-clients", "30", "--failover-secs", "12"])
+        .args(["--failover-clients", "30", "--failover-secs", "12", "--tls-size", "50"])
         .arg("--server-bin")
         .arg(&server)
         .arg("--loadgen-bin")
@@ -38,11 +38,18 @@ fn a_tiny_benchmark_writes_a_sound_report() {
             .unwrap();
     let node = node_on_this_machine();
     // Every size with the load generator on both servers, then the independent client on
-    // both at the largest size; without Node, wstime with the load generator alone.
+    // both at the largest size; without Node, wstime with the load generator alone. Then
+    // wstime over TLS.
     let measured: &[(&str, &str)] = if node {
-        &[("wstime", "loadgen"), ("node", "loadgen"), ("wstime", "node-ws"), ("node", "node-ws")]
+        &[
+            ("wstime", "loadgen"),
+            ("node", "loadgen"),
+            ("wstime", "node-ws"),
+            ("node", "node-ws"),
+            ("wstime-tls", "loadgen"),
+        ]
     } else {
-        &[("wstime", "loadgen")]
+        &[("wstime", "loadgen"), ("wstime-tls", "loadgen")]
     };
     let steady = results["steady"].as_array().unwrap();
     let pairs: Vec<_> = steady
@@ -71,8 +78,14 @@ fn a_tiny_benchmark_writes_a_sound_report() {
         assert_eq!(result["gave_up"], 0);
     }
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
-    let mut needles =
-        vec!["## Steady load", "## System calls", "## Failover", "SIGKILL", "SIGTERM"];
+    let mut needles = vec![
+        "## Steady load",
+        "| wstime-tls | 50 |",
+        "## System calls",
+        "## Failover",
+        "SIGKILL",
+        "SIGTERM",
+    ];
     if node {
         needles.extend(["### wstime ÷ Node", "## The independent client", "| node | node-ws |"]);
     } else {

@@ -6,7 +6,9 @@
 //! generators' tick lateness; then the same for the post's Node server (`bench/node-peer`).
 //! At the largest size both servers are measured once more with the independent Node client
 //! (`bench/node-client`) holding the connections. Without `node` on the machine, wstime is
-//! measured alone. Then a small run under `strace -c -f` counts write calls per tick.
+//! measured alone. wstime is also measured serving TLS itself (`wss://`, with a certificate
+//! made at start) at one size. Then a small run under `strace -c -f` counts write calls per
+//! tick.
 //! Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave like
 //! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed.
 
@@ -26,7 +28,10 @@ use wstime_bench::{
     results::{FailoverResult, SteadyResult},
     servers::Server,
 };
-use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup, Supervised};
+use wstime_cluster::{
+    tls::LoopbackCertificate, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
+    Supervised,
+};
 
 /// The server's log filter: start-up lines, but not one line per connect.
 const QUIET: &str = "info,wstime_server::upgrade=warn";
@@ -74,6 +79,9 @@ struct Args {
     /// largest size; 0: skip them).
     #[arg(long)]
     independent_size: Option<usize>,
+    /// Connections for the run over TLS (wstime serving `wss://` itself; 0: skip it).
+    #[arg(long, default_value_t = 5000)]
+    tls_size: usize,
     /// Where the report goes.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
@@ -116,6 +124,14 @@ fn main() -> anyhow::Result<()> {
         for server in [&wstime, &node.peer] {
             report.steady.push(steady(&args, server, &node.client, independent_size)?);
         }
+    }
+    if args.tls_size > 0 {
+        let certificate = LoopbackCertificate::generate()?;
+        let mut spec = wstime_spec(&args);
+        spec.env.push(("TLS_CERT".into(), certificate.cert().display().to_string()));
+        spec.env.push(("TLS_KEY".into(), certificate.key().display().to_string()));
+        let tls = Server::WstimeTls { spec, ca: certificate.ca() };
+        report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
     }
     if args.strace_connections > 0 {
         let row = syscalls(&args)?;
@@ -180,7 +196,14 @@ fn wstime_spec(args: &Args) -> InstanceSpec {
     InstanceSpec {
         binary: args.server_bin.clone(),
         static_dir: args.static_dir.clone(),
-        env: vec![("RUST_LOG".into(), QUIET.into()), ("MAX_CONNECTIONS".into(), "19000".into())],
+        // The generators open thousands of sockets a second from eight addresses: the
+        // per-client limits, which guard admission, are off for the steady state.
+        env: vec![
+            ("RUST_LOG".into(), QUIET.into()),
+            ("MAX_CONNECTIONS".into(), "19000".into()),
+            ("MAX_CONNECTIONS_PER_CLIENT".into(), "0".into()),
+            ("CONNECT_RATE_PER_CLIENT".into(), "0".into()),
+        ],
         echo: false,
     }
 }
@@ -236,8 +259,13 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
     // connections keeps the server busy with handshakes, which is not the steady state.
     let settle = 2.0;
     let hold = format!("{}", args.window_secs + 1.0);
-    let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let flags = ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold];
+    let url = server.url(instance.port);
+    let mut flags: Vec<String> =
+        ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold]
+            .map(str::to_owned)
+            .to_vec();
+    flags.extend(server.client_flags());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let (mut processes, connect_secs) = generators(client, &url, size, "steady", &flags)?;
     for process in &mut processes {
         process.signal("USR1")?;

@@ -23,7 +23,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
     time::{timeout, Instant},
 };
-use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
+use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
     lateness::{TickLog, Window},
@@ -39,9 +39,12 @@ const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Parser)]
 #[command(name = "wstime-loadgen", about)]
 struct Args {
-    /// The server or load balancer, e.g. ws://127.0.0.1:8080/
+    /// The server or load balancer, e.g. ws://127.0.0.1:8080/ (or wss://, with --ca-file)
     #[arg(long)]
     url: String,
+    /// For a wss:// URL: the PEM certificate of the CA to trust.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// How many connections to open.
     #[arg(long)]
     connections: usize,
@@ -86,7 +89,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let target = target_address(&args.url)?;
+    let target = Arc::new(Target::new(&args.url, args.ca_file.as_deref())?);
     let args = Arc::new(args);
     let stop = CancellationToken::new();
     let measuring = Arc::new(OnceLock::new());
@@ -99,13 +102,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opened: Vec<_> = stream::iter(0..args.connections)
         .map(|i| {
             let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
+            let target = Arc::clone(&target);
             async move {
                 let id = format!("{}-{i}", args.id_prefix);
                 let source = args.source_ips[i % args.source_ips.len()];
-                let socket = open(&args.url, target, source, &id).await?;
+                let socket = open(&target, source, &id).await?;
                 anyhow::Ok(tokio::spawn(async move {
                     if args.failover {
-                        Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
+                        Outcome::Failover(ride(socket, &target, source, &id, stop).await)
                     } else {
                         let trace = args.trace.is_some().then_some(i);
                         Outcome::Steady(hold(socket, started, measuring, stop, trace).await)
@@ -159,23 +163,66 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `host:port` of a `ws://host:port/` URL (loopback only: the host must be an address).
-fn target_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let rest = url.strip_prefix("ws://").context("the URL must start with ws://")?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority.parse().with_context(|| format!("{authority:?} is not an IP address and port"))
+/// Where the connections go: the URL, the address it names, and the TLS to speak for
+/// `wss://` (trusting `--ca-file`).
+struct Target {
+    url: String,
+    address: SocketAddr,
+    tls: Option<Connector>,
 }
 
-type Socket = WebSocketStream<TcpStream>;
+impl Target {
+    /// The target of `url` (loopback only: the host must be an address).
+    fn new(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => bail!("the URL must start with ws:// or wss://"),
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let address = authority
+            .parse()
+            .with_context(|| format!("{authority:?} is not an IP address and port"))?;
+        let tls = match (secure, ca_file) {
+            (false, _) => None,
+            (true, None) => bail!("a wss:// URL needs --ca-file, the CA to trust"),
+            (true, Some(ca)) => Some(Connector::Rustls(Arc::new(trusting(ca)?))),
+        };
+        Ok(Self { url: url.to_owned(), address, tls })
+    }
+}
+
+/// A TLS client configuration that trusts the certificates in the PEM file `ca`.
+fn trusting(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls_pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("{}", ca.display()))? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens one WebSocket from `source` with client id `id`.
-async fn open(url: &str, target: SocketAddr, source: Ipv4Addr, id: &str) -> anyhow::Result<Socket> {
+async fn open(target: &Target, source: Ipv4Addr, id: &str) -> anyhow::Result<Socket> {
     let attempt = async {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(source.into(), 0))?;
-        let stream = socket.connect(target).await?;
+        let stream = socket.connect(target.address).await?;
         stream.set_nodelay(true)?;
-        let (socket, _) = tokio_tungstenite::client_async(format!("{url}?id={id}"), stream).await?;
+        let request = format!("{}?id={id}", target.url);
+        let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+            request,
+            stream,
+            None,
+            target.tls.clone(),
+        )
+        .await?;
         anyhow::Ok(socket)
     };
     match timeout(CONNECT_TIMEOUT, attempt).await {
@@ -255,8 +302,7 @@ struct Rode {
 /// the retry policy, until `stop`.
 async fn ride(
     socket: Socket,
-    url: &str,
-    target: SocketAddr,
+    target: &Target,
     source: Ipv4Addr,
     id: &str,
     stop: CancellationToken,
@@ -270,7 +316,7 @@ async fn ride(
     while !stop.is_cancelled() {
         let current = match socket.take() {
             Some(current) => Ok(current),
-            None => open(url, target, source, id).await,
+            None => open(target, source, id).await,
         };
         let (delivered, close_code) = match current {
             Ok(current) => follow(current, &mut last_tick, &mut lost, &mut rode, &stop).await,
