@@ -9,6 +9,7 @@ use crate::{
     haproxy::HaProxy,
     http,
     instance::{Instance, InstanceSpec},
+    process::free_port,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
     tls::LoopbackCertificate,
 };
@@ -22,6 +23,10 @@ pub struct ClusterSpec {
     pub instance: InstanceSpec,
     /// How many instances to start.
     pub instances: usize,
+    /// How many more to make room for without starting them: their ports are chosen and
+    /// HAProxy knows them (down until [`Cluster::restart`] starts one), as a scale-out
+    /// needs.
+    pub standby: usize,
     /// Start this kind of Redis and point every instance at it (`REDIS_URL`).
     pub redis: Option<RedisSetup>,
     /// Put HAProxy in front of the instances.
@@ -55,6 +60,9 @@ pub struct Cluster {
 
 struct Slot {
     port: u16,
+    /// Where its agent check is answered (`AGENT_PORT`): the same across restarts, as
+    /// HAProxy was told.
+    agent_port: u16,
     current: Option<Instance>,
     /// The exit status of the last process in this slot, once it ended.
     last_exit: Option<String>,
@@ -117,12 +125,19 @@ impl Cluster {
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
+        for _ in 0..cluster.spec.standby {
+            let (port, agent_port) = (free_port()?, free_port()?);
+            let last_exit = Some("not started yet".to_owned());
+            cluster.instances.push(Slot { port, agent_port, current: None, last_exit });
+        }
         if let Some(haproxy) = cluster.spec.haproxy.clone() {
-            let nodes: Vec<u16> = cluster.instances.iter().map(|slot| slot.port).collect();
+            let nodes: Vec<(u16, u16)> =
+                cluster.instances.iter().map(|slot| (slot.port, slot.agent_port)).collect();
             let echo = cluster.spec.instance.echo;
             let pem = cluster.certificate.as_ref().map(LoopbackCertificate::haproxy_pem);
+            let up = cluster.spec.instances;
             let started =
-                HaProxy::start(&haproxy.config, haproxy.port, &nodes, pem.as_deref(), echo)?;
+                HaProxy::start(&haproxy.config, haproxy.port, &nodes, up, pem.as_deref(), echo)?;
             cluster.haproxy = Some(started);
         }
         Ok(cluster)
@@ -131,8 +146,12 @@ impl Cluster {
     /// Starts one more instance on a free port.
     pub fn add_instance(&mut self) -> anyhow::Result<InstanceInfo> {
         let index = self.instances.len();
-        let instance = self.spec.instance.start(&format!("node{}", index + 1), 0, &[])?;
-        self.instances.push(Slot { port: instance.port, current: Some(instance), last_exit: None });
+        let agent_port = free_port()?;
+        let agent = agent_port.to_string();
+        let extra = [("AGENT_PORT", agent.as_str())];
+        let instance = self.spec.instance.start(&format!("node{}", index + 1), 0, &extra)?;
+        let port = instance.port;
+        self.instances.push(Slot { port, agent_port, current: Some(instance), last_exit: None });
         Ok(self.info(index))
     }
 
@@ -166,7 +185,8 @@ impl Cluster {
         let label = format!("node{}", index + 1);
         let spec = self.spec.instance.clone();
         let slot = self.slot(index)?;
-        slot.current = Some(spec.start(&label, slot.port, &[])?);
+        let agent = slot.agent_port.to_string();
+        slot.current = Some(spec.start(&label, slot.port, &[("AGENT_PORT", agent.as_str())])?);
         Ok(self.info(index))
     }
 
@@ -179,6 +199,11 @@ impl Cluster {
     /// The load balancer's certificate, when it serves TLS: for clients to trust.
     pub fn certificate(&self) -> Option<&LoopbackCertificate> {
         self.certificate.as_ref()
+    }
+
+    /// The load balancer, if there is one.
+    pub fn balancer(&self) -> Option<&HaProxy> {
+        self.haproxy.as_ref()
     }
 
     /// The load balancer's port, if there is one.

@@ -187,6 +187,7 @@ async fn rides_through_failover(tls: bool) {
             echo: false,
         },
         instances: 3,
+        standby: 0,
         redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0, tls }),
     };
@@ -270,6 +271,7 @@ async fn a_page_connects_to_its_own_instance_and_not_to_another_origins() {
             echo: false,
         },
         instances: 2,
+        standby: 0,
         redis: None,
         haproxy: None,
     };
