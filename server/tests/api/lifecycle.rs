@@ -157,6 +157,19 @@ fn a_missing_page_says_to_build_it() {
 }
 
 #[test]
+fn unusable_tls_files_and_a_taken_agent_port_are_one_line_errors() {
+    let (status, stderr) =
+        run_failing(&[("PORT", "0"), ("TLS_CERT", "/nonexistent/cert.pem"), ("TLS_KEY", "/k.pem")]);
+    assert_ne!(status, Some(0));
+    assert_one_line_error(&stderr, "TLS_CERT /nonexistent/cert.pem");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent = taken.local_addr().unwrap().port().to_string();
+    let (status, stderr) = run_failing(&[("PORT", "0"), ("AGENT_PORT", &agent)]);
+    assert_ne!(status, Some(0));
+    assert_one_line_error(&stderr, "AGENT_PORT");
+}
+
+#[test]
 fn bad_values_are_one_line_errors() {
     for (key, value, needle) in [
         ("PORT", "eighty", "--port"),
@@ -166,6 +179,10 @@ fn bad_values_are_one_line_errors() {
         ("REDIS_URL", "http://app:hunter2@127.0.0.1", "REDIS_URL"),
         ("REDIS_URL", "redis-sentinel://app:hunter2@127.0.0.1:26379", "REDIS_URL"),
         ("REDIS_URL", "redis-cluster://app:hunter2@127.0.0.1:7000/1", "REDIS_URL"),
+        ("ALLOWED_ORIGINS", "example.com", "--allowed-origins"),
+        ("TRUSTED_PROXIES", "10.0.0.0/40", "--trusted-proxies"),
+        ("CONNECT_RATE_PER_CLIENT", "fast", "--connect-rate-per-client"),
+        ("REBALANCE", "maybe", "--rebalance"),
     ] {
         let (status, stderr) = run_failing(&[(key, value)]);
         assert_eq!(status, Some(2), "{key}={value}");
