@@ -20,14 +20,38 @@ pub const BALANCED_WITHIN: f64 = 0.10;
 /// How often the instances' connection counts are read.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
-/// What to run.
-pub struct ScaleOut {
+/// The benchmarks' cluster: instances of `server_bin` behind HAProxy running
+/// `haproxy_config`, sharing one Redis.
+pub struct BenchCluster {
     pub server_bin: PathBuf,
-    pub loadgen_bin: PathBuf,
     pub static_dir: PathBuf,
     pub haproxy_config: PathBuf,
     /// Extra environment for every instance.
     pub env: Vec<(String, String)>,
+}
+
+impl BenchCluster {
+    /// Starts `instances`, with room for `standby` more that start later.
+    pub fn start(&self, instances: usize, standby: usize) -> anyhow::Result<Cluster> {
+        Cluster::start(ClusterSpec {
+            instance: InstanceSpec {
+                binary: self.server_bin.clone(),
+                static_dir: self.static_dir.clone(),
+                env: self.env.clone(),
+                echo: false,
+            },
+            instances,
+            standby,
+            redis: Some(RedisSetup::Single),
+            haproxy: Some(HaProxySpec { config: self.haproxy_config.clone(), port: 0, tls: false }),
+        })
+    }
+}
+
+/// What to run.
+pub struct ScaleOut {
+    pub cluster: BenchCluster,
+    pub loadgen_bin: PathBuf,
     pub clients: usize,
     /// How long to watch after the third instance starts.
     pub watch: Duration,
@@ -54,19 +78,7 @@ pub struct ScaleOutRow {
 impl ScaleOut {
     /// Runs the scenario on a cluster of its own.
     pub fn run(&self) -> anyhow::Result<ScaleOutRow> {
-        let spec = ClusterSpec {
-            instance: InstanceSpec {
-                binary: self.server_bin.clone(),
-                static_dir: self.static_dir.clone(),
-                env: self.env.clone(),
-                echo: false,
-            },
-            instances: 2,
-            standby: 1,
-            redis: Some(RedisSetup::Single),
-            haproxy: Some(HaProxySpec { config: self.haproxy_config.clone(), port: 0, tls: false }),
-        };
-        let mut cluster = Cluster::start(spec)?;
+        let mut cluster = self.cluster.start(2, 1)?;
         let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
         let loadgen = Client::Loadgen(self.loadgen_bin.clone());
         let hold = format!("{}", 3.0 + self.watch.as_secs_f64());
@@ -83,7 +95,7 @@ impl ScaleOut {
         while started.elapsed() < self.watch {
             let mut counts = [0u64; 3];
             for (count, port) in counts.iter_mut().zip(&ports) {
-                let health = health(*port)?;
+                let health = wstime_cluster::http::health_report(*port)?;
                 *count = health["connections"].as_u64().unwrap_or(0);
                 peak_load = peak_load.max(health["load"].as_f64().unwrap_or(0.0));
                 healthy_below = health["healthy_below"].as_f64().unwrap_or(healthy_below);
@@ -115,18 +127,6 @@ impl ScaleOut {
 pub fn balanced(counts: &[u64]) -> bool {
     let mean = counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64;
     mean > 0.0 && counts.iter().all(|&n| (n as f64 - mean).abs() <= mean * BALANCED_WITHIN)
-}
-
-/// An instance's health check, as JSON.
-fn health(port: u16) -> anyhow::Result<serde_json::Value> {
-    let response = wstime_cluster::http::request(
-        "GET",
-        port,
-        "/healthcheck",
-        "application/json",
-        Duration::from_secs(2),
-    )?;
-    serde_json::from_str(&response.body).context("a health check's JSON")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use wstime_bench::scale_out::ScaleOut;
+use wstime_bench::scale_out::{BenchCluster, ScaleOut};
 
 /// The workspace's binaries sit beside this test's directory (`target/<profile>/`).
 fn binary(name: &str) -> PathBuf {
@@ -19,12 +19,15 @@ fn after_a_scale_out_the_cluster_evens_out_and_every_moved_client_resumes() {
     assert!(server_bin.exists(), "{} is missing: build the workspace first", server_bin.display());
     let dist = tempfile::tempdir().unwrap();
     std::fs::write(dist.path().join("index.html"), "<!doctype html><title>wstime</title>").unwrap();
-    let scale_out = ScaleOut {
+    let cluster = BenchCluster {
         server_bin,
-        loadgen_bin: env!("CARGO_BIN_EXE_wstime-loadgen").into(),
         static_dir: dist.path().to_owned(),
         haproxy_config: workspace.join("deploy/haproxy.cfg"),
         env: Vec::new(),
+    };
+    let scale_out = ScaleOut {
+        cluster,
+        loadgen_bin: env!("CARGO_BIN_EXE_wstime-loadgen").into(),
         clients: 300,
         watch: Duration::from_secs(40),
     };

@@ -219,17 +219,7 @@ impl Cluster {
             .instances()
             .into_iter()
             .map(|info| {
-                let health = info.running.then(|| {
-                    http::request(
-                        "GET",
-                        info.port,
-                        "/healthcheck",
-                        "application/json",
-                        Duration::from_secs(2),
-                    )
-                    .ok()
-                    .and_then(|r| serde_json::from_str(&r.body).ok())
-                });
+                let health = info.running.then(|| http::health_report(info.port).ok());
                 let balancer = states
                     .iter()
                     .find(|(server, _)| *server == format!("node{}", info.index + 1))

@@ -28,12 +28,10 @@ use wstime_bench::{
     proc,
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
     results::SteadyResult,
-    scale_out::ScaleOut,
+    scale_out::{BenchCluster, ScaleOut},
     servers::Server,
 };
-use wstime_cluster::{
-    tls::LoopbackCertificate, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
-};
+use wstime_cluster::{tls::LoopbackCertificate, InstanceSpec};
 
 /// The server's log filter: start-up lines, but not one line per connect.
 const QUIET: &str = "info,wstime_server::upgrade=warn";
@@ -149,11 +147,8 @@ fn main() -> anyhow::Result<()> {
     }
     if args.scale_out_clients > 0 {
         let scale_out = ScaleOut {
-            server_bin: args.server_bin.clone(),
+            cluster: bench_cluster(&args),
             loadgen_bin: args.loadgen_bin.clone(),
-            static_dir: args.static_dir.clone(),
-            haproxy_config: args.haproxy_config.clone(),
-            env: vec![("RUST_LOG".into(), QUIET.into())],
             clients: args.scale_out_clients,
             watch: Duration::from_secs_f64(args.scale_out_secs),
         };
@@ -386,20 +381,18 @@ fn write_call(line: &str) -> Option<WriteCall> {
     })
 }
 
+/// The failover runs' and the scale-out's cluster.
+fn bench_cluster(args: &Args) -> BenchCluster {
+    BenchCluster {
+        server_bin: args.server_bin.clone(),
+        static_dir: args.static_dir.clone(),
+        haproxy_config: args.haproxy_config.clone(),
+        env: vec![("RUST_LOG".into(), QUIET.into())],
+    }
+}
+
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
-    let spec = ClusterSpec {
-        instance: InstanceSpec {
-            binary: args.server_bin.clone(),
-            static_dir: args.static_dir.clone(),
-            env: vec![("RUST_LOG".into(), QUIET.into())],
-            echo: false,
-        },
-        instances: 3,
-        standby: 0,
-        redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0, tls: false }),
-    };
-    let mut cluster = Cluster::start(spec)?;
+    let mut cluster = bench_cluster(args).start(3, 0)?;
     let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
     let loadgen = Client::Loadgen(args.loadgen_bin.clone());
     let mut rows = Vec::new();
