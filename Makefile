@@ -77,7 +77,7 @@ CLUSTER := target/release/wstime-cluster
 
 .PHONY: cluster
 cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances and HAProxy on :$(LB_PORT); Ctrl-C stops all
-	cargo build --release -p wstime-server -p wstime-cluster
+	cargo build --release -p wstime-server -p wstime-cluster -p wstime-bench
 	$(CLUSTER) up --instances $(NODES) --standby $(STANDBY) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
 	  --server-bin target/release/wstime-server --static-dir dist \
 	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \
