@@ -5,7 +5,7 @@ use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
 
-use crate::session::redis::target::RedisTarget;
+use crate::session::redis::{target::RedisTarget, tls::RedisCa};
 
 /// How one wstime-server instance runs. The environment variable names are part of the
 /// contract: deploy files, tests and users set them.
@@ -33,6 +33,11 @@ pub struct Config {
     /// (`redis-cluster://host:6379[,host:port…]`); unset: sessions in memory.
     #[arg(long, env = "REDIS_URL", value_parser = RedisUrlParser)]
     pub redis_url: Option<RedisTarget>,
+
+    /// A PEM file of the CA that signed the certificate of a `rediss://` Redis; unset: the
+    /// system's trusted roots.
+    #[arg(long, env = "REDIS_CA_CERT", value_parser = RedisCaParser)]
+    pub redis_ca_cert: Option<RedisCa>,
 
     /// How long a session outlives its last socket: a reconnect within it resumes the count.
     #[arg(long = "resume-window-secs", env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
@@ -108,14 +113,25 @@ impl Config {
 }
 
 impl Config {
-    /// Checks the rules that involve more than one setting.
-    pub fn checked(self) -> Result<Self, clap::Error> {
+    /// Checks the rules that involve more than one setting, and joins those that go
+    /// together (the Redis target trusts `REDIS_CA_CERT`).
+    pub fn checked(mut self) -> Result<Self, clap::Error> {
         if self.idle_timeout <= self.ping_interval {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
                 "IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
                  client would be dropped between two pings\n",
             ));
+        }
+        if let Some(ca) = &self.redis_ca_cert {
+            let unusable = |reason: &dyn std::fmt::Display| {
+                clap::Error::raw(
+                    ErrorKind::ValueValidation,
+                    format!("REDIS_CA_CERT (--redis-ca-cert) is not usable: {reason}\n"),
+                )
+            };
+            let target = self.redis_url.take().ok_or_else(|| unusable(&"REDIS_URL is not set"))?;
+            self.redis_url = Some(target.trusting(ca).map_err(|error| unusable(&error))?);
         }
         if self.recover_below > self.healthy_below {
             return Err(clap::Error::raw(
@@ -177,6 +193,29 @@ impl TypedValueParser for RedisUrlParser {
         };
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
         RedisTarget::parse(raw).map_err(|error| unusable(&error))
+    }
+}
+
+/// `REDIS_CA_CERT` is read and checked at start-up, so a wrong path or a file that holds
+/// no certificate is a one-line error naming the setting.
+#[derive(Debug, Clone, Copy)]
+struct RedisCaParser;
+
+impl TypedValueParser for RedisCaParser {
+    type Value = RedisCa;
+
+    fn parse_ref(
+        &self,
+        _: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<RedisCa, clap::Error> {
+        RedisCa::read(std::path::Path::new(value)).map_err(|error| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("REDIS_CA_CERT (--redis-ca-cert) is not usable: {error}\n"),
+            )
+        })
     }
 }
 

@@ -13,8 +13,11 @@
 //! what connecting and checking mean for each kind of target). While it is down, operations
 //! fail at once with [`StoreError::Unavailable`] instead of waiting.
 
+pub mod access;
+pub mod refusal;
 pub mod sentinel;
 pub mod target;
+pub mod tls;
 pub mod topology;
 
 use std::{
@@ -127,9 +130,12 @@ impl RedisStore {
         &self.description
     }
 
-    /// Tries to connect once; the error says why it could not.
+    /// Tries to connect once, and checks that the REDIS_URL user may do all that wstime
+    /// does in Redis ([`access`]); the error says why it could not. A
+    /// [`ConnectError::Refused`] is for the operator to mend, not for a retry.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        let live = self.topology.connect().await?;
+        let mut live = self.topology.connect().await?;
+        access::check(&live.address, &mut live.connection, &self.open_script).await?;
         self.hold(live);
         Ok(())
     }
