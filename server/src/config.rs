@@ -36,7 +36,7 @@ pub struct Config {
 
     /// A PEM file of the CA that signed the certificate of a `rediss://` Redis; unset: the
     /// system's trusted roots.
-    #[arg(long, env = "REDIS_CA_CERT", value_parser = RedisCaParser)]
+    #[arg(long, env = "REDIS_CA_CERT", value_parser = read_redis_ca)]
     pub redis_ca_cert: Option<RedisCa>,
 
     /// How long a session outlives its last socket: a reconnect within it resumes the count.
@@ -124,12 +124,7 @@ impl Config {
             ));
         }
         if let Some(ca) = &self.redis_ca_cert {
-            let unusable = |reason: &dyn std::fmt::Display| {
-                clap::Error::raw(
-                    ErrorKind::ValueValidation,
-                    format!("REDIS_CA_CERT (--redis-ca-cert) is not usable: {reason}\n"),
-                )
-            };
+            let unusable = |reason: &dyn std::fmt::Display| unusable("REDIS_CA_CERT", reason);
             let target = self.redis_url.take().ok_or_else(|| unusable(&"REDIS_URL is not set"))?;
             self.redis_url = Some(target.trusting(ca).map_err(|error| unusable(&error))?);
         }
@@ -185,38 +180,26 @@ impl TypedValueParser for RedisUrlParser {
         _: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<RedisTarget, clap::Error> {
-        let unusable = |reason: &dyn std::fmt::Display| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("REDIS_URL (--redis-url) is not usable: {reason}\n"),
-            )
-        };
+        let unusable = |reason: &dyn std::fmt::Display| unusable("REDIS_URL", reason);
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
         RedisTarget::parse(raw).map_err(|error| unusable(&error))
     }
 }
 
 /// `REDIS_CA_CERT` is read and checked at start-up, so a wrong path or a file that holds
-/// no certificate is a one-line error naming the setting.
-#[derive(Debug, Clone, Copy)]
-struct RedisCaParser;
+/// no certificate is a one-line error now, not a TLS failure later.
+fn read_redis_ca(raw: &str) -> Result<RedisCa, String> {
+    RedisCa::read(std::path::Path::new(raw)).map_err(|error| error.to_string())
+}
 
-impl TypedValueParser for RedisCaParser {
-    type Value = RedisCa;
-
-    fn parse_ref(
-        &self,
-        _: &clap::Command,
-        _: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<RedisCa, clap::Error> {
-        RedisCa::read(std::path::Path::new(value)).map_err(|error| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("REDIS_CA_CERT (--redis-ca-cert) is not usable: {error}\n"),
-            )
-        })
-    }
+/// The one-line error for `setting` (an environment variable; its flag is derived from it),
+/// saying why it is not usable.
+fn unusable(setting: &str, reason: &dyn std::fmt::Display) -> clap::Error {
+    let flag = setting.to_ascii_lowercase().replace('_', "-");
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("{setting} (--{flag}) is not usable: {reason}\n"),
+    )
 }
 
 /// A server name is shown to users and written in logs: it must be visible and one line.
