@@ -12,6 +12,10 @@
 //! once a second, and reconnects by itself after an outage or a failover ([`topology`] says
 //! what connecting and checking mean for each kind of target). While it is down, operations
 //! fail at once with [`StoreError::Unavailable`] instead of waiting.
+//!
+//! The first connection, at start-up, also runs [`access`]'s check that the credentials
+//! may do everything the store will do; [`refusal`] tells such a refusal (or a TLS
+//! failure, [`tls`]) from an outage, which only the latter is worth waiting out.
 
 pub mod access;
 pub mod refusal;
