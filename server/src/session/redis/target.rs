@@ -4,7 +4,7 @@
 //! `redis-sentinel://[user:pass@]host:port[,host:port…][/db]#<master-name>`, and the cluster
 //! form follows it, `redis-cluster://[user:pass@]host:port[,host:port…]`. Anything else is
 //! the `redis` crate's own form (`redis://`, `rediss://`, `unix://`), but for its
-//! credentials, which every form reads the same way (see [`with_credentials`]). Neither an
+//! credentials, which every form reads the same way (up to the last `@`). Neither an
 //! error nor a description of a target ever repeats the credentials.
 
 use std::fmt;
