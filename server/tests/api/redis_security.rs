@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use wstime_cluster::{Certificates, Redis, RedisCluster, Security, SentinelGroup};
+use wstime_cluster::{free_port, Certificates, Redis, RedisCluster, Security, SentinelGroup};
 use wstime_server::session::redis::{target::RedisTarget, tls::RedisCa, RedisStore};
 
 use crate::{
@@ -82,13 +82,9 @@ async fn a_password_protected_redis_shares_sessions() {
 /// cluster registry of a running instance), and Redis logged no command it refused.
 #[actix_web::test]
 async fn an_acl_user_confined_to_wstimes_keys_and_commands_is_enough() {
-    let redis = Redis::start_with(
-        "redis",
-        wstime_cluster::free_port().unwrap(),
-        &acl_arguments(USER_PASSWORD, &[]),
-        false,
-    )
-    .expect("start redis-server");
+    let redis =
+        Redis::start_with("redis", free_port().unwrap(), &acl_arguments(USER_PASSWORD, &[]), false)
+            .expect("start redis-server");
     let url = format!("redis://wstime:{USER_PASSWORD}@127.0.0.1:{}/0", redis.port);
     the_contract(&*redis_store(&url, Duration::from_millis(1500)).await).await;
 
@@ -158,12 +154,18 @@ fn an_acl_user_short_of_a_permission_stops_the_server_at_start() {
         (&["~wstime:*"], "no permissions to access one of the keys"),
     ] {
         let arguments = acl_arguments(USER_PASSWORD, removed);
-        let redis =
-            Redis::start_with("redis", wstime_cluster::free_port().unwrap(), &arguments, false)
-                .expect("start redis-server");
+        let redis = Redis::start_with("redis", free_port().unwrap(), &arguments, false)
+            .expect("start redis-server");
         let url = format!("redis://wstime:{USER_PASSWORD}@127.0.0.1:{}/0", redis.port);
         assert_refused_at_start(&[("REDIS_URL", &url)], "REDIS_URL", why);
     }
+    // A database other than 0 needs SELECT as well.
+    let redis =
+        Redis::start_with("redis", free_port().unwrap(), &acl_arguments(USER_PASSWORD, &[]), false)
+            .expect("start redis-server");
+    let url = format!("redis://wstime:{USER_PASSWORD}@127.0.0.1:{}/1", redis.port);
+    let why = "no permissions to run the 'select' command";
+    assert_refused_at_start(&[("REDIS_URL", &url)], "REDIS_URL", why);
     // Redis merely down is no refusal: the server starts, and looks for it later (see
     // failover.rs: a Redis that comes up after the instance is joined).
 }

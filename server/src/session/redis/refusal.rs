@@ -53,15 +53,17 @@ impl Refusal {
         Self::in_text(&error.to_string())
     }
 
-    /// The cluster client reports why it reached no node as text inside an I/O error
-    /// ("Failed to create initial connections - Io: Password authentication failed -
-    /// AuthenticationFailed"), so its refusals are read from the text.
+    /// Some refusals reach us only as text: the cluster client reports why it reached no
+    /// node inside an I/O error ("Failed to create initial connections - Io: Password
+    /// authentication failed - AuthenticationFailed"), and the redis crate rewords a
+    /// refused `SELECT` ("Redis server refused to switch database: this user has no
+    /// permissions to run the 'select' command").
     fn in_text(text: &str) -> Option<Self> {
         if text.contains("AuthenticationFailed") || text.contains("WRONGPASS") {
             Some(Self::WrongCredentials)
         } else if text.contains("NOAUTH") {
             Some(Self::NoCredentials)
-        } else if let Some(at) = text.find("NOPERM").or_else(|| text.find(SCRIPT_NOT_PERMITTED)) {
+        } else if let Some(at) = NOT_PERMITTED.iter().find_map(|said| text.find(said)) {
             let said = text[at..].split(" - ").next().unwrap_or_default();
             Some(Self::NoPermission(said.trim_end_matches(['.', ' ']).to_owned()))
         } else {
@@ -72,6 +74,8 @@ impl Refusal {
 
 /// How Redis says a script called a command its user may not run.
 const SCRIPT_NOT_PERMITTED: &str = "can't run this command";
+/// How Redis words a permission it does not give, in any of the texts above.
+const NOT_PERMITTED: [&str; 3] = ["NOPERM", "no permissions", SCRIPT_NOT_PERMITTED];
 
 /// Redis's own words: the code and the first sentence of its message.
 fn server_text(error: &RedisError) -> String {
