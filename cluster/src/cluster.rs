@@ -11,7 +11,7 @@ use crate::{
     instance::{Instance, InstanceSpec},
     process::free_port,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
-    tls::LoopbackCertificate,
+    tls::Certificates,
 };
 
 /// How long a signalled instance may take to exit (a drain takes grace + window).
@@ -53,7 +53,7 @@ pub struct Cluster {
     /// dropped (stopped) first.
     haproxy: Option<HaProxy>,
     /// The load balancer's certificate, when it serves TLS.
-    certificate: Option<LoopbackCertificate>,
+    certificate: Option<Certificates>,
     /// One slot per instance ever started; a slot keeps its port across restarts.
     instances: Vec<Slot>,
 }
@@ -118,7 +118,7 @@ impl Cluster {
             spec.instance.env.push(("TRUSTED_PROXIES".into(), "127.0.0.1".into()));
         }
         let certificate = match &spec.haproxy {
-            Some(haproxy) if haproxy.tls => Some(LoopbackCertificate::generate()?),
+            Some(haproxy) if haproxy.tls => Some(Certificates::loopback()?),
             _ => None,
         };
         let mut cluster = Self { spec, redis, haproxy: None, certificate, instances: Vec::new() };
@@ -134,7 +134,7 @@ impl Cluster {
             let nodes: Vec<(u16, u16)> =
                 cluster.instances.iter().map(|slot| (slot.port, slot.agent_port)).collect();
             let echo = cluster.spec.instance.echo;
-            let pem = cluster.certificate.as_ref().map(LoopbackCertificate::haproxy_pem);
+            let pem = cluster.certificate.as_ref().map(|c| c.haproxy_pem.clone());
             let up = cluster.spec.instances;
             let started =
                 HaProxy::start(&haproxy.config, haproxy.port, &nodes, up, pem.as_deref(), echo)?;
@@ -197,7 +197,7 @@ impl Cluster {
     }
 
     /// The load balancer's certificate, when it serves TLS: for clients to trust.
-    pub fn certificate(&self) -> Option<&LoopbackCertificate> {
+    pub fn certificate(&self) -> Option<&Certificates> {
         self.certificate.as_ref()
     }
 

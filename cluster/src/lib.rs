@@ -3,13 +3,15 @@
 //!
 //! - [`process`]: a supervised child process, killed by PID when dropped.
 //! - [`instance`]: one wstime-server started from its binary.
-//! - [`redis`]: a real redis-server on a free port, and one question to any Redis process.
+//! - [`redis`]: a real redis-server on a free port (with a password, ACL users or TLS if
+//!   asked), and one question to any Redis process.
 //! - [`sentinel`]: a master, its replica and three sentinels, failing over within seconds.
 //! - [`redis_cluster`]: a Redis Cluster of real masters.
 //! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
 //! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
 //!   `make cluster TLS=1`.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
+//! - [`tls`]: a throw-away CA and a server certificate it signs.
 //! - [`http`]: blocking HTTP requests to loopback (health checks, HAProxy's stats).
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
@@ -29,7 +31,8 @@ pub mod tls;
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
-pub use redis::Redis;
+pub use redis::{Redis, Security};
 pub use redis_cluster::RedisCluster;
 pub use sentinel::SentinelGroup;
 pub use shared_redis::{RedisSetup, SharedRedis};
+pub use tls::Certificates;

@@ -177,7 +177,7 @@ async fn run(
         println!(
             "TLS: HAProxy's certificate is signed by the CA in {} (trust it in your browser \
              or client); its key's SPKI SHA-256 is {}",
-            certificate.ca().display(),
+            certificate.ca.display(),
             certificate.spki_sha256
         );
     }

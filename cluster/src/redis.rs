@@ -1,12 +1,16 @@
-//! A real `redis-server` on a free loopback port, persisting nothing, and a blocking way to
-//! ask any Redis process (server or sentinel) one question.
+//! A real `redis-server` on a free loopback port, persisting nothing, optionally locked
+//! down (a password, ACL users, TLS only), and a blocking way to ask any Redis process
+//! (server or sentinel) one question.
 
 use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::Context as _;
 use redis::FromRedisValue;
 
-use crate::process::{free_port, Supervised};
+use crate::{
+    process::{free_port, Supervised},
+    tls::Certificates,
+};
 
 /// How long a Redis process may take to start.
 pub(crate) const START_LIMIT: Duration = Duration::from_secs(20);
@@ -19,6 +23,52 @@ pub struct Redis {
     pub port: u16,
 }
 
+/// How a redis-server is locked down. The default: not at all.
+#[derive(Default)]
+pub struct Security<'a> {
+    /// `requirepass`: the password of the default user.
+    pub password: Option<&'a str>,
+    /// ACL users, each as the rules of one `user` line (`wstime on >secret ~wstime:* …`).
+    pub users: Vec<String>,
+    /// Speak TLS only (no plain port), with this certificate; clients are not asked for one.
+    pub tls: Option<&'a Certificates>,
+}
+
+impl Security<'_> {
+    /// The redis-server arguments for this, listening on `port`.
+    pub fn arguments(&self, port: u16) -> Vec<String> {
+        let mut arguments = Vec::new();
+        if let Some(password) = self.password {
+            arguments.extend(["--requirepass".to_owned(), password.to_owned()]);
+        }
+        for user in &self.users {
+            arguments.push("--user".to_owned());
+            arguments.extend(user.split_whitespace().map(str::to_owned));
+        }
+        if let Some(tls) = self.tls {
+            let path = |path: &Path| path.display().to_string();
+            arguments.extend(
+                [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cert-file",
+                    &path(&tls.cert),
+                    "--tls-key-file",
+                    &path(&tls.key),
+                    "--tls-ca-cert-file",
+                    &path(&tls.ca),
+                    "--tls-auth-clients",
+                    "no",
+                ]
+                .map(str::to_owned),
+            );
+        }
+        arguments
+    }
+}
+
 impl Redis {
     /// Starts redis-server on a free port and waits until it accepts connections.
     pub fn start(echo: bool) -> anyhow::Result<Self> {
@@ -28,6 +78,12 @@ impl Redis {
     /// Starts redis-server on `port` (for a restart on the same address).
     pub fn start_on(port: u16, echo: bool) -> anyhow::Result<Self> {
         Self::start_with("redis", port, &[], echo)
+    }
+
+    /// Starts redis-server on a free port, locked down as `security` says.
+    pub fn start_secured(security: &Security, echo: bool) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        Self::start_with("redis", port, &security.arguments(port), echo)
     }
 
     /// Starts redis-server labelled `label` on `port` with `extra` arguments after the

@@ -28,6 +28,11 @@ impl RedisCluster {
     /// joins them with the slots spread evenly, and waits until every node reports the
     /// cluster ok.
     pub fn start(masters: usize, echo: bool) -> anyhow::Result<Self> {
+        Self::start_with(masters, &[], echo)
+    }
+
+    /// Like [`Self::start`], with `extra` arguments for every node.
+    pub fn start_with(masters: usize, extra: &[String], echo: bool) -> anyhow::Result<Self> {
         let config_dir = tempfile::tempdir().context("a directory for the cluster's nodes")?;
         let mut nodes = Vec::new();
         for index in 1..=masters {
@@ -46,6 +51,7 @@ impl RedisCluster {
                 &config_dir.path().display().to_string(),
             ]
             .map(String::from);
+            let arguments = [&arguments[..], extra].concat();
             nodes.push(Redis::start_with(&format!("redis-node{index}"), port, &arguments, echo)?);
         }
         let mut create = Command::new(binary("redis-cli"));

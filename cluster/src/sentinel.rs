@@ -47,6 +47,11 @@ impl SentinelGroup {
     /// sentinel knows the replica and the other two sentinels (before that, a failover
     /// could not happen).
     pub fn start(echo: bool) -> anyhow::Result<Self> {
+        Self::start_with(&[], echo)
+    }
+
+    /// Like [`Self::start`], with `extra` arguments for both servers (not the sentinels).
+    pub fn start_with(extra: &[String], echo: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("a directory for the Sentinel group")?;
         // Each server gets a directory of its own: a replica writes the data it syncs there.
         let server_dir = |name: &str| -> anyhow::Result<String> {
@@ -54,15 +59,19 @@ impl SentinelGroup {
             std::fs::create_dir(&path)?;
             Ok(path.display().to_string())
         };
-        let master_args = ["--dir".to_owned(), server_dir("master")?];
+        let master_args = [&["--dir".to_owned(), server_dir("master")?], extra].concat();
         let master = Redis::start_with("redis-master", free_port()?, &master_args, echo)?;
         let replica_args = [
-            "--dir".to_owned(),
-            server_dir("replica")?,
-            "--replicaof".to_owned(),
-            "127.0.0.1".to_owned(),
-            master.port.to_string(),
-        ];
+            &[
+                "--dir".to_owned(),
+                server_dir("replica")?,
+                "--replicaof".to_owned(),
+                "127.0.0.1".to_owned(),
+                master.port.to_string(),
+            ],
+            extra,
+        ]
+        .concat();
         let mut replica = Redis::start_with("redis-replica", free_port()?, &replica_args, echo)?;
         replica
             .process

@@ -137,4 +137,93 @@ mod tests {
         assert_eq!(with_client_id("ws://h/?x=1", "abc"), "ws://h/?x=1&id=abc");
         assert_eq!(with_client_id("ws://h/?id=mine", "abc"), "ws://h/?id=mine");
     }
+
+    /// Property tests, on the host (`cargo test --workspace`): see `Cargo.toml`.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Something like what a person types: maybe spaces, maybe a scheme in any case,
+        /// a host, maybe a port, path and query, maybe spaces again; now and then a second
+        /// scheme, a stray character or nothing at all where one of those goes.
+        fn typed() -> impl Strategy<Value = String> {
+            let space = prop_oneof![Just(""), Just(" "), Just("\t\n "), Just("\u{a0}")];
+            let scheme = prop_oneof![
+                Just(""),
+                Just("ws://"),
+                Just("wss://"),
+                Just("http://"),
+                Just("HTTPS://"),
+                Just("ftp://"),
+                Just("ws://http://"),
+                Just("://"),
+                Just("ws:/"),
+            ];
+            let host = prop_oneof!["[a-z0-9.-]{0,12}", "\\[[0-9a-f:]{2,8}\\]", ".{0,6}"];
+            let port = prop_oneof![Just(String::new()), "(:[0-9]{0,6})"];
+            let path = prop_oneof![Just(String::new()), "[/?][ -~]{0,12}", ".{0,8}"];
+            (space.clone(), scheme, host, port, path, space)
+                .prop_map(|(a, s, h, p, q, b)| format!("{a}{s}{h}{p}{q}{b}"))
+        }
+
+        fn address() -> impl Strategy<Value = String> {
+            prop_oneof![typed(), any::<String>()]
+        }
+
+        proptest! {
+            /// Any text: no panic; an accepted address is a WebSocket URL with a host that
+            /// has neither spaces nor a second scheme, and a path that starts with '/'.
+            #[test]
+            fn an_accepted_address_is_a_websocket_url(raw in address()) {
+                if let Ok(url) = normalise(&raw) {
+                    let rest = url
+                        .strip_prefix("ws://")
+                        .or_else(|| url.strip_prefix("wss://"))
+                        .ok_or_else(|| TestCaseError::fail(format!("{url:?} from {raw:?}")))?;
+                    let (host, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+                    prop_assert!(!host.is_empty(), "{url:?}");
+                    prop_assert!(!host.contains(char::is_whitespace), "{url:?}");
+                    prop_assert!(path.starts_with('/'), "{url:?}");
+                    prop_assert!(!rest.contains("://"), "{url:?}");
+                }
+            }
+
+            /// Normalising twice changes nothing more than normalising once: the box can
+            /// show the normalised address, and pressing Connect again connects to it.
+            #[test]
+            fn normalising_is_idempotent(raw in address()) {
+                if let Ok(url) = normalise(&raw) {
+                    prop_assert_eq!(normalise(&url), Ok(url.clone()), "from {:?}", raw);
+                }
+            }
+
+            /// http:// and https:// mean the same address as ws:// and wss://.
+            #[test]
+            fn http_schemes_become_websocket_schemes(rest in "[a-z0-9.:/?=-]{0,20}") {
+                // Refusals quote what was typed, so only accepted addresses are compared.
+                for (http, ws) in [("http", "ws"), ("https", "wss")] {
+                    let by_http = normalise(&format!("{http}://{rest}")).ok();
+                    prop_assert_eq!(by_http, normalise(&format!("{ws}://{rest}")).ok());
+                }
+            }
+
+            /// The client id is added once, at the end, and never to a URL that has one.
+            #[test]
+            fn the_client_id_is_added_exactly_once(raw in address(), id in "[A-Za-z0-9_-]{1,8}") {
+                if let Ok(url) = normalise(&raw) {
+                    let with_id = with_client_id(&url, &id);
+                    let query = url.split_once('?').map_or("", |(_, query)| query);
+                    if query.split('&').any(|pair| pair.starts_with("id=")) {
+                        prop_assert_eq!(&with_id, &url, "the person's own id is kept");
+                    } else {
+                        prop_assert!(with_id.starts_with(&url), "{:?}", with_id);
+                        prop_assert!(with_id.ends_with(&format!("id={id}")), "{:?}", with_id);
+                    }
+                    prop_assert_eq!(with_client_id(&with_id, "other"), with_id.clone());
+                }
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use wstime_protocol::{retry::Next, Disconnect, RetryPolicy, Tick};
 
-use crate::status::{reconnection_line, Status};
+use crate::status::{reconnection_line, refusal_reason, Status};
 
 /// How long an attempt may take to deliver its first tick (the server sends one at open).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,11 +75,7 @@ pub async fn run(url: String, policy: RetryPolicy, report: impl Fn(Event)) {
                 return;
             }
             Next::Stop => {
-                let reason = if ended.reason.is_empty() {
-                    "no reason given".to_owned()
-                } else {
-                    ended.reason
-                };
+                let reason = refusal_reason(&ended.reason);
                 log(format!("The server refused this client: {reason}"));
                 report(Event::Status(Status::Refused { reason }));
                 return;

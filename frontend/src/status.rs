@@ -37,6 +37,14 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// What the page says a refusal's reason was: the server's words, or that it gave none.
+pub fn refusal_reason(reason: &str) -> String {
+    match reason.trim() {
+        "" => "no reason given".to_owned(),
+        reason => reason.to_owned(),
+    }
+}
+
 /// The line to log on the first tick of a reconnection, given the last count seen before it:
 /// either the session resumed (the count went on) or it started again at 0.
 pub fn reconnection_line(previous: Option<u64>, first: &Tick<'_>) -> Option<String> {
@@ -83,5 +91,35 @@ mod tests {
         );
         let fresh = Tick { server: "brave-otter", seconds: 0 };
         assert!(reconnection_line(Some(10), &fresh).unwrap().contains("was lost"));
+    }
+
+    #[test]
+    fn a_refusal_without_a_reason_says_so() {
+        assert_eq!(refusal_reason(""), "no reason given");
+        assert_eq!(refusal_reason("  \t"), "no reason given");
+        assert_eq!(refusal_reason("origin not allowed"), "origin not allowed");
+    }
+
+    /// Property tests, on the host (`cargo test --workspace`): see `Cargo.toml`.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever a server puts in its close frame (up to 123 bytes on the wire, any
+            /// text here), the refusal says something, and it is the server's own words.
+            #[test]
+            fn a_refusal_always_says_why(reason in any::<String>()) {
+                let said = refusal_reason(&reason);
+                let line = Status::Refused { reason: said.clone() }.to_string();
+                prop_assert!(!said.trim().is_empty());
+                prop_assert!(line.ends_with(&said));
+                if !reason.trim().is_empty() {
+                    prop_assert_eq!(said, reason.trim());
+                }
+            }
+        }
     }
 }

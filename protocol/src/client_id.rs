@@ -83,4 +83,54 @@ mod tests {
         assert!(InvalidClientId::Empty.to_string().contains("[A-Za-z0-9_-]"));
         assert!(InvalidClientId::TooLong(65).to_string().contains("64"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The rule, written independently of the parser: what it must accept.
+        fn allowed(raw: &str) -> bool {
+            (1..=MAX_LEN).contains(&raw.len())
+                && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+
+        proptest! {
+            /// Any text at all: no panic, and accepted exactly when the rule allows it.
+            #[test]
+            fn exactly_the_allowed_strings_are_accepted(raw in any::<String>()) {
+                prop_assert_eq!(ClientId::parse(&raw).is_ok(), allowed(&raw));
+            }
+
+            /// Text near the rule's edges (the alphabet, a stray character, 0 to 70 long),
+            /// which random text almost never is.
+            #[test]
+            fn near_misses_are_judged_like_the_rule(raw in "[A-Za-z0-9_-]{0,70}[ -~é]?") {
+                prop_assert_eq!(ClientId::parse(&raw).is_ok(), allowed(&raw));
+            }
+
+            /// An accepted id is the text it was parsed from, as `as_str` and `Display`
+            /// give it back, and parses again to the same id.
+            #[test]
+            fn accepted_ids_round_trip(raw in "[A-Za-z0-9_-]{1,64}") {
+                let id = ClientId::parse(&raw).expect("an allowed id");
+                prop_assert_eq!(id.as_str(), raw.as_str());
+                prop_assert_eq!(id.to_string(), raw.clone());
+                prop_assert_eq!(ClientId::parse(&id.to_string()), Ok(id));
+            }
+
+            /// A refusal names a character that is really in the text, or its real length.
+            #[test]
+            fn refusals_describe_the_text(raw in any::<String>()) {
+                match ClientId::parse(&raw) {
+                    Ok(_) | Err(InvalidClientId::Empty) => {}
+                    Err(InvalidClientId::TooLong(len)) => {
+                        prop_assert_eq!(len, raw.chars().count());
+                        prop_assert!(len > MAX_LEN);
+                    }
+                    Err(InvalidClientId::BadCharacter(bad)) => prop_assert!(raw.contains(bad)),
+                }
+            }
+        }
+    }
 }

@@ -94,15 +94,17 @@ impl RetryPolicy {
     ///
     /// `jitter` is a uniform random number in `[0, 1)`; full jitter means the whole delay is
     /// random, which spreads a crowd of clients that lost the same server far better than a
-    /// fixed delay plus a little noise.
+    /// fixed delay plus a little noise. A jitter outside that range is clamped into it, and
+    /// NaN counts as 1 (the longest wait): a broken random source must not panic the page
+    /// or make it retry at once.
     pub fn next(&self, attempt: u32, why: Disconnect, jitter: f64) -> Next {
         if why == Disconnect::Refused {
             return Next::Stop;
         }
-        if attempt + 1 >= self.max_attempts {
+        if attempt.saturating_add(1) >= self.max_attempts {
             return Next::GiveUp;
         }
-        let jitter = jitter.clamp(0.0, 1.0);
+        let jitter = if jitter.is_nan() { 1.0 } else { jitter.clamp(0.0, 1.0) };
         let delay = match why {
             Disconnect::Restart => self.restart_spread.mul_f64(jitter),
             Disconnect::Overloaded => self.overload_floor + self.ceiling(attempt).mul_f64(jitter),
@@ -194,5 +196,59 @@ mod tests {
         assert_eq!(delay(0, why, 0.999_999).as_millis(), 1499);
         assert_eq!(Disconnect::from_close(Some(1013), "busy"), Disconnect::Overloaded);
         assert_eq!(Disconnect::from_close(Some(1012), &hint), Disconnect::Restart);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Any close code a peer can send (or none), any attempt number, any jitter the
+        /// caller's random source could give (and some it should not).
+        fn ending() -> impl Strategy<Value = (Option<u16>, u32, f64)> {
+            let attempt = prop_oneof![0..60u32, any::<u32>(), Just(u32::MAX)];
+            let jitter = prop_oneof![0.0..1.0f64, any::<f64>(), Just(f64::NAN)];
+            (any::<Option<u16>>(), attempt, jitter)
+        }
+
+        proptest! {
+            /// Whatever the close, the decision is made without a panic, and it is the one
+            /// the code asks for: 1008 stops; otherwise the 50th attempt gives up; 1012
+            /// comes back within the restart spread; 1013 waits at least the overload
+            /// floor; anything else waits at most the backoff ceiling.
+            #[test]
+            fn every_close_code_gets_its_decision((code, attempt, jitter) in ending()) {
+                let why = Disconnect::from_close_code(code);
+                let next = P.next(attempt, why, jitter);
+                let known = match code {
+                    Some(1008) => Disconnect::Refused,
+                    Some(1012) => Disconnect::Restart,
+                    Some(1013) => Disconnect::Overloaded,
+                    _ => Disconnect::Lost,
+                };
+                prop_assert_eq!(why, known);
+                match (why, next) {
+                    (Disconnect::Refused, next) => prop_assert_eq!(next, Next::Stop),
+                    (_, Next::GiveUp) => prop_assert!(attempt >= P.max_attempts - 1),
+                    (_, Next::Stop) => prop_assert!(false, "only 1008 stops"),
+                    (Disconnect::Restart, Next::RetryIn(delay)) => {
+                        prop_assert!(delay <= P.restart_spread)
+                    }
+                    (Disconnect::Overloaded, Next::RetryIn(delay)) => {
+                        prop_assert!(delay >= P.overload_floor);
+                        prop_assert!(delay <= P.overload_floor + P.cap);
+                    }
+                    (Disconnect::Lost, Next::RetryIn(delay)) => {
+                        prop_assert!(delay <= P.ceiling(attempt))
+                    }
+                    (Disconnect::MovedOn { .. }, _) => {
+                        prop_assert!(false, "a code alone never carries a retry hint")
+                    }
+                }
+                if attempt < P.max_attempts - 1 && why != Disconnect::Refused {
+                    prop_assert!(matches!(next, Next::RetryIn(_)), "gave up early: {next:?}");
+                }
+            }
+        }
     }
 }

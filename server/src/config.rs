@@ -7,7 +7,7 @@ use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
 
 use crate::{
     client_addr::TrustedProxies,
-    session::redis::target::RedisTarget,
+    session::redis::{target::RedisTarget, tls::RedisCa},
     upgrade::{limits::ConnectRate, origin::AllowedOrigins},
 };
 
@@ -37,6 +37,11 @@ pub struct Config {
     /// (`redis-cluster://host:6379[,host:port…]`); unset: sessions in memory.
     #[arg(long, env = "REDIS_URL", value_parser = RedisUrlParser)]
     pub redis_url: Option<RedisTarget>,
+
+    /// A PEM file of the CA that signed the certificate of a `rediss://` Redis; unset: the
+    /// system's trusted roots.
+    #[arg(long, env = "REDIS_CA_CERT", value_parser = read_redis_ca)]
+    pub redis_ca_cert: Option<RedisCa>,
 
     /// How long a session outlives its last socket: a reconnect within it resumes the count.
     #[arg(long = "resume-window-secs", env = "RESUME_WINDOW_SECS", default_value = "300", value_parser = parse_seconds)]
@@ -167,14 +172,20 @@ impl Config {
 }
 
 impl Config {
-    /// Checks the rules that involve more than one setting.
-    pub fn checked(self) -> Result<Self, clap::Error> {
+    /// Checks the rules that involve more than one setting, and joins those that go
+    /// together (the Redis target trusts `REDIS_CA_CERT`).
+    pub fn checked(mut self) -> Result<Self, clap::Error> {
         if self.idle_timeout <= self.ping_interval {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
                 "IDLE_TIMEOUT_SECS must be longer than PING_INTERVAL_SECS, or every \
                  client would be dropped between two pings\n",
             ));
+        }
+        if let Some(ca) = &self.redis_ca_cert {
+            let unusable = |reason: &dyn std::fmt::Display| unusable("REDIS_CA_CERT", reason);
+            let target = self.redis_url.take().ok_or_else(|| unusable(&"REDIS_URL is not set"))?;
+            self.redis_url = Some(target.trusting(ca).map_err(|error| unusable(&error))?);
         }
         if self.recover_below > self.healthy_below {
             return Err(clap::Error::raw(
@@ -228,12 +239,7 @@ impl TypedValueParser for RedisUrlParser {
         _: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<RedisTarget, clap::Error> {
-        let unusable = |reason: &dyn std::fmt::Display| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("REDIS_URL (--redis-url) is not usable: {reason}\n"),
-            )
-        };
+        let unusable = |reason: &dyn std::fmt::Display| unusable("REDIS_URL", reason);
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
         RedisTarget::parse(raw).map_err(|error| unusable(&error))
     }
@@ -257,6 +263,22 @@ fn parse_rate(raw: &str) -> Result<RateSetting, String> {
         "0" => Ok(RateSetting(None)),
         rate => rate.parse().map(|rate| RateSetting(Some(rate))),
     }
+}
+
+/// `REDIS_CA_CERT` is read and checked at start-up, so a wrong path or a file that holds
+/// no certificate is a one-line error now, not a TLS failure later.
+fn read_redis_ca(raw: &str) -> Result<RedisCa, String> {
+    RedisCa::read(std::path::Path::new(raw)).map_err(|error| error.to_string())
+}
+
+/// The one-line error for `setting` (an environment variable; its flag is derived from it),
+/// saying why it is not usable.
+fn unusable(setting: &str, reason: &dyn std::fmt::Display) -> clap::Error {
+    let flag = setting.to_ascii_lowercase().replace('_', "-");
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("{setting} (--{flag}) is not usable: {reason}\n"),
+    )
 }
 
 /// A server name is shown to users and written in logs: it must be visible and one line.

@@ -37,10 +37,11 @@ pub const ENTRY_TTL: Duration = Duration::from_secs(6);
 const KEY: &str = "wstime:{cluster}:instances";
 
 /// Writes this instance's entry and returns Redis's time (ms) then every live value.
-/// KEYS[1]: the hash. ARGV[1]: the instance's name; ARGV[2]: its entry (JSON); ARGV[3]: the
-/// entry's time to live in ms. Each value is `<expiry in ms on Redis's clock> <entry>`;
-/// expired ones are removed.
-const REGISTER_SCRIPT: &str = r"
+/// `KEYS[1]`: the hash. `ARGV[1]`: the instance's name; `ARGV[2]`: its entry (JSON);
+/// `ARGV[3]`: the entry's time to live in ms. Each value is `<expiry in ms on Redis's clock>
+/// <entry>`; expired ones are removed. The Redis access check runs it once at start-up, so
+/// an ACL user without a command it calls is found then.
+pub const REGISTER_SCRIPT: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local ttl = tonumber(ARGV[3])

@@ -31,7 +31,7 @@ use crate::{
         self,
         fallback::FallbackStore,
         memory::MemoryStore,
-        redis::RedisStore,
+        redis::{topology::ConnectError, RedisStore},
         touches::{self, TouchQueue},
         SessionStore,
     },
@@ -62,6 +62,8 @@ pub enum StartupError {
     Server(#[source] io::Error),
     #[error("REDIS_URL is not usable: {0}")]
     Redis(#[source] redis::RedisError),
+    #[error("REDIS_URL is not usable: Redis at {0}")]
+    RedisRefused(#[source] ConnectError),
 }
 
 /// A server that is bound and ready to run.
@@ -245,6 +247,9 @@ async fn session_store(
     let redis = Arc::new(RedisStore::new(target, window).map_err(StartupError::Redis)?);
     match redis.connect().await {
         Ok(()) => tracing::info!("sessions are shared through Redis at {}", redis.description()),
+        Err(refused @ ConnectError::Refused { .. }) => {
+            return Err(StartupError::RedisRefused(refused))
+        }
         Err(error) => tracing::warn!(
             "Redis at {} is unreachable ({error}): serving sessions from this instance's \
              memory until it is back (sessions will not survive a move to another instance)",

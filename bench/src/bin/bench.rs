@@ -31,7 +31,7 @@ use wstime_bench::{
     scale_out::{BenchCluster, ScaleOut},
     servers::Server,
 };
-use wstime_cluster::{tls::LoopbackCertificate, InstanceSpec};
+use wstime_cluster::{tls::Certificates, InstanceSpec};
 
 /// The server's log filter: start-up lines, but not one line per connect.
 const QUIET: &str = "info,wstime_server::upgrade=warn";
@@ -130,11 +130,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if args.tls_size > 0 {
-        let certificate = LoopbackCertificate::generate()?;
+        let certificate = Certificates::loopback()?;
         let mut spec = wstime_spec(&args);
-        spec.env.push(("TLS_CERT".into(), certificate.cert().display().to_string()));
-        spec.env.push(("TLS_KEY".into(), certificate.key().display().to_string()));
-        let tls = Server::WstimeTls { spec, ca: certificate.ca() };
+        spec.env.push(("TLS_CERT".into(), certificate.cert.display().to_string()));
+        spec.env.push(("TLS_KEY".into(), certificate.key.display().to_string()));
+        let tls = Server::WstimeTls { spec, ca: certificate.ca.clone() };
         report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
     }
     if args.strace_connections > 0 {

@@ -40,6 +40,47 @@ pub fn fake_dist(dir: &Path) {
         .expect("write the wasm file");
 }
 
+/// Runs the binary with `env`, expecting it to stop by itself, and returns (exit code,
+/// stderr). One that is still running after `NETWORK_TIMEOUT` is killed and fails the test.
+pub fn run_failing(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    use std::{io::Read as _, process::Stdio};
+    let dist = tempfile::tempdir().unwrap();
+    fake_dist(dist.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wstime-server"))
+        .env_clear()
+        .env("BIND", "127.0.0.1")
+        .env("STATIC_DIR", dist.path())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wstime-server");
+    let deadline = Instant::now() + NETWORK_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for wstime-server") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let names: Vec<&str> = env.iter().map(|(name, _)| *name).collect();
+            panic!("wstime-server was still running after {NETWORK_TIMEOUT:?} with {names:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    (status.code(), stderr)
+}
+
+/// Checks that `stderr` is one line mentioning `needle`, and no panic.
+pub fn assert_one_line_error(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    assert!(lines[0].contains(needle), "{stderr:?} should mention {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr:?}");
+}
+
 /// A running wstime instance on a free loopback port: in this process by default (the
 /// library's `Application`, as zero2prod's `spawn_app` runs it), or, for what only a
 /// process has (its logs, real signals, its exit code, `faketime`), the real binary.

@@ -7,7 +7,7 @@ use std::{
 };
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use wstime_cluster::tls::LoopbackCertificate;
+use wstime_cluster::tls::Certificates;
 
 use crate::helpers::{
     good_handshake_headers, handshake_request, raw_exchange, within, RawResponse, TestServer,
@@ -145,14 +145,14 @@ async fn handshakes_in_flight_are_capped_and_stalled_ones_make_room_when_they_ti
 
 #[actix_web::test]
 async fn an_instance_with_a_certificate_serves_the_page_and_wss_on_one_port() {
-    let certificate = LoopbackCertificate::generate().expect("a certificate");
+    let certificate = Certificates::loopback().expect("a certificate");
     let server = TestServer::builder()
         .env("SERVER_NAME", "secure")
-        .env("TLS_CERT", certificate.cert().display().to_string())
-        .env("TLS_KEY", certificate.key().display().to_string())
+        .env("TLS_CERT", certificate.cert.display().to_string())
+        .env("TLS_KEY", certificate.key.display().to_string())
         .start();
     let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(certificate.ca()).unwrap();
+    let ca = std::fs::read(&certificate.ca).unwrap();
     for cert in rustls_pemfile_certs(&ca) {
         roots.add(cert).unwrap();
     }

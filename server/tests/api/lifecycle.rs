@@ -1,16 +1,15 @@
 //! Starting and stopping: signals, and the mistakes a person can make at start-up.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wstime_cluster::Redis;
 use wstime_protocol::ClientId;
 
-use crate::helpers::{code, raw_upgrade, Client, Event, TestServer};
+use crate::helpers::{
+    assert_one_line_error, code, raw_upgrade, run_failing, Client, Event, TestServer,
+};
 
 /// Reads from `client` until it is closed; returns (ticks seen, close code, when closed).
 async fn ticks_until_closed(mut client: Client) -> (Vec<u64>, Option<u16>, Instant) {
@@ -107,27 +106,6 @@ async fn sigterm_closes_sockets_with_1012_and_exits_zero() {
         let status = server.wait_exit(Duration::from_secs(10));
         assert_eq!(status, Some(0), "SIG{signal}");
     }
-}
-
-/// Runs the binary with `env` and returns (exit code, stderr).
-fn run_failing(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let dist = tempfile::tempdir().unwrap();
-    crate::helpers::fake_dist(dist.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_wstime-server"))
-        .env_clear()
-        .env("BIND", "127.0.0.1")
-        .env("STATIC_DIR", dist.path())
-        .envs(env.iter().copied())
-        .output()
-        .expect("run wstime-server");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
-}
-
-fn assert_one_line_error(stderr: &str, needle: &str) {
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
-    assert!(lines[0].contains(needle), "{stderr:?} should mention {needle:?}");
-    assert!(!stderr.contains("panicked"), "{stderr:?}");
 }
 
 #[test]

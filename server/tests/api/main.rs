@@ -11,5 +11,6 @@ mod lifecycle;
 mod observability;
 mod page;
 mod redis_ha;
+mod redis_security;
 mod session_store;
 mod websocket;

@@ -50,7 +50,7 @@ pub async fn redis_store(url: &str, window: Duration) -> Arc<RedisStore> {
 }
 
 /// Every rule a store must keep, in turn.
-async fn the_contract(store: &dyn SessionStore) {
+pub async fn the_contract(store: &dyn SessionStore) {
     a_new_session_starts_at_zero(store).await;
     a_reopened_session_continues_from_its_age_rounded_up(store).await;
     a_count_is_never_sent_twice_nor_ahead_of_the_age(store).await;

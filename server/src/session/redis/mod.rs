@@ -12,9 +12,16 @@
 //! once a second, and reconnects by itself after an outage or a failover ([`topology`] says
 //! what connecting and checking mean for each kind of target). While it is down, operations
 //! fail at once with [`StoreError::Unavailable`] instead of waiting.
+//!
+//! The first connection, at start-up, also runs [`access`]'s check that the credentials
+//! may do everything the store will do; [`refusal`] tells such a refusal (or a TLS
+//! failure, [`tls`]) from an outage, which only the latter is worth waiting out.
 
+pub mod access;
+pub mod refusal;
 pub mod sentinel;
 pub mod target;
+pub mod tls;
 pub mod topology;
 
 use std::{
@@ -127,9 +134,12 @@ impl RedisStore {
         &self.description
     }
 
-    /// Tries to connect once; the error says why it could not.
+    /// Tries to connect once, and checks that the REDIS_URL user may do all that wstime
+    /// does in Redis ([`access`]); the error says why it could not. A
+    /// [`ConnectError::Refused`] is for the operator to mend, not for a retry.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        let live = self.topology.connect().await?;
+        let mut live = self.topology.connect().await?;
+        access::check(&live.address, &mut live.connection, &self.open_script).await?;
         self.hold(live);
         Ok(())
     }

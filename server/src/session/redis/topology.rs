@@ -13,9 +13,10 @@ use redis::{
 };
 
 use super::{
+    refusal::Refusal,
     sentinel::{SentinelError, Sentinels},
     target::{Address, RedisTarget},
-    OPERATION_LIMIT,
+    tls, OPERATION_LIMIT,
 };
 
 /// Where the store's connections come from.
@@ -53,6 +54,9 @@ pub enum Connection {
 pub enum ConnectError {
     #[error("{address} is unreachable: {source}")]
     Unreachable { address: String, source: RedisError },
+    /// Redis answered and will not serve us (see [`Refusal`]): no retry can mend it.
+    #[error("{address} {refusal}")]
+    Refused { address: String, refusal: Refusal },
     #[error("{address} did not answer within {OPERATION_LIMIT:?}")]
     Timeout { address: String },
     #[error("{address} is a {role}, not a master")]
@@ -68,6 +72,9 @@ pub enum ConnectError {
 impl Topology {
     /// The connections `target` needs. Nothing is connected yet.
     pub fn new(target: &RedisTarget) -> Result<Self, RedisError> {
+        if target.uses_tls() {
+            tls::install_crypto_provider();
+        }
         Ok(match target {
             RedisTarget::Single(info) => Self::Single(Client::open(info.clone())?),
             RedisTarget::Sentinel { sentinels, master, redis } => Self::Sentinel {
@@ -194,14 +201,21 @@ async fn expect_master(address: &str, connection: &mut Connection) -> Result<(),
     }
 }
 
-/// Awaits one exchange with `address`, within [`OPERATION_LIMIT`].
-async fn bounded<T>(
+/// Awaits one exchange with `address`, within [`OPERATION_LIMIT`], and tells a refusal
+/// from an outage.
+pub(super) async fn bounded<T>(
     address: &str,
     exchange: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, ConnectError> {
     match tokio::time::timeout(OPERATION_LIMIT, exchange).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(source)) => Err(ConnectError::Unreachable { address: address.to_owned(), source }),
+        Ok(Err(source)) => {
+            let address = address.to_owned();
+            Err(match Refusal::of(&source) {
+                Some(refusal) => ConnectError::Refused { address, refusal },
+                None => ConnectError::Unreachable { address, source },
+            })
+        }
         Err(_) => Err(ConnectError::Timeout { address: address.to_owned() }),
     }
 }
