@@ -45,7 +45,7 @@ pub struct InstanceEntry {
 }
 
 /// An instance's health, as its `/healthcheck` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Taking new connections.
