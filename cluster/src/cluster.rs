@@ -4,11 +4,13 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
+use wstime_protocol::InstanceEntry;
 
 use crate::{
     haproxy::HaProxy,
-    http,
     instance::{Instance, InstanceSpec},
+    prometheus::{Prometheus, Target},
+    registry,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
 };
 
@@ -25,6 +27,8 @@ pub struct ClusterSpec {
     pub redis: Option<RedisSetup>,
     /// Put HAProxy in front of the instances.
     pub haproxy: Option<HaProxySpec>,
+    /// Scrape every instance with a real Prometheus.
+    pub prometheus: Option<PrometheusSpec>,
 }
 
 /// Where HAProxy's configuration is and which port it listens on.
@@ -36,9 +40,19 @@ pub struct HaProxySpec {
     pub port: u16,
 }
 
+/// What Prometheus evaluates besides scraping.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusSpec {
+    /// A rule file to load (`deploy/prometheus-alerts.yml`), so its alerts can be watched.
+    pub rules: Option<PathBuf>,
+}
+
 /// The running processes. Dropping it stops them all.
 pub struct Cluster {
     spec: ClusterSpec,
+    /// Prometheus, when the instances are scraped. Declared first so it is stopped first
+    /// and records no instance's end as an outage.
+    prometheus: Option<Prometheus>,
     /// The shared Redis, when sessions are shared.
     redis: Option<SharedRedis>,
     /// The load balancer, when there is one. Declared before the instances' slots so it is
@@ -62,21 +76,28 @@ pub struct ClusterStatus {
     pub balancer: Option<String>,
     /// HAProxy's status page.
     pub balancer_stats: Option<String>,
+    /// Prometheus's web UI, when it scrapes the instances.
+    #[serde(default)]
+    pub prometheus: Option<String>,
     /// The `REDIS_URL` the instances share.
     pub redis: Option<String>,
     /// Every Redis process and what it says it is now.
     #[serde(default)]
     pub redis_processes: Vec<RedisProcessStatus>,
     pub instances: Vec<InstanceStatus>,
+    /// Instances the registry lists that no running slot holds: one killed a moment ago
+    /// (it leaves within the registry's TTL), or one this tool did not start.
+    #[serde(default)]
+    pub unknown: Vec<InstanceEntry>,
 }
 
-/// One instance with its health report and HAProxy's view of it.
+/// One instance this tool started, with what the registry and HAProxy say of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceStatus {
     #[serde(flatten)]
     pub info: InstanceInfo,
-    /// The instance's `/healthcheck` JSON, when it answered.
-    pub health: Option<serde_json::Value>,
+    /// Its entry in the registry (`GET /cluster`), when it is listed.
+    pub registered: Option<InstanceEntry>,
     /// HAProxy's state for it (`UP`, `DOWN`, …), when there is a load balancer.
     pub balancer: Option<String>,
 }
@@ -100,7 +121,8 @@ impl Cluster {
         if let Some(redis) = &redis {
             spec.instance.env.push(("REDIS_URL".into(), redis.url()));
         }
-        let mut cluster = Self { spec, redis, haproxy: None, instances: Vec::new() };
+        let mut cluster =
+            Self { spec, prometheus: None, redis, haproxy: None, instances: Vec::new() };
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
@@ -109,15 +131,31 @@ impl Cluster {
             let echo = cluster.spec.instance.echo;
             cluster.haproxy = Some(HaProxy::start(&haproxy.config, haproxy.port, &nodes, echo)?);
         }
+        if let Some(prometheus) = cluster.spec.prometheus.clone() {
+            let echo = cluster.spec.instance.echo;
+            let targets = cluster.targets();
+            cluster.prometheus =
+                Some(Prometheus::start(&targets, prometheus.rules.as_deref(), echo)?);
+        }
         Ok(cluster)
     }
 
-    /// Starts one more instance on a free port.
+    /// Starts one more instance on a free port (and has Prometheus scrape it too).
     pub fn add_instance(&mut self) -> anyhow::Result<InstanceInfo> {
         let index = self.instances.len();
-        let instance = self.spec.instance.start(&format!("node{}", index + 1), 0, &[])?;
+        let instance = self.spec.instance.start(&node_name(index), 0, &[])?;
         self.instances.push(Slot { port: instance.port, current: Some(instance), last_exit: None });
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.set_targets(&self.targets())?;
+        }
         Ok(self.info(index))
+    }
+
+    /// Every slot's port, under the name HAProxy gives it. A slot keeps its port across
+    /// restarts, so the list changes only when an instance is added.
+    fn targets(&self) -> Vec<Target> {
+        let slots = self.instances.iter().enumerate();
+        slots.map(|(index, slot)| Target { node: node_name(index), port: slot.port }).collect()
     }
 
     /// Sends `signal` to instance `index`. A KILL is also waited for (it is immediate);
@@ -147,11 +185,16 @@ impl Cluster {
         if self.slot(index)?.current.is_some() {
             self.signal(index, "KILL")?;
         }
-        let label = format!("node{}", index + 1);
+        let label = node_name(index);
         let spec = self.spec.instance.clone();
         let slot = self.slot(index)?;
         slot.current = Some(spec.start(&label, slot.port, &[])?);
         Ok(self.info(index))
+    }
+
+    /// Prometheus, if it scrapes the instances.
+    pub fn prometheus(&self) -> Option<&Prometheus> {
+        self.prometheus.as_ref()
     }
 
     /// The load balancer's port, if there is one.
@@ -159,30 +202,24 @@ impl Cluster {
         self.haproxy.as_ref().map(|h| h.port)
     }
 
-    /// Everything: the load balancer, each Redis process, and each instance with its own health report
-    /// and the load balancer's view of it.
+    /// Everything: the load balancer, each Redis process, and each instance with its entry
+    /// in the instances' own registry (read from one instance when they share Redis) and
+    /// the load balancer's view of it.
     pub fn status(&mut self) -> ClusterStatus {
         let states = self.haproxy.as_ref().and_then(|h| h.server_states().ok()).unwrap_or_default();
-        let instances = self
-            .instances()
+        let infos = self.instances();
+        let running: Vec<(u16, String)> =
+            infos.iter().filter_map(|info| Some((info.port, info.name.clone()?))).collect();
+        let mut live = registry::gather(&running, registry::ask);
+        let instances = infos
             .into_iter()
             .map(|info| {
-                let health = info.running.then(|| {
-                    http::request(
-                        "GET",
-                        info.port,
-                        "/healthcheck",
-                        "application/json",
-                        Duration::from_secs(2),
-                    )
-                    .ok()
-                    .and_then(|r| serde_json::from_str(&r.body).ok())
-                });
+                let registered = info.name.as_ref().and_then(|name| live.remove(name));
                 let balancer = states
                     .iter()
-                    .find(|(server, _)| *server == format!("node{}", info.index + 1))
+                    .find(|(server, _)| *server == node_name(info.index))
                     .map(|(_, state)| state.clone());
-                InstanceStatus { info, health: health.flatten(), balancer }
+                InstanceStatus { info, registered, balancer }
             })
             .collect();
         ClusterStatus {
@@ -191,9 +228,11 @@ impl Cluster {
                 .haproxy
                 .as_ref()
                 .map(|h| format!("http://127.0.0.1:{}/", h.stats_port)),
+            prometheus: self.prometheus.as_ref().map(Prometheus::url),
             redis: self.redis.as_ref().map(SharedRedis::url),
             redis_processes: self.redis.as_mut().map(SharedRedis::topology).unwrap_or_default(),
             instances,
+            unknown: live.into_values().collect(),
         }
     }
 
@@ -201,6 +240,7 @@ impl Cluster {
     /// Called explicitly because the control API holds the cluster too, so the last
     /// reference may not be dropped before the program exits.
     pub fn stop(&mut self) {
+        self.prometheus = None;
         self.haproxy = None;
         for slot in &mut self.instances {
             slot.current = None;
@@ -236,4 +276,10 @@ impl Cluster {
             last_exit: slot.last_exit.clone(),
         }
     }
+}
+
+/// The name HAProxy's configuration gives instance `index` (`node1` for 0), also its
+/// label in Prometheus and in the cluster tool's table.
+pub fn node_name(index: usize) -> String {
+    format!("node{}", index + 1)
 }

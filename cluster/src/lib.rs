@@ -8,7 +8,9 @@
 //! - [`redis_cluster`]: a Redis Cluster of real masters.
 //! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
-//! - [`http`]: blocking HTTP requests to loopback (health checks, HAProxy's stats).
+//! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
+//! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
+//! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 
@@ -18,14 +20,17 @@ pub mod haproxy;
 pub mod http;
 pub mod instance;
 pub mod process;
+pub mod prometheus;
 pub mod redis;
 pub mod redis_cluster;
+pub mod registry;
 pub mod sentinel;
 pub mod shared_redis;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
+pub use prometheus::Prometheus;
 pub use redis::Redis;
 pub use redis_cluster::RedisCluster;
 pub use sentinel::SentinelGroup;

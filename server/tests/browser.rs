@@ -154,6 +154,7 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
         instances: 3,
         redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0 }),
+        prometheus: None,
     };
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
         .await

@@ -298,6 +298,7 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
         instances: 3,
         redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0 }),
+        prometheus: None,
     };
     let mut cluster = Cluster::start(spec)?;
     let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
