@@ -1,5 +1,6 @@
 //! The files in deploy/ are checked by the tools that will run them. (HAProxy's runs in
-//! front of real instances in the browser test and `make cluster`.)
+//! front of real instances in the browser test and `make cluster`; the alert rules in the
+//! Prometheus of the cluster test and `make cluster`.)
 
 use std::{path::PathBuf, process::Command};
 
@@ -59,4 +60,70 @@ fn the_systemd_unit_sets_only_settings_the_server_knows() {
         assert!(help.contains(&format!("[env: {name}=")), "{name} is not a wstime-server setting");
     }
     assert!(unit.contains("KillSignal=SIGTERM"), "SIGTERM starts the drain");
+}
+
+/// Runs `promtool` with `args`, failing the test with its output unless it succeeds.
+fn promtool(args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("run promtool (Debian's prometheus; make packages installs it)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool {args:?}:\n{said}");
+    said
+}
+
+#[test]
+fn the_alert_rules_are_valid_and_fire_when_their_tests_say() {
+    let rules = deploy("prometheus-alerts.yml");
+    let said = promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]);
+    assert!(said.contains("SUCCESS"), "{said}");
+    let tests = deploy("prometheus-alerts.test.yml");
+    promtool(&["test".as_ref(), "rules".as_ref(), tests.as_os_str()]);
+}
+
+/// Every query of the Grafana dashboard, with Grafana's variables replaced by what they
+/// stand for at their widest: `$instance` by every instance, `$__rate_interval` by 1m.
+fn dashboard_queries() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    fn collect(panels: &serde_json::Value, queries: &mut Vec<String>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("every target has an expr");
+                queries.push(expr.replace("$__rate_interval", "1m").replace("$instance", ".*"));
+            }
+            collect(&panel["panels"], queries);
+        }
+    }
+    let mut queries = Vec::new();
+    collect(&dashboard["panels"], &mut queries);
+    queries
+}
+
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    for query in &queries {
+        assert!(!query.contains('$'), "a Grafana variable the test does not know: {query}");
+    }
+    // promtool checks PromQL only inside rule files: one recording rule per query.
+    let rules: String = queries
+        .iter()
+        .enumerate()
+        .map(|(i, query)| {
+            let quoted = serde_json::Value::String(query.clone()).to_string();
+            format!("      - record: dashboard_query_{i}\n        expr: {quoted}\n")
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yml");
+    std::fs::write(&file, format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
+    let said = promtool(&["check".as_ref(), "rules".as_ref(), file.as_os_str()]);
+    assert!(said.contains(&format!("SUCCESS: {} rules found", queries.len())), "{said}");
 }
