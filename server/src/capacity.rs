@@ -18,14 +18,16 @@ use std::{
     time::Duration,
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::traffic::{Traffic, TrafficTotals};
 
 /// Files the process needs besides its sockets (listener, Redis, page files, logs, …).
 const RESERVED_FILES: u64 = 64;
 
 /// What the health check says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Ok,
@@ -42,6 +44,18 @@ impl Health {
             Self::Draining => "draining",
         }
     }
+
+    /// Its name in JSON and in metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Overloaded => "overloaded",
+            Self::Draining => "draining",
+        }
+    }
+
+    /// Every health, for metrics that show each as 0 or 1.
+    pub const ALL: [Self; 3] = [Self::Ok, Self::Overloaded, Self::Draining];
 }
 
 /// The thresholds and limits, as configured.
@@ -91,10 +105,19 @@ impl Capacity {
         traffic
     }
 
+    /// Every worker's traffic so far, summed.
+    pub fn traffic_totals(&self) -> TrafficTotals {
+        let mut totals = TrafficTotals::default();
+        for traffic in self.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            traffic.add_to(&mut totals);
+        }
+        totals
+    }
+
     /// Bytes of ticks sent since start, by every worker.
     fn sent_bytes(&self) -> u64 {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.iter().map(|traffic| traffic.bytes.load(Ordering::Relaxed)).sum()
+        workers.iter().map(|traffic| traffic.bytes()).sum()
     }
 
     /// Outbound bytes per second, over the last whole second.
@@ -158,21 +181,6 @@ impl Capacity {
             }
         }
         (if overloaded { Health::Overloaded } else { Health::Ok }, load)
-    }
-}
-
-/// One worker's traffic. Only that worker writes it, and it sits on a cache line of its own,
-/// so counting a tick never moves a line between cores.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct Traffic {
-    bytes: AtomicU64,
-}
-
-impl Traffic {
-    /// Counts a tick of `bytes` bytes.
-    pub fn record_tick(&self, bytes: usize) {
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 

@@ -60,6 +60,12 @@ pub struct Config {
     #[arg(long, env = "RECOVER_BELOW", default_value_t = 0.5, value_parser = parse_fraction)]
     pub recover_below: f64,
 
+    /// Where clients and tools can reach this instance, as the cluster registry shows it
+    /// (`http://host:port`). Default: `http://<BIND>:<PORT>`, with the host name when
+    /// BIND is 0.0.0.0 or ::.
+    #[arg(long, env = "ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+
     /// Once listening, write `{"port", "name", "pid"}` here as JSON, for a supervisor or a
     /// test harness that started the instance on port 0.
     #[arg(long, env = "READY_FILE")]

@@ -5,6 +5,9 @@
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
+//! - [`metrics`]: `GET /metrics`, counted without locks on the tick path.
+//! - [`registry`]: the live instances of the cluster (in Redis, with a TTL), for
+//!   `GET /cluster`.
 //! - [`ready`]: the file that tells a supervisor the instance listens, and where.
 //! - [`routes`]: the page (static files) and the health check, on the same port as
 //!   WebSockets.
@@ -26,7 +29,9 @@ pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod lifecycle;
+pub mod metrics;
 pub mod ready;
+pub mod registry;
 pub mod routes;
 pub mod session;
 pub mod shutdown;

@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use crate::{
     capacity::{self, Capacity, Limits},
     lifecycle::Stage,
-    routes,
+    metrics::StoreOperation,
+    registry, routes,
     session::{
         self,
         fallback::FallbackStore,
@@ -94,8 +95,12 @@ impl Application {
         );
         let (touch_requests, touches) = touches::queue();
         let capacity = Capacity::new(limits);
-        let state = AppState::new(&name, sessions, touch_requests, timing, drain, capacity);
+        let address =
+            config.advertise_addr.clone().unwrap_or_else(|| advertised(config.bind, port));
+        let state =
+            AppState::new(&name, &address, sessions, touch_requests, timing, drain, capacity);
         let state = web::Data::new(state);
+        state.metrics.watch(&state.clone().into_inner());
         let server = serve(listener, state.clone(), config.static_dir.clone())?;
 
         tracing::info!("Server listening on port {port}");
@@ -121,13 +126,19 @@ impl Application {
         // Background work hears the lifecycle: it ends when the instance has stopped, and
         // the touch queue is flushed as the drain reaches that step.
         let lifecycle = &state.lifecycle;
-        if let Some(redis) = redis {
+        if let Some(redis) = redis.clone() {
             let stopped = lifecycle.reached(Stage::Stopped);
             actix_web::rt::spawn(async move { redis.maintain(stopped).await });
         }
-        let touches_written = actix_web::rt::spawn(
-            touches.run(Arc::clone(&state.sessions), lifecycle.reached(Stage::Flushing)),
-        );
+        let stopped = lifecycle.reached(Stage::Stopped);
+        actix_web::rt::spawn(registry::maintain(state.clone().into_inner(), redis, stopped));
+        let measured = {
+            let state = state.clone();
+            move |took, ok| state.metrics.store_operation(StoreOperation::TOUCH, took, ok)
+        };
+        let flushing = lifecycle.reached(Stage::Flushing);
+        let touches_written =
+            actix_web::rt::spawn(touches.run(Arc::clone(&state.sessions), flushing, measured));
         let sampled = state.clone();
         let stopped = lifecycle.reached(Stage::Stopped);
         actix_web::rt::spawn(async move {
@@ -217,6 +228,21 @@ fn serve(
         })
         .map_err(StartupError::Server)?;
     Ok(server.run())
+}
+
+/// The default advertised address: the bound address, or the host's name when bound to
+/// every interface.
+fn advertised(bind: std::net::IpAddr, port: u16) -> String {
+    let host = match bind.is_unspecified() {
+        true => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned()),
+        false => std::net::SocketAddr::new(bind, port).ip().to_string(),
+    };
+    match bind {
+        std::net::IpAddr::V6(_) if !bind.is_unspecified() => format!("http://[{host}]:{port}"),
+        _ => format!("http://{host}:{port}"),
+    }
 }
 
 /// A random adjective-animal name such as `slimy-cardinal`, like the post's server.

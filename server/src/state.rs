@@ -5,8 +5,10 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    capacity::Capacity,
+    capacity::{Capacity, Health},
     lifecycle::Lifecycle,
+    metrics::Metrics,
+    registry::ClusterView,
     session::{touches::Touches, SessionStore},
     shutdown::DrainTiming,
 };
@@ -15,6 +17,8 @@ use crate::{
 pub struct AppState {
     /// This instance's name, as it appears in every tick.
     pub name: Arc<str>,
+    /// Where this instance can be reached, as the cluster registry shows it.
+    pub address: Arc<str>,
     /// The start of every tick's text (`<name>: you have been connected for `), built once.
     pub tick_prefix: Arc<str>,
     /// Where sessions live (memory, or Redis with a memory fallback).
@@ -29,6 +33,10 @@ pub struct AppState {
     pub capacity: Arc<Capacity>,
     /// Where the instance is in its life (serving, draining, …), and its live connections.
     pub lifecycle: Lifecycle,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
+    /// The cluster, as the registry last showed it (`/cluster`).
+    pub cluster: ClusterView,
     /// When this instance started: the health check's uptime, and the tick wheels' epoch.
     pub started: Instant,
 }
@@ -47,9 +55,10 @@ pub struct Timing {
 }
 
 impl AppState {
-    /// State for a server called `name`.
+    /// State for a server called `name`, reached at `address`.
     pub fn new(
         name: &str,
+        address: &str,
         sessions: Arc<dyn SessionStore>,
         touches: Touches,
         timing: Timing,
@@ -58,6 +67,7 @@ impl AppState {
     ) -> Self {
         Self {
             name: name.into(),
+            address: address.into(),
             tick_prefix: wstime_protocol::tick::prefix(name).into(),
             sessions,
             touches,
@@ -65,7 +75,19 @@ impl AppState {
             drain,
             capacity: Arc::new(capacity),
             lifecycle: Lifecycle::default(),
+            metrics: Metrics::new(),
+            cluster: ClusterView::new(name),
             started: Instant::now(),
+        }
+    }
+
+    /// What the health check says now: judged on the connections open now (see
+    /// [`Capacity::assess`]), and draining whatever the load.
+    pub fn health(&self) -> Health {
+        let (health, _) = self.capacity.assess(self.live_connections());
+        match self.lifecycle.is_draining() {
+            true => Health::Draining,
+            false => health,
         }
     }
 

@@ -11,6 +11,7 @@ use std::{
     pin::pin,
     rc::{Rc, Weak},
     sync::Arc,
+    time::Duration,
 };
 
 use bytes::BytesMut;
@@ -22,9 +23,9 @@ use tokio::{
 use wstime_protocol::CloseCode;
 
 use crate::{
-    capacity::Traffic,
     connection::{frames, task::Driving, Connection},
     lifecycle::Stage,
+    metrics::traffic::Traffic,
     state::AppState,
     tick_wheel::{Place, Wheel},
 };
@@ -122,7 +123,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
             let mut out = self.out();
             out.extend_from_slice(head);
             frames::tick(&mut out, &self.state.tick_prefix, connection.seconds());
-            self.traffic.record_tick(out.len() - head.len());
+            self.traffic.record_tick(out.len() - head.len(), Duration::ZERO);
             connection.send(&out);
         }
         let now = Instant::now();
@@ -268,7 +269,8 @@ mod tests {
         };
         let (touches, _) = touches::queue();
         let sessions = Arc::new(MemoryStore::new(Duration::from_secs(300)));
-        Arc::new(AppState::new("test", sessions, touches, timing, drain, Capacity::new(limits)))
+        let capacity = Capacity::new(limits);
+        Arc::new(AppState::new("test", "local", sessions, touches, timing, drain, capacity))
     }
 
     /// Runs `test` on a current-thread runtime whose clock moves only when every task

@@ -162,6 +162,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
         let state = worker.state();
         let mut schedule = self.schedule.get();
+        let due_at = schedule.next_tick();
         let due = schedule.advance(now, &state.timing);
         self.schedule.set(schedule);
         if due.keep_alive {
@@ -170,7 +171,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let mut out = worker.out();
         if let Some(seconds) = due.tick {
             frames::tick(&mut out, &state.tick_prefix, seconds);
-            worker.traffic().record_tick(out.len());
+            worker.traffic().record_tick(out.len(), now.saturating_duration_since(due_at));
         }
         let idle =
             due.ping && now.duration_since(self.last_heard.get()) >= state.timing.idle_timeout;
@@ -183,6 +184,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if idle {
             // A peer silent this long will not answer a close either: the close frame is
             // a courtesy, and the socket goes at once.
+            state.metrics.server_closed(CloseCode::GoingAway);
             self.end();
         }
     }
@@ -195,6 +197,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let mut out = worker.out();
         frames::close(&mut out, Some((code, reason)));
         self.send(&out);
+        worker.state().metrics.server_closed(code);
         self.closing(now);
     }
 

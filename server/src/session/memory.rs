@@ -54,8 +54,13 @@ impl MemoryStore {
             Some(entry) => (entry.started, Some(entry.claimed)),
             None => (now, None),
         };
-        let claim = Claim::after(now - started, claimed);
-        if let Claim::Opened(opened) = claim {
+        // The expiry was set a resume window after the last touch.
+        let away = live.map(|entry| self.resume_window.saturating_sub(entry.expires - now));
+        let mut claim = Claim::after(now - started, claimed);
+        if let Claim::Opened(opened) = &mut claim {
+            if let Some(away) = away {
+                *opened = opened.resumed(away);
+            }
             let expires = now + self.resume_window;
             sessions.map.insert(id.clone(), Entry { started, claimed: opened.first, expires });
         }

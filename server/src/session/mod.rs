@@ -28,6 +28,10 @@ pub struct Opened {
     pub age: Duration,
     /// The count the connection's first tick must say: the age rounded up.
     pub first: u64,
+    /// For a session that existed before this open, how long it had been since its last
+    /// touch (its last socket's close, or, if that socket's instance died, its last
+    /// keep-alive): how long the client was away. `None` for a new session.
+    pub away: Option<Duration>,
 }
 
 impl Opened {
@@ -35,7 +39,12 @@ impl Opened {
     /// so the first tick after a reconnect is at least any regular tick sent before it
     /// (regular ticks are sent once the age reaches their count).
     pub fn at(age: Duration) -> Self {
-        Self { age, first: age.as_millis().div_ceil(1000) as u64 }
+        Self { age, first: age.as_millis().div_ceil(1000) as u64, away: None }
+    }
+
+    /// The same, for a session that existed and was away for `away`.
+    pub fn resumed(self, away: Duration) -> Self {
+        Self { away: Some(away), ..self }
     }
 }
 

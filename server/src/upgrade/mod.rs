@@ -27,6 +27,7 @@ use wstime_protocol::ClientId;
 use self::refusal::{Refusal, RefusalLog};
 use crate::{
     connection::{schedule::Schedule, Connection},
+    metrics::StoreOperation,
     state::AppState,
     worker::Worker,
 };
@@ -90,6 +91,7 @@ where
             match admit(worker.state(), &request).await {
                 Ok(admitted) => open(&worker, io, early, admitted),
                 Err(refusal) => {
+                    worker.state().metrics.upgrade_refused(refusal.reason());
                     let unlogged = refusals.borrow_mut().record(refusal.reason(), Instant::now());
                     if let Some(unlogged) = unlogged {
                         tracing::info!(
@@ -126,8 +128,11 @@ async fn admit(state: &AppState, request: &Request) -> Result<Admitted, Refusal>
         return Err(Refusal::Draining);
     }
     let slot = state.capacity.admit().ok_or(Refusal::Full)?;
-    let opened = state.sessions.open(&client_id).await?;
-    Ok(Admitted { client_id, handshake, opened, slot })
+    let started = Instant::now();
+    let opened = state.sessions.open(&client_id).await;
+    let took = started.elapsed();
+    state.metrics.store_operation(StoreOperation::OPEN, took, opened.is_ok());
+    Ok(Admitted { client_id, handshake, opened: opened?, slot })
 }
 
 /// The `?id=` of the query string, percent-decoded; a fresh UUID when there is none (the
@@ -151,6 +156,7 @@ where
     let Admitted { client_id, handshake, opened, slot } = admitted;
     let state = worker.state();
     tracing::info!("Client connected with ID: {client_id}");
+    state.metrics.upgrade_accepted(&opened);
     let epoch = state.started;
     let schedule = Schedule::new(opened, Instant::now(), epoch, &state.timing);
     let live = state.lifecycle.connection();

@@ -45,15 +45,16 @@ impl Refusal {
         }
     }
 
-    /// A short name for the reason, for logs.
+    /// The kind of refusal, as logs and the `reason` label of
+    /// `wstime_upgrades_refused_total` name it (a fixed set).
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Handshake(_) => "bad handshake",
-            Self::NotAnEndpoint => "not an endpoint",
-            Self::InvalidId(_) => "bad client id",
+            Self::Handshake(_) => "bad_handshake",
+            Self::NotAnEndpoint => "not_an_endpoint",
+            Self::InvalidId(_) => "bad_client_id",
             Self::Draining => "draining",
-            Self::Full => "at the connection limit",
-            Self::Store(_) => "session store unavailable",
+            Self::Full => "full",
+            Self::Store(_) => "store_unavailable",
         }
     }
 

@@ -6,6 +6,7 @@ mod handshake;
 mod health;
 mod helpers;
 mod lifecycle;
+mod observability;
 mod page;
 mod redis_ha;
 mod session_store;

@@ -48,14 +48,16 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 const RECHECK_SPACING: Duration = Duration::from_millis(100);
 
 /// Opens or resumes a session, atomically. KEYS[1]: the session key. ARGV[1]: the resume
-/// window in ms. Returns {age in ms, count, opened}: with opened = 1 the count is this
-/// open's first tick (now claimed); with 0 it is the count an earlier open already sent,
-/// and nothing was written. The rule is [`Claim::after`]'s (the contract tests hold both
+/// window in ms. Returns {age in ms, count, opened, ttl in ms}: with opened = 1 the count is
+/// this open's first tick (now claimed); with 0 it is the count an earlier open already
+/// sent, and nothing was written. The ttl is what was left of the session's expiry before
+/// this open (-2: there was no session), which tells how long it was away. The rule is [`Claim::after`]'s (the contract tests hold both
 /// stores to it). An age below zero (a new master whose clock is behind the old one's) is
 /// taken as zero.
 const OPEN_SCRIPT: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local ttl = redis.call('PTTL', KEYS[1])
 local fields = redis.call('HMGET', KEYS[1], 'start', 'claimed')
 local start = tonumber(fields[1])
 local claimed = tonumber(fields[2])
@@ -66,11 +68,11 @@ end
 local age = math.max(now_ms - start, 0)
 local first = math.floor((age + 999) / 1000)
 if claimed ~= nil and claimed >= first then
-  return {age, claimed, 0}
+  return {age, claimed, 0, ttl}
 end
 redis.call('HSET', KEYS[1], 'start', start, 'claimed', first)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return {age, first, 1}
+return {age, first, 1, ttl}
 ";
 
 /// Sessions in Redis.
@@ -251,13 +253,45 @@ impl RedisStore {
         let window_ms = self.resume_window.as_millis() as u64;
         let mut invocation = self.open_script.key(&key);
         invocation.arg(window_ms);
-        let (age_ms, count, opened): (u64, u64, bool) =
+        let (age_ms, count, opened, ttl_ms): (u64, u64, bool, i64) =
             self.run(generation, invocation.invoke_async(&mut connection)).await?;
         let age = Duration::from_millis(age_ms);
-        Ok(match opened {
-            true => Claim::Opened(Opened { age, first: count }),
-            false => Claim::taken(age, count),
+        let opened_now = Opened { age, first: count, away: None };
+        Ok(match (opened, u64::try_from(ttl_ms)) {
+            // The expiry was set a resume window after the session's last touch.
+            (true, Ok(ttl_ms)) => Claim::Opened(
+                opened_now
+                    .resumed(self.resume_window.saturating_sub(Duration::from_millis(ttl_ms))),
+            ),
+            (true, Err(_)) => Claim::Opened(opened_now),
+            (false, _) => Claim::taken(age, count),
         })
+    }
+
+    /// Runs `script` on `key` with `args`, on the store's connection and under its rules
+    /// (bounded in time; a failure makes the store look for Redis again). One key: in a
+    /// Redis Cluster a script must keep to one slot.
+    pub async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let (generation, mut connection) = self.connection()?;
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        self.run(generation, invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Removes `field` from the hash at `key`.
+    pub async fn remove_field(&self, key: &str, field: &str) -> Result<(), StoreError> {
+        let (generation, mut connection) = self.connection()?;
+        let mut remove = redis::cmd("HDEL");
+        remove.arg(key).arg(field);
+        let _: i64 = self.run(generation, remove.query_async(&mut connection)).await?;
+        Ok(())
     }
 
     async fn touch_session(&self, id: &ClientId) -> Result<(), StoreError> {

@@ -1,0 +1,189 @@
+//! `GET /metrics`: what an operator of a service like this asks of it, in Prometheus's text
+//! format (OpenMetrics), named by Prometheus's conventions (`wstime_` prefix, base units,
+//! `_total` counters, labels with a bounded set of values).
+//!
+//! Two kinds of source. Events that happen per connection (upgrades, refusals, sessions,
+//! closes, store operations) are counted here as they happen. What a tick costs is counted
+//! per worker without locks ([`traffic`]), and the state of the instance (connections,
+//! load, health, the cluster) is read at scrape time ([`scrape`]): the hot path pays nothing
+//! for the scrape, and the scrape sees the values of the moment.
+
+pub mod scrape;
+pub mod traffic;
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+use wstime_protocol::CloseCode;
+
+use self::scrape::InstanceCollector;
+use crate::{session::Opened, state::AppState};
+
+/// Bounds (seconds) of the histogram of how long resumed sessions were away: from a
+/// reconnect within the same second to most of the default resume window.
+const AWAY_BOUNDS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// Bounds (seconds) of the histogram of session-store operations, whose limit is 0.5 s.
+const STORE_BOUNDS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5];
+
+/// Why an upgrade was refused, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refused {
+    reason: &'static str,
+}
+
+/// Whether a session was new or resumed, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionKind {
+    kind: &'static str,
+}
+
+/// A close code the server sent, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Closed {
+    code: u16,
+}
+
+/// A session-store operation, as a label.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOperation {
+    operation: &'static str,
+}
+
+impl StoreOperation {
+    pub const OPEN: Self = Self { operation: "open" };
+    pub const TOUCH: Self = Self { operation: "touch" };
+    pub const REGISTER: Self = Self { operation: "register" };
+}
+
+/// The instance's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    instance: Arc<InstanceCollector>,
+    upgrades_accepted: Counter,
+    upgrades_refused: Family<Refused, Counter>,
+    sessions_opened: Family<SessionKind, Counter>,
+    session_away: Histogram,
+    server_closes: Family<Closed, Counter>,
+    store_duration: Family<StoreOperation, Histogram>,
+    store_errors: Family<StoreOperation, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// The metrics; [`Metrics::watch`] then points them at the instance's state.
+    pub fn new() -> Self {
+        let instance = Arc::new(InstanceCollector::default());
+        let mut registry = Registry::with_prefix("wstime");
+        let upgrades_accepted = Counter::default();
+        registry.register(
+            "upgrades_accepted",
+            "WebSocket upgrades answered with 101",
+            upgrades_accepted.clone(),
+        );
+        let upgrades_refused = Family::default();
+        registry.register(
+            "upgrades_refused",
+            "WebSocket upgrades refused before the 101, by reason",
+            upgrades_refused.clone(),
+        );
+        let sessions_opened = Family::default();
+        registry.register(
+            "sessions_opened",
+            "Sessions opened by an upgrade: new (count from 0) or resumed (count went on)",
+            sessions_opened.clone(),
+        );
+        let session_away = Histogram::new(AWAY_BOUNDS);
+        registry.register(
+            "session_away_seconds",
+            "How long a resumed session had been without a socket (since its last touch)",
+            session_away.clone(),
+        );
+        let server_closes = Family::default();
+        registry.register(
+            "server_closes",
+            "WebSockets the server closed, by close code",
+            server_closes.clone(),
+        );
+        let store_duration = Family::<StoreOperation, Histogram>::new_with_constructor(|| {
+            Histogram::new(STORE_BOUNDS)
+        });
+        registry.register(
+            "store_operation_duration_seconds",
+            "Session-store operations, by operation",
+            store_duration.clone(),
+        );
+        let store_errors = Family::default();
+        registry.register(
+            "store_errors",
+            "Session-store operations that failed, by operation",
+            store_errors.clone(),
+        );
+        registry.register_collector(Box::new(Arc::clone(&instance)));
+        Self {
+            registry,
+            instance,
+            upgrades_accepted,
+            upgrades_refused,
+            sessions_opened,
+            session_away,
+            server_closes,
+            store_duration,
+            store_errors,
+        }
+    }
+
+    /// Reads `state` at each scrape from now on.
+    pub fn watch(&self, state: &Arc<AppState>) {
+        self.instance.watch(state);
+    }
+
+    /// Counts an upgrade answered with 101, for a session the store reported as `opened`.
+    pub fn upgrade_accepted(&self, opened: &Opened) {
+        self.upgrades_accepted.inc();
+        let kind = match opened.away {
+            Some(away) => {
+                self.session_away.observe(away.as_secs_f64());
+                "resumed"
+            }
+            None => "new",
+        };
+        self.sessions_opened.get_or_create(&SessionKind { kind }).inc();
+    }
+
+    /// Counts an upgrade refused for `reason` (one of a fixed set of names).
+    pub fn upgrade_refused(&self, reason: &'static str) {
+        self.upgrades_refused.get_or_create(&Refused { reason }).inc();
+    }
+
+    /// Counts a socket the server closed with `code`.
+    pub fn server_closed(&self, code: CloseCode) {
+        self.server_closes.get_or_create(&Closed { code: code.code() }).inc();
+    }
+
+    /// Counts a store operation that took `took` and succeeded or not.
+    pub fn store_operation(&self, operation: StoreOperation, took: Duration, succeeded: bool) {
+        self.store_duration.get_or_create(&operation).observe(took.as_secs_f64());
+        if !succeeded {
+            self.store_errors.get_or_create(&operation).inc();
+        }
+    }
+
+    /// The exposition, in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}

@@ -1,0 +1,195 @@
+//! The cluster registry: which instances exist right now, for `GET /cluster`, the page's
+//! cluster panel and `wstime-cluster status`.
+//!
+//! With Redis, every instance keeps an entry in one Redis hash (name, advertised address,
+//! connections, load, health, draining, version, start) and refreshes it every
+//! [`REFRESH`], each entry carrying its own expiry: an instance that dies stops refreshing
+//! and its entry is dropped [`ENTRY_TTL`] later, by whichever instance writes next; a
+//! draining one says so at once; one that stops cleanly removes its entry. The same write
+//! reads every live entry back, so each instance holds the whole cluster as of its last
+//! refresh and answers `/cluster` from that, the same answer everywhere, without a Redis
+//! round trip per request. One hash, one key: it works the same in a Redis Cluster.
+//! Without Redis (or while it is down), the cluster is the instance itself.
+
+use std::{
+    future::Future,
+    pin::pin,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::{
+    capacity::Health, lifecycle::Stage, metrics::StoreOperation, session::redis::RedisStore,
+    state::AppState,
+};
+
+/// How often an instance refreshes its entry.
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// How long an entry outlives its last refresh: three missed refreshes.
+pub const ENTRY_TTL: Duration = Duration::from_secs(6);
+
+/// The hash holding every instance's entry (the braces: one slot in a Redis Cluster).
+const KEY: &str = "wstime:{cluster}:instances";
+
+/// Writes this instance's entry and returns every live one. KEYS[1]: the hash. ARGV[1]:
+/// the instance's name; ARGV[2]: its entry (JSON); ARGV[3]: the entry's time to live in
+/// ms. Each value is `<expiry in ms on Redis's clock> <entry>`; expired ones are removed.
+const REGISTER_SCRIPT: &str = r"
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], (now_ms + ttl) .. ' ' .. ARGV[2])
+local live = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local expires, entry = string.match(all[i + 1], '^(%d+) (.*)$')
+  if expires == nil or tonumber(expires) < now_ms then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    table.insert(live, entry)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl * 10)
+return live
+";
+
+/// One instance, as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceEntry {
+    pub name: String,
+    /// Where it can be reached (`ADVERTISE_ADDR`).
+    pub address: String,
+    pub connections: usize,
+    pub max_connections: u64,
+    pub load: f64,
+    pub health: Health,
+    pub draining: bool,
+    pub version: String,
+    pub started_unix_ms: u64,
+}
+
+/// What `GET /cluster` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    /// The instance that answered.
+    pub answered_by: String,
+    /// Whether the instances are the registry's (with Redis), or just this one.
+    pub shared: bool,
+    /// The live instances, by name.
+    pub instances: Vec<InstanceEntry>,
+}
+
+/// The cluster as this instance last saw it.
+#[derive(Debug)]
+pub struct ClusterView {
+    name: String,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    shared: bool,
+    instances: Vec<InstanceEntry>,
+}
+
+impl ClusterView {
+    /// The view of the instance called `name`, empty until the first refresh.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), seen: Mutex::default() }
+    }
+
+    /// What `/cluster` answers now.
+    pub fn report(&self) -> ClusterReport {
+        let seen = self.lock();
+        ClusterReport {
+            answered_by: self.name.clone(),
+            shared: seen.shared,
+            instances: seen.instances.clone(),
+        }
+    }
+
+    /// How many instances are live.
+    pub fn instances(&self) -> usize {
+        self.lock().instances.len()
+    }
+
+    fn replace(&self, shared: bool, mut instances: Vec<InstanceEntry>) {
+        instances.sort_by(|a, b| a.name.cmp(&b.name));
+        *self.lock() = Seen { shared, instances };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// This instance's entry now.
+pub fn own_entry(state: &AppState) -> InstanceEntry {
+    let connections = state.live_connections();
+    let started = SystemTime::now() - state.started.elapsed();
+    InstanceEntry {
+        name: state.name.to_string(),
+        address: state.address.to_string(),
+        connections,
+        max_connections: state.capacity.limits.max_connections,
+        load: state.capacity.load(connections),
+        health: state.health(),
+        draining: state.lifecycle.is_draining(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_unix_ms: started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64),
+    }
+}
+
+/// Keeps this instance in the registry and the view fresh until `stop`: every
+/// [`REFRESH`], and at once when the drain begins. At `stop` the entry is removed.
+pub async fn maintain(
+    state: Arc<AppState>,
+    redis: Option<Arc<RedisStore>>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut stop = pin!(stop);
+    let mut draining = pin!(state.lifecycle.reached(Stage::Draining));
+    let mut drain_seen = false;
+    let script = Script::new(REGISTER_SCRIPT);
+    loop {
+        refresh(&state, redis.as_deref(), &script).await;
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(REFRESH) => {}
+            () = &mut draining, if !drain_seen => drain_seen = true,
+        }
+    }
+    if let Some(redis) = redis {
+        let _ = redis.remove_field(KEY, &state.name).await;
+    }
+}
+
+/// Writes this instance's entry (with Redis) and takes the cluster's back.
+async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) {
+    let own = own_entry(state);
+    let Some(redis) = redis else {
+        state.cluster.replace(false, vec![own]);
+        return;
+    };
+    let entry = serde_json::to_string(&own).expect("an entry serialises");
+    let started = Instant::now();
+    let ttl_ms = ENTRY_TTL.as_millis().to_string();
+    let written: Result<Vec<String>, _> =
+        redis.eval(script, KEY, &[own.name.as_str(), &entry, &ttl_ms]).await;
+    state.metrics.store_operation(StoreOperation::REGISTER, started.elapsed(), written.is_ok());
+    match written {
+        Ok(entries) => {
+            let instances = entries.iter().filter_map(|entry| serde_json::from_str(entry).ok());
+            state.cluster.replace(true, instances.collect());
+        }
+        // Redis is down: the store says so; the cluster is this instance until it is back.
+        Err(_) => state.cluster.replace(false, vec![own]),
+    }
+}

@@ -1,0 +1,269 @@
+//! `/metrics` and `/cluster`: every metric changes on the event that should change it, and
+//! the registry shows instances appear, drain and vanish.
+
+use std::time::{Duration, Instant};
+
+use tokio_tungstenite::tungstenite::Message;
+use wstime_cluster::Redis;
+
+use crate::helpers::{eventually, raw_upgrade, within, TestServer};
+
+/// The exposition of `server`'s `/metrics`, checked to be OpenMetrics text.
+async fn scrape(server: &TestServer) -> String {
+    let mut response =
+        within("a scrape", awc::Client::default().get(server.http_url("/metrics")).send())
+            .await
+            .expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let body = within("the scrape body", response.body()).await.expect("the body");
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    text
+}
+
+/// The value of the sample `series` (a name and its labels, exactly as exposed), if any.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+/// The value of `series` in a fresh scrape, 0 if absent (a counter never incremented).
+async fn value(server: &TestServer, series: &str) -> f64 {
+    sample(&scrape(server).await, series).unwrap_or(0.0)
+}
+
+/// Waits until `series` reaches `at_least` (the tick counters and gauges follow events
+/// within a scrape or two).
+async fn reaches(server: &TestServer, series: &str, at_least: f64) {
+    eventually(&format!("{series} to reach {at_least}"), || async {
+        value(server, series).await >= at_least
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn every_metric_is_exposed_with_its_type_and_the_build() {
+    let server = TestServer::start("exposed");
+    let mut client = server.connect("/?id=exposed").await;
+    client.next_tick().await;
+    client.send(Message::Text("x".repeat(5000).into())).await;
+    client.expect_close().await;
+    let text = scrape(&server).await;
+    for (family, kind) in [
+        ("wstime_build", "info"),
+        ("wstime_connections", "gauge"),
+        ("wstime_connections_max", "gauge"),
+        ("wstime_upgrades_accepted", "counter"),
+        ("wstime_sessions_opened", "counter"),
+        ("wstime_session_away_seconds", "histogram"),
+        ("wstime_server_closes", "counter"),
+        ("wstime_ticks_sent", "counter"),
+        ("wstime_sent_bytes", "counter"),
+        ("wstime_tick_lateness_seconds", "histogram"),
+        ("wstime_store_operation_duration_seconds", "histogram"),
+        ("wstime_health", "gauge"),
+        ("wstime_load", "gauge"),
+        ("wstime_draining", "gauge"),
+        ("wstime_cluster_instances", "gauge"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "{family} {kind}:\n{text}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!("wstime_build_info{{version=\"{version}\",commit=\"")),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn connection_events_move_their_metrics() {
+    let server =
+        TestServer::builder().env("SERVER_NAME", "counted").env("MAX_CONNECTIONS", "2").start();
+    assert_eq!(value(&server, "wstime_health{state=\"ok\"}").await, 1.0);
+
+    // A new session, its ticks, then the same id again: resumed, and how long it was away.
+    let mut first = server.connect("/?id=counted").await;
+    for _ in 0..2 {
+        first.next_tick().await;
+    }
+    assert_eq!(value(&server, "wstime_connections").await, 1.0);
+    assert_eq!(value(&server, "wstime_upgrades_accepted_total").await, 1.0);
+    assert_eq!(value(&server, "wstime_sessions_opened_total{kind=\"new\"}").await, 1.0);
+    reaches(&server, "wstime_ticks_sent_total", 2.0).await;
+    reaches(&server, "wstime_tick_lateness_seconds_count", 2.0).await;
+    assert!(value(&server, "wstime_sent_bytes_total").await >= 2.0 * 40.0);
+    assert!(
+        value(&server, "wstime_store_operation_duration_seconds_count{operation=\"open\"}").await
+            >= 1.0
+    );
+    drop(first);
+    eventually("the socket to go", || async { server.live_connections().await == 0 }).await;
+    let mut again = server.connect("/?id=counted").await;
+    again.next_tick().await;
+    assert_eq!(value(&server, "wstime_sessions_opened_total{kind=\"resumed\"}").await, 1.0);
+    let away = scrape(&server).await;
+    assert_eq!(sample(&away, "wstime_session_away_seconds_count"), Some(1.0));
+    assert!(sample(&away, "wstime_session_away_seconds_sum").unwrap() < 5.0, "{away}");
+
+    // Refusals, by reason.
+    raw_upgrade(server.port, "/?id=a%20b", "websocket").await;
+    raw_upgrade(server.port, "/elsewhere", "websocket").await;
+    let _second = server.connect("/?id=second").await;
+    assert_eq!(raw_upgrade(server.port, "/?id=third", "websocket").await.0, 503);
+    let text = scrape(&server).await;
+    for reason in ["bad_client_id", "not_an_endpoint", "full"] {
+        let series = format!("wstime_upgrades_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(1.0), "{series}:\n{text}");
+    }
+    assert_eq!(sample(&text, "wstime_health{state=\"overloaded\"}"), Some(1.0), "2 of 2");
+    assert_eq!(sample(&text, "wstime_load"), Some(1.0));
+
+    // A close the server sends, by code.
+    again.send(Message::Text("x".repeat(5000).into())).await;
+    assert_eq!(again.expect_close().await, Some(1009));
+    assert_eq!(value(&server, "wstime_server_closes_total{code=\"1009\"}").await, 1.0);
+}
+
+#[actix_web::test]
+async fn the_drain_shows_in_the_metrics() {
+    let mut server = TestServer::builder().env("DRAIN_GRACE_SECS", "30").start();
+    let _client = server.connect("/?id=draining").await;
+    server.signal("TERM");
+    eventually("the drain to begin", || async { value(&server, "wstime_draining").await == 1.0 })
+        .await;
+    let text = scrape(&server).await;
+    assert_eq!(sample(&text, "wstime_health{state=\"draining\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "wstime_health{state=\"ok\"}"), Some(0.0), "{text}");
+    raw_upgrade(server.port, "/?id=late", "websocket").await;
+    let refused = "wstime_upgrades_refused_total{reason=\"draining\"}";
+    assert_eq!(value(&server, refused).await, 1.0);
+}
+
+#[actix_web::test]
+async fn store_errors_are_counted_by_operation() {
+    let dead = wstime_cluster::free_port().unwrap();
+    let server =
+        TestServer::builder().env("REDIS_URL", format!("redis://127.0.0.1:{dead}/0")).start();
+    let mut client = server.connect("/?id=unstored").await;
+    client.next_tick().await;
+    reaches(&server, "wstime_store_errors_total{operation=\"register\"}", 1.0).await;
+    assert!(
+        value(&server, "wstime_store_errors_total{operation=\"open\"}").await == 0.0,
+        "fell back to memory"
+    );
+}
+
+/// `GET /cluster`, parsed.
+async fn cluster(server: &TestServer) -> serde_json::Value {
+    let mut response =
+        within("GET /cluster", awc::Client::default().get(server.http_url("/cluster")).send())
+            .await
+            .expect("GET /cluster");
+    assert_eq!(response.status().as_u16(), 200);
+    within("the cluster body", response.json()).await.expect("JSON")
+}
+
+/// The names of the instances `server` says are live.
+async fn names(server: &TestServer) -> Vec<String> {
+    let report = cluster(server).await;
+    let instances = report["instances"].as_array().expect("instances").clone();
+    instances.iter().map(|i| i["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[actix_web::test]
+async fn without_redis_the_cluster_is_the_instance_itself() {
+    let server = TestServer::start("alone");
+    eventually("a first refresh", || async { !names(&server).await.is_empty() }).await;
+    let report = cluster(&server).await;
+    assert_eq!(report["answered_by"], "alone");
+    assert_eq!(report["shared"], false);
+    let me = &report["instances"][0];
+    assert_eq!((me["name"].as_str(), me["health"].as_str()), (Some("alone"), Some("ok")));
+    assert_eq!(me["address"], format!("http://127.0.0.1:{}", server.port));
+    assert_eq!(me["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(value(&server, "wstime_cluster_instances").await, 1.0);
+}
+
+#[actix_web::test]
+async fn the_registry_shows_instances_appear_drain_and_vanish() {
+    let redis = Redis::start(false).expect("start redis-server");
+    let with =
+        |name: &str| TestServer::builder().env("REDIS_URL", redis.url()).env("SERVER_NAME", name);
+    let steady = with("registry-steady").start();
+    let mut drained = with("registry-drained").env("DRAIN_GRACE_SECS", "30").start();
+    let mut killed = with("registry-killed").start_process();
+    let everyone = ["registry-drained", "registry-killed", "registry-steady"];
+    for server in [&steady, &drained, &killed] {
+        eventually("every instance in every view", || async { names(server).await == everyone })
+            .await;
+    }
+    let report = cluster(&steady).await;
+    assert_eq!(report["shared"], true);
+    let mut _client = killed.connect("/?id=registered").await;
+    eventually("the connection to show", || async {
+        let report = cluster(&steady).await;
+        report["instances"][1]["connections"] == 1
+    })
+    .await;
+
+    drained.signal("TERM");
+    eventually("the drain to show", || async {
+        let report = cluster(&steady).await;
+        report["instances"][0]["draining"] == true && report["instances"][0]["health"] == "draining"
+    })
+    .await;
+
+    killed.signal("KILL");
+    let killed_at = Instant::now();
+    eventually("the killed instance to vanish", || async {
+        !names(&steady).await.contains(&"registry-killed".to_owned())
+    })
+    .await;
+    // Its entry lives 6 s past its last refresh, every 2 s: gone within about 8 s.
+    assert!(killed_at.elapsed() < Duration::from_secs(10), "{:?}", killed_at.elapsed());
+    assert_eq!(names(&drained).await, ["registry-drained", "registry-steady"], "the same answer");
+}
+
+#[actix_web::test]
+async fn protocol_errors_idle_peers_and_drain_closes_are_counted_by_code() {
+    let mut server = TestServer::builder()
+        .env("PING_INTERVAL_SECS", "0.5")
+        .env("IDLE_TIMEOUT_SECS", "1.5")
+        .env("DRAIN_GRACE_SECS", "0")
+        .env("DRAIN_WINDOW_SECS", "30")
+        .start();
+    // An unmasked frame from a client breaks the protocol: 1002.
+    let request = crate::helpers::handshake_request(
+        server.port,
+        "/?id=unmasked",
+        &crate::helpers::good_handshake_headers("websocket"),
+    );
+    let (response, mut stream) =
+        crate::helpers::raw_exchange(server.port, request.as_bytes()).await;
+    assert_eq!(response.status, 101);
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &[0x81, 0x02, b'h', b'i']).await.unwrap();
+    reaches(&server, "wstime_server_closes_total{code=\"1002\"}", 1.0).await;
+    // A peer that never answers a ping: 1001.
+    let mut silent = server.connect("/?id=silent").await;
+    silent.next_tick().await;
+    reaches(&server, "wstime_server_closes_total{code=\"1001\"}", 1.0).await;
+    drop(silent);
+
+    // The drain closes ten sockets over 30 s: the first close is counted while the others
+    // (and the server) are still there.
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let mut client = server.connect(&format!("/?id=drained-{i}")).await;
+        client.next_tick().await;
+        clients.push(client);
+    }
+    server.signal("TERM");
+    let first_closed = futures_util::future::select_all(
+        clients.iter_mut().map(|client| Box::pin(client.expect_close())),
+    );
+    assert_eq!(within("the first drain close", first_closed).await.0, Some(1012));
+    reaches(&server, "wstime_server_closes_total{code=\"1012\"}", 1.0).await;
+}
