@@ -312,7 +312,7 @@ fn print_status(status: &ClusterStatus) {
     for entry in &status.unknown {
         // Its port is the end of its advertised address (`http://127.0.0.1:37425`).
         let port = entry.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let health = format!("{} (not running here)", entry.health);
+        let health = format!("{} (registry only)", entry.health);
         Row { node: "-", name: Some(&entry.name), port }.print(None, &health, Some(entry), None);
     }
 }
