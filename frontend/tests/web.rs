@@ -123,11 +123,6 @@ impl Page {
         )
     }
 
-    /// The row of instance `name`, if the panel shows one.
-    fn cluster_row(&self, name: &str) -> Option<ClusterRow> {
-        self.cluster_rows()?.into_iter().find(|row| row.instance == name)
-    }
-
     /// Types `address` into the box the way a person would (an input event per change).
     fn type_address(&self, address: &str) {
         let input: HtmlInputElement = self.element("address");
@@ -351,33 +346,22 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     assert!(page.text("cluster").contains("No answer about the cluster: timed out"));
 }
 
+// The rows themselves, from real instances, are checked end to end through HAProxy in
+// server/tests/browser.rs: this page comes from the test runner's origin, and an instance's
+// `/cluster` answer carries no CORS header to let a page from another origin read it.
 #[wasm_bindgen_test]
-async fn while_connected_the_page_shows_the_live_cluster() {
-    let page_before = Page::mount();
+async fn the_cluster_panel_is_there_while_the_page_connects() {
+    let page = Page::mount();
     leptos::task::tick().await;
-    assert_eq!(page_before.cluster_rows(), None, "no panel before Connect");
-    drop(page_before);
-
-    let (page, _, _, name) = connected(|port| format!("ws://127.0.0.1:{port}/"), 1).await;
-    page.wait_until("this tab's instance marked in the panel", |p| {
-        p.cluster_row(&name).is_some_and(|row| row.current && row.cells[0].contains("(you)"))
+    assert_eq!(page.cluster_rows(), None, "no panel before Connect");
+    // Nothing listens there: the page keeps retrying, and the panel says it has no answer.
+    // (No server, so no session: the other tests share this tab's client id.)
+    page.type_address("ws://127.0.0.1:9/");
+    page.click_connect();
+    page.wait_until("the panel to say it has no answer", |p| {
+        p.cluster_rows().is_some() && p.text("cluster").contains("No answer about the cluster")
     })
     .await;
-    let mine = page.cluster_row(&name).unwrap();
-    assert_ne!(mine.cells[1], "0", "it holds this tab's socket: {mine:?}");
-    assert_eq!(mine.cells[2], "ok");
-
-    // Another instance sharing the registry appears without a reload, and goes once killed.
-    let (other_index, _, other) = new_instance().await;
-    page.wait_until("the new instance in the panel", |p| p.cluster_row(&other).is_some()).await;
-    assert!(!page.cluster_row(&other).unwrap().current);
-    control("POST", &format!("/instances/{other_index}/signal/KILL")).await;
-    page.wait_until("the killed instance gone from the panel", |p| {
-        p.cluster_rows().is_some_and(|rows| rows.iter().all(|row| row.instance != other))
-    })
-    .await;
-    assert!(page.cluster_row(&name).unwrap().current, "this tab's row stays marked");
-
     page.click_connect();
     page.wait_until("the panel gone after Disconnect", |p| p.cluster_rows().is_none()).await;
 }
