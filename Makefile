@@ -64,6 +64,7 @@ run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 NODES ?= 3
 LB_PORT ?= 8080
 # A small limit per instance makes the overload experiment easy: CLUSTER_MAX_CONNECTIONS=4
+# TLS=1: HAProxy serves https:// and wss:// with a certificate made at start
 CLUSTER_MAX_CONNECTIONS ?=
 # The shared Redis: single (one redis-server), sentinel (master, replica, 3 sentinels) or
 # cluster (a Redis Cluster of 3 masters): make cluster REDIS=sentinel
@@ -80,7 +81,8 @@ cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances, HAProxy on
 	$(CLUSTER) up --instances $(NODES) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
 	  $(PROMETHEUS_FLAGS) \
 	  --server-bin target/release/wstime-server --static-dir dist \
-	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS))
+	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \
+	  $(if $(TLS),--tls)
 
 .PHONY: cluster-status
 cluster-status: ## Show each instance's health and connections (from /cluster) and HAProxy state
@@ -102,7 +104,7 @@ cluster-down: ## Stop the cluster and everything it started
 # Benchmarks (numbers, not tests): steady load at 1k-15k connections, then failover
 
 .PHONY: bench
-bench: dist packages ## Measure memory, CPU, lateness and failover; writes docs/bench/report.md
+bench: dist packages ## Measure memory, CPU, lateness and failover, beside the post's Node server; writes docs/bench/report.md
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench
 

@@ -1,12 +1,21 @@
 //! wstime's benchmarks: a load generator of its own and the driver that runs it against a
-//! release server (steady load) and the local cluster (failover).
+//! release server (steady load) and the local cluster (failover), with the post's Node
+//! server measured beside wstime and an independent Node client beside the load generator.
 //!
 //! - [`stats`]: percentiles over samples.
+//! - [`lateness`]: how late each tick is, by interval and by schedule.
 //! - [`proc`]: a process's resident memory and CPU time, from `/proc`.
 //! - [`results`]: what a load generator reports, shared by both binaries.
+//! - [`node`]: finding Node.js and installing the Node parts' locked dependencies.
+//! - [`servers`]: the servers measured, wstime and the post's Node server.
+//! - [`clients`]: the clients holding the connections, the load generator and the Node one.
 //! - [`report`]: the Markdown summary and the SVG charts.
 
+pub mod clients;
+pub mod lateness;
+pub mod node;
 pub mod proc;
 pub mod report;
 pub mod results;
+pub mod servers;
 pub mod stats;

@@ -45,6 +45,17 @@ pub fn stolen_us() -> anyhow::Result<u64> {
     Ok(steal * (1_000_000 / clock_ticks_per_second()))
 }
 
+/// Time during which at least one runnable task on this machine waited for a CPU, in
+/// microseconds (the `some` line of `/proc/pressure/cpu`); `None` on a kernel without
+/// pressure stall information. Steal only counts what the hypervisor takes; this also counts
+/// the machine's own other processes (someone's compile) taking the cores from the server or
+/// from the clients, whose ticks then wait in socket buffers, unread.
+pub fn cpu_pressure_us() -> Option<u64> {
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = pressure.lines().find(|line| line.starts_with("some "))?;
+    some.split_whitespace().find_map(|field| field.strip_prefix("total="))?.parse().ok()
+}
+
 /// The kernel's clock tick (USER_HZ): 100 on every Linux this runs on.
 fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
@@ -68,5 +79,8 @@ mod tests {
         while spin.elapsed() < std::time::Duration::from_millis(50) {}
         assert!(cpu_time(pid).unwrap().user_us > 0);
         assert!(stolen_us().is_ok());
+        if std::path::Path::new("/proc/pressure/cpu").exists() {
+            assert!(cpu_pressure_us().is_some());
+        }
     }
 }

@@ -10,9 +10,13 @@ use crate::{
     stats::Summary,
 };
 
-/// One steady-load size, measured.
+/// One server at one steady-load size, measured with one client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SteadyRow {
+    /// `wstime`, or `node` for the post's server.
+    pub server: String,
+    /// What held the connections: `loadgen`, or `node-ws` for the independent client.
+    pub client: String,
     pub connections: usize,
     pub load: SteadyResult,
     /// Connects per second while opening the connections.
@@ -27,6 +31,12 @@ pub struct SteadyRow {
     /// when it is high, so are CPU per tick and lateness, whatever the server does.
     #[serde(default)]
     pub stolen_percent: f64,
+    /// The share of the window during which some task on the machine waited for a CPU
+    /// (`/proc/pressure/cpu`), in %; `None` without pressure stall information. It counts
+    /// what steal does not: the machine's own other processes. When it is high the clients
+    /// read their ticks late, whatever the server does (see the README).
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
 }
 
 /// One failover experiment, measured.
@@ -56,6 +66,9 @@ pub struct SyscallRow {
 pub struct Report {
     pub machine: String,
     pub date: String,
+    /// The Node.js that ran the post's server and the independent client; `None` when the
+    /// machine has none and wstime was measured alone.
+    pub node: Option<String>,
     pub steady: Vec<SteadyRow>,
     pub syscalls: Option<SyscallRow>,
     pub failover: Vec<FailoverRow>,
@@ -97,36 +110,7 @@ fn markdown(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# wstime benchmark\n\n{} · {}\n", report.date, report.machine);
     if !report.steady.is_empty() {
-        let _ = writeln!(
-            md,
-            "## Steady load: one release server, one tick per second per connection\n\n\
-             | connections | connect rate /s | RSS per connection | server user CPU per tick | \
-             server kernel CPU per tick | tick lateness p50 / p99 / max | out of order | failed connects | \
-             CPU stolen by the host |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for row in &report.steady {
-            let l = row.load.lateness_ms;
-            let _ = writeln!(
-                md,
-                "| {} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {} | {} | {:.1}% |",
-                row.connections,
-                row.connect_rate,
-                row.rss_per_connection_kb,
-                row.user_us_per_tick,
-                row.kernel_us_per_tick,
-                l.p50,
-                l.p99,
-                l.max,
-                row.load.out_of_order,
-                row.load.failed_connects,
-                row.stolen_percent,
-            );
-        }
-        let _ = writeln!(
-            md,
-            "\n![memory per connection](memory.svg) ![CPU per tick](cpu.svg) ![lateness](lateness.svg)\n"
-        );
+        steady_markdown(report, &mut md);
     }
     if let Some(sys) = &report.syscalls {
         let calls: Vec<String> = sys.write_calls.iter().map(|(n, c)| format!("{n} {c}")).collect();
@@ -174,7 +158,136 @@ fn markdown(report: &Report) -> String {
     md
 }
 
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+/// The client every size is measured with; the independent one runs at one size only.
+const LOADGEN: &str = "loadgen";
+
+fn steady_markdown(report: &Report, md: &mut String) {
+    let by_loadgen: Vec<&SteadyRow> =
+        report.steady.iter().filter(|r| r.client == LOADGEN).collect();
+    let peer = match &report.node {
+        Some(version) => format!(
+            "and then on the post's Node server (`bench/node-peer`: its `server.js` as printed, \
+             ws 7, express 4; Node {version})"
+        ),
+        None => "(no Node.js on this machine: the post's server was not measured)".into(),
+    };
+    let _ = writeln!(
+        md,
+        "## Steady load: one server, one tick per second per connection\n\n\
+         Each size on a fresh release wstime-server {peer}, the connections held by our load \
+         generator. Lateness by interval is each tick's interval less 1 s; by schedule, how much \
+         later a tick came than its count says, counted from the connection's best tick since \
+         it opened (a drift or a moved phase stays late; see the README).\n\n{}",
+        table_head("server")
+    );
+    for row in &by_loadgen {
+        let _ = writeln!(md, "| {} | {} |", row.server, row_cells(row));
+    }
+    ratios_markdown(&by_loadgen, md);
+    let independent: Vec<&SteadyRow> =
+        report.steady.iter().filter(|r| r.client != LOADGEN).collect();
+    if let Some(first) = independent.first() {
+        let size = first.connections;
+        let _ = writeln!(
+            md,
+            "\n## The independent client beside the load generator, at {size} connections\n\n\
+             `node-ws` is `bench/node-client/client.js` (Node's `ws` library): the same sockets, \
+             sources and measuring window as the load generator, and no code in common with it.\n\n{}",
+            table_head("server | client")
+        );
+        for server in ["wstime", "node"] {
+            let loadgen_row = by_loadgen.iter().filter(|r| r.connections == size);
+            for row in loadgen_row.chain(&independent) {
+                if row.server == server {
+                    let _ =
+                        writeln!(md, "| {} | {} | {} |", row.server, row.client, row_cells(row));
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n![memory per connection](memory.svg) ![CPU per tick](cpu.svg) ![lateness](lateness.svg)\n"
+    );
+}
+
+/// The head of a steady-load table whose first columns are `first`.
+fn table_head(first: &str) -> String {
+    let columns = first.split(" | ").count();
+    format!(
+        "| {first} | connections | connect rate /s | RSS per connection | user CPU per tick | \
+         kernel CPU per tick | lateness by interval p50 / p99 / max | by schedule p50 / p99 / max | \
+         out of order | failed connects | dropped | CPU stolen by the host | CPU pressure |\n|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "---|".repeat(columns)
+    )
+}
+
+/// A steady row's figures, after the columns that say what was measured.
+fn row_cells(row: &SteadyRow) -> String {
+    let (i, s) = (row.load.lateness_ms, row.load.schedule_lateness_ms);
+    format!(
+        "{} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {:.1}% | {}",
+        row.connections,
+        row.connect_rate,
+        row.rss_per_connection_kb,
+        row.user_us_per_tick,
+        row.kernel_us_per_tick,
+        i.p50,
+        i.p99,
+        i.max,
+        s.p50,
+        s.p99,
+        s.max,
+        row.load.out_of_order,
+        row.load.failed_connects,
+        row.load.dropped,
+        row.stolen_percent,
+        percent(row.cpu_pressure_percent),
+    )
+}
+
+/// A share in %, or `–` when it was not measured.
+pub fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "–".into(), |p| format!("{p:.1}%"))
+}
+
+/// wstime's figures over Node's, size by size, where both were measured.
+fn ratios_markdown(rows: &[&SteadyRow], md: &mut String) {
+    let pairs: Vec<(&SteadyRow, &SteadyRow)> = rows
+        .iter()
+        .filter(|r| r.server == "wstime")
+        .filter_map(|w| {
+            let node =
+                rows.iter().find(|n| n.server == "node" && n.connections == w.connections)?;
+            Some((*w, *node))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### wstime ÷ Node, same run, same load generator\n\n\
+         | connections | RSS per connection | user CPU per tick | kernel CPU per tick | \
+         p99 lateness by interval | p99 lateness by schedule |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    let ratio = |w: f64, n: f64| if n > 0.0 { format!("{:.2}×", w / n) } else { "–".into() };
+    for (w, n) in pairs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            w.connections,
+            ratio(w.rss_per_connection_kb, n.rss_per_connection_kb),
+            ratio(w.user_us_per_tick, n.user_us_per_tick),
+            ratio(w.kernel_us_per_tick, n.kernel_us_per_tick),
+            ratio(w.load.lateness_ms.p99, n.load.lateness_ms.p99),
+            ratio(w.load.schedule_lateness_ms.p99, n.load.schedule_lateness_ms.p99),
+        );
+    }
+}
+
+/// A line: its label, colour and points.
+type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// A line chart of `series` against x.
 fn line_chart(
@@ -182,7 +295,7 @@ fn line_chart(
     title: &str,
     x_label: &str,
     y_label: &str,
-    series: &[Series<'_>],
+    series: &[Series],
 ) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -200,7 +313,7 @@ fn line_chart(
         let color = *color;
         chart
             .draw_series(LineSeries::new(data.iter().copied(), color.stroke_width(2)))?
-            .label(*name)
+            .label(name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
             });
@@ -212,42 +325,53 @@ fn line_chart(
 }
 
 fn steady_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
-    let by = |f: fn(&SteadyRow) -> f64| -> Vec<(f64, f64)> {
-        report.steady.iter().map(|r| (r.connections as f64, f(r))).collect()
+    // The load generator measured every size; each server is a line.
+    let by = |server: &str, f: fn(&SteadyRow) -> f64| -> Vec<(f64, f64)> {
+        let rows = report.steady.iter().filter(|r| r.client == LOADGEN && r.server == server);
+        rows.map(|r| (r.connections as f64, f(r))).collect()
+    };
+    let servers: Vec<(&str, [RGBColor; 2])> = [("wstime", [BLUE, CYAN]), ("node", [RED, MAGENTA])]
+        .into_iter()
+        .filter(|(server, _)| report.steady.iter().any(|r| r.server == *server))
+        .collect();
+    let lines = |name: &str, f: fn(&SteadyRow) -> f64, shade: usize| -> Vec<Series> {
+        let label = |server: &str| format!("{server} {name}").trim_end().to_owned();
+        servers
+            .iter()
+            .map(|(server, colors)| (label(server), colors[shade], by(server, f)))
+            .collect()
     };
     line_chart(
         &dir.join("memory.svg"),
         "Server memory per connection",
         "connections",
         "KB resident per connection",
-        &[("RSS per connection", BLUE, by(|r| r.rss_per_connection_kb))],
+        &lines("", |r| r.rss_per_connection_kb, 0),
     )?;
     line_chart(
         &dir.join("cpu.svg"),
         "Server CPU per tick",
         "connections",
         "µs per tick",
-        &[
-            ("user", BLUE, by(|r| r.user_us_per_tick)),
-            ("kernel", RED, by(|r| r.kernel_us_per_tick)),
-        ],
+        &[lines("user", |r| r.user_us_per_tick, 0), lines("kernel", |r| r.kernel_us_per_tick, 1)]
+            .concat(),
     )?;
     line_chart(
         &dir.join("lateness.svg"),
-        "Tick lateness (interval − 1 s)",
+        "p99 tick lateness (load generator)",
         "connections",
         "ms",
         &[
-            ("p50", GREEN, by(|r| r.load.lateness_ms.p50)),
-            ("p99", BLUE, by(|r| r.load.lateness_ms.p99)),
-            ("max", RED, by(|r| r.load.lateness_ms.max)),
-        ],
+            lines("by interval", |r| r.load.lateness_ms.p99, 0),
+            lines("by schedule", |r| r.load.schedule_lateness_ms.p99, 1),
+        ]
+        .concat(),
     )
 }
 
 fn failover_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
     let colors = [RED, BLUE];
-    let cdfs: Vec<Series<'_>> = report
+    let cdfs: Vec<Series> = report
         .failover
         .iter()
         .zip(colors)
@@ -256,7 +380,7 @@ fn failover_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
             gaps.sort_by(f64::total_cmp);
             let n = gaps.len().max(1) as f64;
             let points = gaps.iter().enumerate().map(|(i, g)| (*g, (i + 1) as f64 / n)).collect();
-            (row.signal.as_str(), color, points)
+            (row.signal.clone(), color, points)
         })
         .collect();
     line_chart(
@@ -266,7 +390,7 @@ fn failover_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
         "fraction of clients",
         &cdfs,
     )?;
-    let herds: Vec<Series<'_>> = report
+    let herds: Vec<Series> = report
         .failover
         .iter()
         .zip(colors)
@@ -278,7 +402,7 @@ fn failover_charts(report: &Report, dir: &Path) -> anyhow::Result<()> {
                 .enumerate()
                 .map(|(i, n)| (i as f64 / 10.0, *n as f64 * 10.0))
                 .collect();
-            (row.signal.as_str(), color, points)
+            (row.signal.clone(), color, points)
         })
         .collect();
     line_chart(

@@ -12,9 +12,13 @@ pub struct SteadyResult {
     pub failed_connects: usize,
     /// Seconds from the first connect to the last.
     pub connect_secs: f64,
-    /// Lateness of each tick, in ms: the interval since the previous tick less 1 s
-    /// (0 when it came early).
+    /// Interval lateness of each tick, in ms: the interval since the previous tick less 1 s
+    /// (0 when it came early). See [`crate::lateness`].
     pub lateness_ms: Summary,
+    /// Schedule lateness of each tick, in ms: how much later than its connection's best
+    /// tick its count says it should be. See [`crate::lateness`].
+    #[serde(default)]
+    pub schedule_lateness_ms: Summary,
     /// Ticks whose count was not the previous one plus one.
     pub out_of_order: usize,
     pub ticks: usize,

@@ -28,6 +28,18 @@ impl Summary {
             max: samples[samples.len() - 1],
         }
     }
+
+    /// The worse of two summaries, figure by figure, counting the samples of both: the
+    /// percentiles of separate sets of samples cannot be merged exactly, so where several
+    /// generators measured, the worst one's figures are reported.
+    pub fn worst(&self, other: &Self) -> Self {
+        Self {
+            count: self.count + other.count,
+            p50: self.p50.max(other.p50),
+            p99: self.p99.max(other.p99),
+            max: self.max.max(other.max),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -43,5 +55,13 @@ mod tests {
         );
         assert_eq!(Summary::of(vec![7.0]).p99, 7.0);
         assert_eq!(Summary::of(Vec::new()), Summary::default());
+    }
+
+    #[test]
+    fn the_worst_of_two_takes_each_figure_from_the_worse_and_counts_both() {
+        let a = Summary { count: 10, p50: 1.0, p99: 9.0, max: 20.0 };
+        let b = Summary { count: 5, p50: 2.0, p99: 4.0, max: 30.0 };
+        assert_eq!(a.worst(&b), Summary { count: 15, p50: 2.0, p99: 9.0, max: 30.0 });
+        assert_eq!(Summary::default().worst(&a), a);
     }
 }

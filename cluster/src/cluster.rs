@@ -12,6 +12,7 @@ use crate::{
     prometheus::{Prometheus, Target},
     registry,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
+    tls::LoopbackCertificate,
 };
 
 /// How long a signalled instance may take to exit (a drain takes grace + window).
@@ -38,6 +39,8 @@ pub struct HaProxySpec {
     pub config: PathBuf,
     /// The port clients connect to (0: any free port).
     pub port: u16,
+    /// Serve HTTPS and WSS, with a certificate made at start for loopback.
+    pub tls: bool,
 }
 
 /// What Prometheus evaluates besides scraping.
@@ -58,6 +61,8 @@ pub struct Cluster {
     /// The load balancer, when there is one. Declared before the instances' slots so it is
     /// dropped (stopped) first.
     haproxy: Option<HaProxy>,
+    /// The load balancer's certificate, when it serves TLS.
+    certificate: Option<LoopbackCertificate>,
     /// One slot per instance ever started; a slot keeps its port across restarts.
     instances: Vec<Slot>,
 }
@@ -121,15 +126,32 @@ impl Cluster {
         if let Some(redis) = &redis {
             spec.instance.env.push(("REDIS_URL".into(), redis.url()));
         }
-        let mut cluster =
-            Self { spec, prometheus: None, redis, haproxy: None, instances: Vec::new() };
+        if spec.haproxy.is_some() {
+            // HAProxy names each client in a PROXY header (deploy/haproxy.cfg).
+            spec.instance.env.push(("TRUSTED_PROXIES".into(), "127.0.0.1".into()));
+        }
+        let certificate = match &spec.haproxy {
+            Some(haproxy) if haproxy.tls => Some(LoopbackCertificate::generate()?),
+            _ => None,
+        };
+        let mut cluster = Self {
+            spec,
+            prometheus: None,
+            redis,
+            haproxy: None,
+            certificate,
+            instances: Vec::new(),
+        };
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
         if let Some(haproxy) = cluster.spec.haproxy.clone() {
             let nodes: Vec<u16> = cluster.instances.iter().map(|slot| slot.port).collect();
             let echo = cluster.spec.instance.echo;
-            cluster.haproxy = Some(HaProxy::start(&haproxy.config, haproxy.port, &nodes, echo)?);
+            let pem = cluster.certificate.as_ref().map(LoopbackCertificate::haproxy_pem);
+            let started =
+                HaProxy::start(&haproxy.config, haproxy.port, &nodes, pem.as_deref(), echo)?;
+            cluster.haproxy = Some(started);
         }
         if let Some(prometheus) = cluster.spec.prometheus.clone() {
             let echo = cluster.spec.instance.echo;
@@ -197,6 +219,17 @@ impl Cluster {
         self.prometheus.as_ref()
     }
 
+    /// Where to open the page through the load balancer, if there is one.
+    pub fn balancer_url(&self) -> Option<String> {
+        let scheme = if self.certificate.is_some() { "https" } else { "http" };
+        self.haproxy.as_ref().map(|h| format!("{scheme}://127.0.0.1:{}/", h.port))
+    }
+
+    /// The load balancer's certificate, when it serves TLS: for clients to trust.
+    pub fn certificate(&self) -> Option<&LoopbackCertificate> {
+        self.certificate.as_ref()
+    }
+
     /// The load balancer's port, if there is one.
     pub fn balancer_port(&self) -> Option<u16> {
         self.haproxy.as_ref().map(|h| h.port)
@@ -223,7 +256,7 @@ impl Cluster {
             })
             .collect();
         ClusterStatus {
-            balancer: self.haproxy.as_ref().map(|h| format!("http://127.0.0.1:{}/", h.port)),
+            balancer: self.balancer_url(),
             balancer_stats: self
                 .haproxy
                 .as_ref()

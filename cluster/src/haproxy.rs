@@ -28,8 +28,15 @@ pub struct HaProxy {
 
 impl HaProxy {
     /// Starts HAProxy with `config` on `port` (0: any free port) in front of the instances
-    /// listening on `nodes`, and waits until it reports every one of them up.
-    pub fn start(config: &Path, port: u16, nodes: &[u16], echo: bool) -> anyhow::Result<Self> {
+    /// listening on `nodes`, serving TLS with `certificate` (certificate and key in one PEM)
+    /// when given, and waits until it reports every one of them up.
+    pub fn start(
+        config: &Path,
+        port: u16,
+        nodes: &[u16],
+        certificate: Option<&Path>,
+        echo: bool,
+    ) -> anyhow::Result<Self> {
         if nodes.len() > 9 {
             bail!("deploy/haproxy.cfg has room for 9 instances, not {}", nodes.len());
         }
@@ -43,6 +50,9 @@ impl HaProxy {
             .env("WSTIME_STATS_BIND", format!("127.0.0.1:{stats_port}"));
         for (i, node) in nodes.iter().enumerate() {
             command.env(format!("WSTIME_NODE{}", i + 1), format!("127.0.0.1:{node}"));
+        }
+        if let Some(certificate) = certificate {
+            command.env("WSTIME_LB_CERT", certificate);
         }
         let haproxy =
             Self { process: Supervised::spawn("haproxy", &mut command, echo)?, port, stats_port };

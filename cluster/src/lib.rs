@@ -7,6 +7,8 @@
 //! - [`sentinel`]: a master, its replica and three sentinels, failing over within seconds.
 //! - [`redis_cluster`]: a Redis Cluster of real masters.
 //! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
+//! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
+//!   `make cluster TLS=1`.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
 //! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
 //! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
@@ -26,6 +28,7 @@ pub mod redis_cluster;
 pub mod registry;
 pub mod sentinel;
 pub mod shared_redis;
+pub mod tls;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};

@@ -91,6 +91,10 @@ struct Options {
     /// A rule file for that Prometheus to evaluate (`deploy/prometheus-alerts.yml`).
     #[arg(long, value_name = "FILE", requires = "prometheus")]
     alert_rules: Option<PathBuf>,
+    /// HAProxy serves HTTPS and WSS, with a certificate made at start for 127.0.0.1 (its
+    /// CA is printed, to trust in a browser or pass to a client).
+    #[arg(long, requires = "haproxy")]
+    tls: bool,
     /// Extra environment for every instance, as NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -165,15 +169,24 @@ async fn run(
         },
         instances: options.instances,
         redis: options.redis,
-        haproxy: options
-            .haproxy
-            .clone()
-            .map(|config| HaProxySpec { config, port: options.lb_port }),
+        haproxy: options.haproxy.clone().map(|config| HaProxySpec {
+            config,
+            port: options.lb_port,
+            tls: options.tls,
+        }),
         prometheus: options
             .prometheus
             .then(|| PrometheusSpec { rules: options.alert_rules.clone() }),
     };
     let cluster = actix_web::web::block(move || Cluster::start(spec)).await??;
+    if let Some(certificate) = cluster.certificate() {
+        println!(
+            "TLS: HAProxy's certificate is signed by the CA in {} (trust it in your browser \
+             or client); its key's SPKI SHA-256 is {}",
+            certificate.ca().display(),
+            certificate.spki_sha256
+        );
+    }
     let cluster = Arc::new(Mutex::new(cluster));
     let listener = std::net::TcpListener::bind(("127.0.0.1", options.control_port))
         .context("cannot bind the control API's port")?;

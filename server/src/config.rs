@@ -5,7 +5,11 @@ use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
 
-use crate::session::redis::target::RedisTarget;
+use crate::{
+    client_addr::TrustedProxies,
+    session::redis::target::RedisTarget,
+    upgrade::{limits::ConnectRate, origin::AllowedOrigins},
+};
 
 /// How one wstime-server instance runs. The environment variable names are part of the
 /// contract: deploy files, tests and users set them.
@@ -59,6 +63,42 @@ pub struct Config {
     /// ... and turns 200 again only once load falls below this one (no flapping).
     #[arg(long, env = "RECOVER_BELOW", default_value_t = 0.5, value_parser = parse_fraction)]
     pub recover_below: f64,
+
+    /// Web pages that may open WebSockets here: `same-origin` (the page's own origin: the
+    /// default), `*` (any), or a comma-separated list of origins and `*.domain` patterns
+    /// (`https://app.example.com,*.example.org`), which the page's own origin joins.
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "same-origin")]
+    pub allowed_origins: AllowedOrigins,
+
+    /// Proxies whose word on the client's address is taken (PROXY protocol v2 or
+    /// `X-Forwarded-For`): a comma-separated list of addresses and networks
+    /// (`127.0.0.1,10.0.0.0/8`). Default: none, the socket's peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Sockets one client address may hold on this instance (0: no limit). Beyond it,
+    /// upgrades get 429 (a browser page: a 1013 close).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 2000)]
+    pub max_connections_per_client: u32,
+
+    /// Upgrades per second one client address may make, as `RATE` or `RATE/BURST`
+    /// (`0`: no limit). Beyond it, upgrades get 429 with Retry-After.
+    #[arg(long, env = "CONNECT_RATE_PER_CLIENT", default_value = "50/1000", value_parser = parse_rate)]
+    pub connect_rate_per_client: RateSetting,
+
+    /// Handshakes (and plain HTTP requests) one instance works on at once; more wait to be
+    /// accepted. With the 5 s header timeout and actix-http's 128 KiB header cap, this
+    /// bounds what slow or bloated handshakes can cost.
+    #[arg(long, env = "MAX_PENDING_HANDSHAKES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_handshakes: u32,
+
+    /// A PEM certificate chain: with TLS_KEY, the instance serves HTTPS and WSS itself.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of TLS_CERT.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Where clients and tools can reach this instance, as the cluster registry shows it
     /// (`http://host:port`). Default: `http://<BIND>:<PORT>`, with the host name when
@@ -177,6 +217,17 @@ impl TypedValueParser for RedisUrlParser {
         };
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
         RedisTarget::parse(raw).map_err(|error| unusable(&error))
+    }
+}
+
+/// A per-client connect rate, or none (`0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSetting(pub Option<ConnectRate>);
+
+fn parse_rate(raw: &str) -> Result<RateSetting, String> {
+    match raw.trim() {
+        "0" => Ok(RateSetting(None)),
+        rate => rate.parse().map(|rate| RateSetting(Some(rate))),
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! The crate's parts:
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
+//! - [`client_addr`]: the client's real address, from trusted proxies (PROXY protocol v2,
+//!   `X-Forwarded-For`) or the socket.
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
 //! - [`metrics`]: `GET /metrics`, counted without locks on the tick path.
@@ -11,6 +13,7 @@
 //! - [`ready`]: the file that tells a supervisor the instance listens, and where.
 //! - [`routes`]: the page (static files) and the health check, on the same port as
 //!   WebSockets.
+//! - [`transport`]: how a TCP connection becomes an HTTP one (client address, TLS).
 //! - [`upgrade`]: where a WebSocket upgrade is checked, refused or accepted.
 //! - [`connection`]: one WebSocket after its `101`: the socket, its timetable, and the
 //!   task that reads what the client sends.
@@ -26,6 +29,7 @@
 //!   socket.
 
 pub mod capacity;
+pub mod client_addr;
 pub mod config;
 pub mod connection;
 pub mod lifecycle;
@@ -38,6 +42,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod tick_wheel;
+pub mod transport;
 pub mod upgrade;
 pub mod worker;
 

@@ -1,16 +1,27 @@
 //! Start-up and shutdown: bind the one port, wire the app, run until told to stop.
 
-use std::{io, net::TcpListener, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
-use actix_service::map_config;
+use actix_http::{error::DispatchError, Protocol};
+use actix_service::{map_config, ServiceFactory, ServiceFactoryExt as _};
 use actix_web::{
     dev::{AppConfig, Server},
     web, App,
 };
-use tokio::sync::mpsc;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::mpsc,
+};
 
 use crate::{
     capacity::{self, Capacity, Limits},
+    client_addr::TrustedProxies,
     lifecycle::Stage,
     metrics::StoreOperation,
     registry, routes,
@@ -24,9 +35,13 @@ use crate::{
     },
     shutdown::{self, DrainTiming, Signal, Stopped},
     state::{AppState, Timing},
-    upgrade::UpgradeFactory,
+    transport::{self, TlsSetupError},
+    upgrade::{limits::ClientLimits, policy::Policy, UpgradeFactory},
     Config,
 };
+
+/// How long a client has to send its request head (an upgrade's included): slowloris.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +52,8 @@ pub enum StartupError {
     Bind { addr: String, source: io::Error },
     #[error("{index} not found: build the page first with `trunk build --release` (or `make run`), or point STATIC_DIR at a built page")]
     MissingPage { index: PathBuf },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     #[error("cannot start the HTTP server: {0}")]
     Server(#[source] io::Error),
     #[error("REDIS_URL is not usable: {0}")]
@@ -101,7 +118,26 @@ impl Application {
             AppState::new(&name, &address, sessions, touch_requests, timing, drain, capacity);
         let state = web::Data::new(state);
         state.metrics.watch(&state.clone().into_inner());
-        let server = serve(listener, state.clone(), config.static_dir.clone())?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(transport::tls_config(cert, key)?),
+            _ => None,
+        };
+        let client_limits = ClientLimits::new(
+            Some(config.max_connections_per_client).filter(|&max| max > 0),
+            config.connect_rate_per_client.0,
+        );
+        let policy = Policy {
+            origins: config.allowed_origins.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            client_limits: Arc::new(client_limits),
+        };
+        let edge = Edge {
+            trusted: config.trusted_proxies.clone(),
+            tls,
+            policy: Arc::new(policy),
+            max_pending_handshakes: config.max_pending_handshakes as usize,
+        };
+        let server = serve(listener, state.clone(), config.static_dir.clone(), edge)?;
 
         tracing::info!("Server listening on port {port}");
         Ok(Self { server, state, port, redis, touches })
@@ -194,8 +230,17 @@ async fn session_store(
     Ok((Arc::new(store), Some(redis)))
 }
 
-/// The HTTP server on `listener`: actix-web's app for the page and the health check, and
-/// the [`upgrade`] service for WebSockets, served by actix-http on actix-server.
+/// How the HTTP server meets its connections and admits its WebSockets.
+struct Edge {
+    trusted: TrustedProxies,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    policy: Arc<Policy>,
+    max_pending_handshakes: usize,
+}
+
+/// The HTTP server on `listener`: actix-web's app for the page, the health check, the
+/// metrics and the cluster, and the [`crate::upgrade`] service for WebSockets, served by
+/// actix-http on actix-server, over plain TCP or TLS ([`transport`]).
 ///
 /// Assembled from those rather than with `actix_web::HttpServer` for two reasons. Only
 /// actix-http's builder takes an upgrade service, which receives the socket itself, so a
@@ -203,31 +248,59 @@ async fn session_store(
 /// [`crate::connection`]). And since actix-web 4.14, `HttpServer` gives every connection a
 /// graceful-shutdown future that the dispatcher polls on every wake (8% of the server's
 /// user time in a `perf` profile at 10,000 sockets), with no setting to leave it out; our
-/// drain closes the sockets itself. The other settings are `HttpServer`'s defaults, but
-/// `TCP_NODELAY`: a tick is a whole message, and Nagle's algorithm could only hold one
-/// back behind the client's delayed acknowledgement of the last.
+/// drain closes the sockets itself. The other settings are `HttpServer`'s defaults, made
+/// explicit where they bound a handshake: 5 s to send the request head, and at most
+/// `MAX_PENDING_HANDSHAKES` connections in HTTP at once (a WebSocket leaves HTTP at its
+/// `101`, so it does not count).
 fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
     static_dir: PathBuf,
+    edge: Edge,
 ) -> Result<Server, StartupError> {
-    let server = actix_server::Server::build()
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let builder = actix_server::Server::build()
         // Signals are ours: shutdown drains the sockets first (see `run_until`).
         .disable_signals()
         .shutdown_timeout(1)
-        .listen("wstime", listener, move || {
-            let app = App::new()
-                .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, &static_dir));
-            actix_http::HttpService::build()
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
-                .upgrade(UpgradeFactory::new(state.clone().into_inner()))
-                .finish(map_config(app, |_| AppConfig::default()))
-                .tcp()
-        })
-        .map_err(StartupError::Server)?;
-    Ok(server.run())
+        .workers(workers)
+        .max_concurrent_connections(edge.max_pending_handshakes.div_ceil(workers));
+    let Edge { trusted, tls, policy, .. } = edge;
+    let builder = match tls {
+        None => builder.listen("wstime", listener, move || {
+            let http = http(&state, &static_dir, &policy, false);
+            transport::plain(trusted.clone()).and_then(http)
+        }),
+        Some(config) => builder.listen("wstime-tls", listener, move || {
+            let http = http(&state, &static_dir, &policy, true);
+            transport::tls(trusted.clone(), Arc::clone(&config)).and_then(http)
+        }),
+    };
+    Ok(builder.map_err(StartupError::Server)?.run())
+}
+
+/// One worker's HTTP service over streams of type `T`.
+fn http<T: AsyncRead + AsyncWrite + Unpin + 'static>(
+    state: &web::Data<AppState>,
+    static_dir: &Path,
+    policy: &Arc<Policy>,
+    secure: bool,
+) -> impl ServiceFactory<
+    (T, Protocol, Option<std::net::SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+> {
+    let app =
+        App::new().app_data(state.clone()).configure(|cfg| routes::configure(cfg, static_dir));
+    let builder = actix_http::HttpService::build()
+        .client_request_timeout(HANDSHAKE_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1));
+    let builder = if secure { builder.secure() } else { builder };
+    builder
+        .upgrade(UpgradeFactory::new(state.clone().into_inner(), Arc::clone(policy)))
+        .finish(map_config(app, |_| AppConfig::default()))
 }
 
 /// The default advertised address: the bound address, or the host's name when bound to

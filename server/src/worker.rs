@@ -244,7 +244,7 @@ mod tests {
     use super::*;
     use crate::{
         capacity::{Capacity, Limits},
-        connection::{schedule::Schedule, MAX_PARKED_BYTES},
+        connection::{schedule::Schedule, Admission, MAX_PARKED_BYTES},
         session::{memory::MemoryStore, touches, Opened},
         shutdown::DrainTiming,
         state::Timing,
@@ -341,8 +341,11 @@ mod tests {
             ClientId::parse(id).expect("a valid id"),
             schedule,
             BytesMut::new(),
-            state.capacity.admit().expect("a slot"),
-            state.lifecycle.connection(),
+            Admission {
+                slot: state.capacity.admit().expect("a slot"),
+                client: None,
+                live: state.lifecycle.connection(),
+            },
         );
         worker.start(connection, b"");
         Peer {

@@ -1,7 +1,10 @@
 //! End to end in a real browser: headless Chromium, driven over WebDriver (fantoccini and
 //! Debian's chromedriver), loads the page through a real HAProxy in front of three real
 //! instances sharing a real Redis, connects, and rides through the loss of the instance
-//! serving it: first a crash (SIGKILL), then a graceful stop (SIGTERM).
+//! serving it: first a crash (SIGKILL), then a graceful stop (SIGTERM); over plain HTTP, and
+//! over HTTPS and WSS with a certificate made at start, which this browser alone trusts.
+//! And the origin rule: a page connects to the instance that served it, and a page from
+//! another origin cannot.
 //!
 //! Needs the built page (`trunk build --release`, which `make test` runs first).
 
@@ -35,8 +38,8 @@ struct Browser {
     _files: tempfile::TempDir,
 }
 
-/// Chromium under chromedriver, with the flags a root sandbox needs.
-async fn browser() -> (Browser, Client) {
+/// Chromium under chromedriver, with the flags a root sandbox needs and `extra` ones.
+async fn browser(extra: &[String]) -> (Browser, Client) {
     let files = tempfile::tempdir().expect("a temporary directory for Chromium");
     let port = free_port().expect("a port for chromedriver");
     let mut command = Command::new("/usr/bin/chromedriver");
@@ -44,17 +47,24 @@ async fn browser() -> (Browser, Client) {
     let mut driver =
         Supervised::spawn("chromedriver", &mut command, false).expect("start chromedriver");
     driver.wait_for_line("started successfully", LIMIT).expect("chromedriver starts");
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=900,720",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend_from_slice(extra);
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=900,720"
-            ]
-        }),
+        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
     );
     let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(capabilities)
@@ -120,6 +130,15 @@ impl Page {
         }
     }
 
+    /// Waits until the page shows a tick of at least `count`.
+    async fn wait_for_count(&self, count: u64) {
+        let deadline = Instant::now() + LIMIT;
+        while self.last_tick().await.is_none_or(|(_, seconds)| seconds < count) {
+            assert!(Instant::now() < deadline, "no ticks: {:?}", self.text("log").await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Asserts that the count went on across a switch of server; on failure the message
     /// carries the page's whole log, the only record of what the page saw.
     async fn assert_went_on(&self, after: &str, lost_at: u64, resumed_at: u64) {
@@ -175,53 +194,67 @@ async fn signal(cluster: &Arc<Mutex<Cluster>>, name: &str, signal: &'static str)
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
+/// The built page, checked to be there.
+fn dist() -> PathBuf {
     let dist = workspace().join("dist");
     assert!(
         dist.join("index.html").exists(),
         "{} is missing: run `trunk build --release`",
         dist.display()
     );
+    dist
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
+    rides_through_failover(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_rides_through_sigkill_and_sigterm_over_https_and_wss() {
+    rides_through_failover(true).await;
+}
+
+/// Loads the page through HAProxy (over TLS when `tls`), connects, and rides through a
+/// SIGKILL and a SIGTERM of the instance serving it.
+async fn rides_through_failover(tls: bool) {
     let spec = ClusterSpec {
         instance: InstanceSpec {
             binary: env!("CARGO_BIN_EXE_wstime-server").into(),
-            static_dir: dist,
+            static_dir: dist(),
             env: Vec::new(),
             echo: false,
         },
         instances: 3,
         redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0 }),
+        haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0, tls }),
         prometheus: None,
     };
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
         .await
         .unwrap()
         .expect("the cluster");
-    let lb = cluster.balancer_port().expect("HAProxy's port");
+    let url = cluster.balancer_url().expect("HAProxy's address");
+    // Only this browser trusts the certificate, and only its key (not every certificate).
+    let trust: Vec<String> = cluster
+        .certificate()
+        .map(|certificate| {
+            format!("--ignore-certificate-errors-spki-list={}", certificate.spki_sha256)
+        })
+        .into_iter()
+        .collect();
     let cluster = Arc::new(Mutex::new(cluster));
-    let (_browser, client) = browser().await;
+    let (_browser, client) = browser(&trust).await;
     let page = Page { client };
 
-    page.client
-        .goto(&format!("http://127.0.0.1:{lb}/"))
-        .await
-        .expect("load the page through HAProxy");
+    page.client.goto(&url).await.expect("load the page through HAProxy");
     // The page is built by WebAssembly once it loads.
     let address =
         page.client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
-    assert_eq!(
-        address.prop("value").await.unwrap().as_deref(),
-        Some(&*format!("ws://127.0.0.1:{lb}/"))
-    );
+    let expected = url.replacen("http", "ws", 1);
+    assert_eq!(address.prop("value").await.unwrap().as_deref(), Some(&*expected));
     page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
-
-    let deadline = Instant::now() + LIMIT;
-    while page.last_tick().await.is_none_or(|(_, seconds)| seconds < 3) {
-        assert!(Instant::now() < deadline, "no ticks: {:?}", page.text("log").await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page.wait_for_count(3).await;
     let status = page.text("status").await;
     let first =
         status.strip_prefix("connected to ").expect("the status names the server").to_owned();
@@ -244,8 +277,9 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
     // The killed instance leaves the panel once its registry entry expires; yours moved.
     let survivors: Vec<&str> = names.iter().copied().filter(|name| *name != first).collect();
     page.wait_for_panel(&survivors, &second).await;
+    let name = if tls { "browser-failover-tls" } else { "browser-failover" };
     let screenshot = page.client.screenshot().await.expect("a screenshot");
-    std::fs::write(output.join("browser-failover.png"), screenshot).unwrap();
+    std::fs::write(output.join(format!("{name}.png")), screenshot).unwrap();
 
     // A graceful stop: health turns 503, ticks go on through the grace period, then 1012.
     let draining = signal(&cluster, &second, "TERM").await;
@@ -262,9 +296,9 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
     let log = page.text("log").await;
     assert!(log.contains(&format!("resumed on {third} at {resumed_at} seconds")), "{log}");
 
-    eprintln!("without ticks after SIGKILL: {kill_gap:?}; after SIGTERM: {term_gap:?}");
+    eprintln!("{name}: without ticks after SIGKILL: {kill_gap:?}; after SIGTERM: {term_gap:?}");
     std::fs::write(
-        output.join("browser-failover.txt"),
+        output.join(format!("{name}.txt")),
         format!(
             "sigkill_gap_ms={}\nsigterm_gap_ms={}\n",
             kill_gap.as_millis(),
@@ -274,4 +308,73 @@ async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
     .unwrap();
     page.client.close().await.expect("end the WebDriver session");
     cluster.lock().unwrap().stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_connects_to_its_own_instance_and_not_to_another_origins() {
+    let spec = ClusterSpec {
+        instance: InstanceSpec {
+            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+            static_dir: dist(),
+            env: Vec::new(),
+            echo: false,
+        },
+        instances: 2,
+        redis: None,
+        haproxy: None,
+        prometheus: None,
+    };
+    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
+        .await
+        .unwrap()
+        .expect("the cluster");
+    let ports: Vec<u16> = cluster.instances().iter().map(|i| i.port).collect();
+    let (_browser, client) = browser(&[]).await;
+    let page = Page { client };
+
+    // The page served by instance 1 connects to instance 1.
+    page.client.goto(&format!("http://127.0.0.1:{}/", ports[0])).await.expect("load the page");
+    page.client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
+    page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+    page.wait_for_count(1).await;
+    page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+
+    // The same page, pointed at instance 2 (another origin), is refused.
+    let address = page.client.find(Locator::Id("address")).await.unwrap();
+    address.clear().await.unwrap();
+    address.send_keys(&format!("ws://127.0.0.1:{}/", ports[1])).await.unwrap();
+    let refused = || async {
+        let metrics = wstime_cluster::http::request(
+            "GET",
+            ports[1],
+            "/metrics",
+            "text/plain",
+            Duration::from_secs(2),
+        )
+        .expect("instance 2's metrics")
+        .body;
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("wstime_upgrades_refused_total{reason=\"origin_not_allowed\"} ")
+            })
+            .map_or(0.0, |n| n.parse::<f64>().unwrap())
+    };
+    let before = refused().await;
+    page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while refused().await <= before {
+        assert!(Instant::now() < deadline, "instance 2 never refused the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = page.text("log").await;
+    let after_switch =
+        log.rsplit(&format!("Connecting to ws://127.0.0.1:{}/", ports[1])).next().unwrap();
+    assert!(
+        !after_switch.lines().any(|line| Tick::parse(line).is_some()),
+        "no tick from another origin's instance:\n{log}"
+    );
+    page.client.close().await.expect("end the WebDriver session");
+    cluster.stop();
 }

@@ -140,7 +140,11 @@ async fn prometheus_sees_the_survivors_resume_the_sessions_of_a_killed_instance(
         },
         instances: 3,
         redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0 }),
+        haproxy: Some(HaProxySpec {
+            config: workspace().join("deploy/haproxy.cfg"),
+            port: 0,
+            tls: false,
+        }),
         prometheus: Some(PrometheusSpec {
             rules: Some(workspace().join("deploy/prometheus-alerts.yml")),
         }),

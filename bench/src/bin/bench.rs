@@ -3,9 +3,14 @@
 //! Steady load: for each size, a fresh release `wstime-server`, N connections from
 //! `wstime-loadgen` processes (at most 8,000 each, spread over 127.0.0.2–9), then the
 //! server's resident memory per connection and CPU per tick over a steady window, and the
-//! generators' tick lateness. Then a small run under `strace -c -f` counts write calls per
-//! tick. Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave
-//! like the page; one instance is SIGKILLed, and in a second run another is SIGTERMed.
+//! generators' tick lateness; then the same for the post's Node server (`bench/node-peer`).
+//! At the largest size both servers are measured once more with the independent Node client
+//! (`bench/node-client`) holding the connections. Without `node` on the machine, wstime is
+//! measured alone. wstime is also measured serving TLS itself (`wss://`, with a certificate
+//! made at start) at one size. Then a small run under `strace -c -f` counts write calls per
+//! tick.
+//! Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave like
+//! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed.
 
 use std::{
     path::PathBuf,
@@ -16,12 +21,16 @@ use std::{
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
+    clients::Client,
+    node::Node,
     proc,
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
     results::{FailoverResult, SteadyResult},
+    servers::Server,
 };
 use wstime_cluster::{
-    Cluster, ClusterSpec, HaProxySpec, Instance, InstanceSpec, RedisSetup, Supervised,
+    tls::LoopbackCertificate, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
+    Supervised,
 };
 
 /// The server's log filter: start-up lines, but not one line per connect.
@@ -56,29 +65,73 @@ struct Args {
     static_dir: PathBuf,
     #[arg(long, default_value = "deploy/haproxy.cfg")]
     haproxy_config: PathBuf,
+    /// The Node.js that runs the post's server and the independent client: a path, or a name
+    /// looked up on PATH. When there is none, wstime is measured alone.
+    #[arg(long, default_value = "node")]
+    node: String,
+    /// The post's server and its locked dependencies (installed with `npm ci` when missing).
+    #[arg(long, default_value = "bench/node-peer")]
+    node_peer_dir: PathBuf,
+    /// The independent client and its locked dependencies.
+    #[arg(long, default_value = "bench/node-client")]
+    node_client_dir: PathBuf,
+    /// Connections for the independent client's runs against both servers (default: the
+    /// largest size; 0: skip them).
+    #[arg(long)]
+    independent_size: Option<usize>,
+    /// Connections for the run over TLS (wstime serving `wss://` itself; 0: skip it).
+    #[arg(long, default_value_t = 5000)]
+    tls_size: usize,
     /// Where the report goes.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
 }
 
+/// The Node parts of the benchmark, when this machine has Node.
+struct NodeParts {
+    version: String,
+    /// The post's server.
+    peer: Server,
+    /// The independent client.
+    client: Client,
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Children inherit the limit: the post's server, unlike ours, does not raise its own.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let started = Instant::now();
+    let node = node_parts(&args)?;
     let mut report = Report {
         machine: machine(),
         date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        node: node.as_ref().map(|n| n.version.clone()),
         steady: Vec::new(),
         syscalls: None,
         failover: Vec::new(),
     };
+    let wstime = Server::Wstime(wstime_spec(&args));
+    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
+    let peer = node.as_ref().map(|n| &n.peer);
     for &size in &args.sizes {
-        let row = steady(&args, size)?;
-        eprintln!(
-            "wstime-bench: {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, p99 lateness {:.1} ms, {:.1}% CPU stolen",
-            row.rss_per_connection_kb, row.user_us_per_tick, row.kernel_us_per_tick, row.load.lateness_ms.p99,
-            row.stolen_percent
-        );
-        report.steady.push(row);
+        for server in std::iter::once(&wstime).chain(peer) {
+            report.steady.push(steady(&args, server, &loadgen, size)?);
+        }
+    }
+    let independent_size =
+        args.independent_size.unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(0));
+    if let (Some(node), true) = (&node, independent_size > 0) {
+        for server in [&wstime, &node.peer] {
+            report.steady.push(steady(&args, server, &node.client, independent_size)?);
+        }
+    }
+    if args.tls_size > 0 {
+        let certificate = LoopbackCertificate::generate()?;
+        let mut spec = wstime_spec(&args);
+        spec.env.push(("TLS_CERT".into(), certificate.cert().display().to_string()));
+        spec.env.push(("TLS_KEY".into(), certificate.key().display().to_string()));
+        let tls = Server::WstimeTls { spec, ca: certificate.ca() };
+        report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
     }
     if args.strace_connections > 0 {
         let row = syscalls(&args)?;
@@ -95,6 +148,30 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
+}
+
+/// Finds Node and installs the post's server and the independent client; `None`, having
+/// said so, when there is no Node.
+fn node_parts(args: &Args) -> anyhow::Result<Option<NodeParts>> {
+    let Some(node) = Node::find(&args.node) else {
+        eprintln!(
+            "wstime-bench: no Node.js ({:?} not found): measuring wstime alone, without the post's \
+             server and the independent client",
+            args.node
+        );
+        return Ok(None);
+    };
+    node.install(&args.node_peer_dir)?;
+    node.install(&args.node_client_dir)?;
+    let absolute = |dir: &PathBuf| std::path::absolute(dir).context("the current directory");
+    Ok(Some(NodeParts {
+        peer: Server::Node { binary: node.binary.clone(), dir: absolute(&args.node_peer_dir)? },
+        client: Client::NodeWs {
+            binary: node.binary.clone(),
+            script: absolute(&args.node_client_dir)?.join("client.js"),
+        },
+        version: node.version,
+    }))
 }
 
 fn machine() -> String {
@@ -114,20 +191,26 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// A release server on a free port, as the benchmarks run it.
-fn server(args: &Args, extra: &[(&str, &str)]) -> anyhow::Result<Instance> {
-    let spec = InstanceSpec {
+/// A release server, as the steady benchmarks run it.
+fn wstime_spec(args: &Args) -> InstanceSpec {
+    InstanceSpec {
         binary: args.server_bin.clone(),
         static_dir: args.static_dir.clone(),
-        env: vec![("RUST_LOG".into(), QUIET.into()), ("MAX_CONNECTIONS".into(), "19000".into())],
+        // The generators open thousands of sockets a second from eight addresses: the
+        // per-client limits, which guard admission, are off for the steady state.
+        env: vec![
+            ("RUST_LOG".into(), QUIET.into()),
+            ("MAX_CONNECTIONS".into(), "19000".into()),
+            ("MAX_CONNECTIONS_PER_CLIENT".into(), "0".into()),
+            ("CONNECT_RATE_PER_CLIENT".into(), "0".into()),
+        ],
         echo: false,
-    };
-    spec.start("wstime-server", 0, extra)
+    }
 }
 
-/// Starts generators for `connections` against `url`; waits until all report READY.
+/// Starts `client` processes for `connections` against `url`; waits until all report READY.
 fn generators(
-    args: &Args,
+    client: &Client,
     url: &str,
     connections: usize,
     prefix: &str,
@@ -140,13 +223,14 @@ fn generators(
         let share = connections / count + usize::from(g < connections % count);
         let my_sources: Vec<&str> =
             sources.iter().skip(g).step_by(count).map(String::as_str).collect();
-        let mut command = Command::new(&args.loadgen_bin);
+        let mut command = client.command();
         command
             .args(["--url", url, "--connections", &share.to_string()])
             .args(["--id-prefix", &format!("{prefix}{g}")])
             .args(["--source-ips", &my_sources.join(",")])
             .args(flags);
-        processes.push(Supervised::spawn(&format!("loadgen{g}"), &mut command, false)?);
+        let label = format!("{}{g}", client.label());
+        processes.push(Supervised::spawn(&label, &mut command, false)?);
     }
     let mut connect_secs: f64 = 0.0;
     for process in &mut processes {
@@ -165,8 +249,9 @@ fn result<T: serde::de::DeserializeOwned>(
     serde_json::from_str(line.trim_start_matches("RESULT ")).context("a generator's result")
 }
 
-fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
-    let instance = server(args, &[])?;
+/// Measures `server` holding `size` connections from `client`.
+fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow::Result<SteadyRow> {
+    let instance = server.start()?;
     let pid = instance.process.pid();
     std::thread::sleep(Duration::from_secs(1));
     let rss_idle = proc::rss_bytes(pid)?;
@@ -174,17 +259,24 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
     // connections keeps the server busy with handshakes, which is not the steady state.
     let settle = 2.0;
     let hold = format!("{}", args.window_secs + 1.0);
-    let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let flags = ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold];
-    let (mut processes, connect_secs) = generators(args, &url, size, "steady", &flags)?;
+    let url = server.url(instance.port);
+    let mut flags: Vec<String> =
+        ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold]
+            .map(str::to_owned)
+            .to_vec();
+    flags.extend(server.client_flags());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut processes, connect_secs) = generators(client, &url, size, "steady", &flags)?;
     for process in &mut processes {
         process.signal("USR1")?;
     }
     std::thread::sleep(Duration::from_secs_f64(settle));
     let (cpu_before, stolen_before) = (proc::cpu_time(pid)?, proc::stolen_us()?);
+    let pressure_before = proc::cpu_pressure_us();
     let window_start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(args.window_secs));
     let (cpu_after, stolen_after) = (proc::cpu_time(pid)?, proc::stolen_us()?);
+    let pressure_after = proc::cpu_pressure_us();
     let window = window_start.elapsed().as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let rss_loaded = proc::rss_bytes(pid)?;
@@ -197,14 +289,14 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
         load.ticks += part.ticks;
         load.dropped += part.dropped;
         // Percentiles cannot be merged exactly: report the worst generator's.
-        load.lateness_ms.count += part.lateness_ms.count;
-        load.lateness_ms.p50 = load.lateness_ms.p50.max(part.lateness_ms.p50);
-        load.lateness_ms.p99 = load.lateness_ms.p99.max(part.lateness_ms.p99);
-        load.lateness_ms.max = load.lateness_ms.max.max(part.lateness_ms.max);
+        load.lateness_ms = load.lateness_ms.worst(&part.lateness_ms);
+        load.schedule_lateness_ms = load.schedule_lateness_ms.worst(&part.schedule_lateness_ms);
     }
     load.connect_secs = connect_secs;
     let ticks = size as f64 * window;
-    Ok(SteadyRow {
+    let row = SteadyRow {
+        server: server.label().into(),
+        client: client.label().into(),
         connections: size,
         connect_rate: size as f64 / connect_secs.max(0.001),
         rss_per_connection_kb: rss_loaded.saturating_sub(rss_idle) as f64 / size as f64 / 1000.0,
@@ -212,8 +304,26 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
         user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
         kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
         stolen_percent: (stolen_after - stolen_before) as f64 / (window * 1e6 * cores) * 100.0,
+        cpu_pressure_percent: pressure_before
+            .zip(pressure_after)
+            .map(|(before, after)| (after - before) as f64 / (window * 1e6) * 100.0),
         load,
-    })
+    };
+    eprintln!(
+        "wstime-bench: {} with {}, {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, \
+         p99 lateness {:.1} ms by interval, {:.1} ms by schedule, {:.1}% CPU stolen, \
+         CPU pressure {}",
+        row.server,
+        row.client,
+        row.rss_per_connection_kb,
+        row.user_us_per_tick,
+        row.kernel_us_per_tick,
+        row.load.lateness_ms.p99,
+        row.load.schedule_lateness_ms.p99,
+        row.stolen_percent,
+        report::percent(row.cpu_pressure_percent)
+    );
+    Ok(row)
 }
 
 /// Counts the server's write calls per tick under `strace -f` in a steady window, by what
@@ -221,10 +331,11 @@ fn steady(args: &Args, size: usize) -> anyhow::Result<SteadyRow> {
 /// wake-ups write to an eventfd).
 fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let connections = args.strace_connections;
-    let instance = server(args, &[])?;
+    let instance = Server::Wstime(wstime_spec(args)).start()?;
     let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let (mut processes, _) =
-        generators(args, &url, connections, "strace", &["--warmup-secs", "0", "--hold-secs", "8"])?;
+    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
+    let flags = ["--warmup-secs", "0", "--hold-secs", "8"];
+    let (mut processes, _) = generators(&loadgen, &url, connections, "strace", &flags)?;
     // Attach once every socket is open, so only steady-state ticks are counted.
     std::thread::sleep(Duration::from_secs(1));
     let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
@@ -297,17 +408,19 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
         },
         instances: 3,
         redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0 }),
+        haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0, tls: false }),
         prometheus: None,
     };
     let mut cluster = Cluster::start(spec)?;
     let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
+    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
     let mut rows = Vec::new();
     for (run, (signal, node)) in [("KILL", 0), ("TERM", 1)].into_iter().enumerate() {
         let hold = format!("{}", 3.0 + args.failover_secs);
         let flags = ["--failover", "--warmup-secs", "0", "--hold-secs", &hold];
+        let prefix = format!("failover{run}-");
         let (mut processes, _) =
-            generators(args, &url, args.failover_clients, &format!("failover{run}-"), &flags)?;
+            generators(&loadgen, &url, args.failover_clients, &prefix, &flags)?;
         std::thread::sleep(Duration::from_secs(3));
         cluster.signal(node, signal)?;
         let mut merged = FailoverResult::default();

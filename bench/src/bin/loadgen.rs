@@ -23,9 +23,10 @@ use tokio::{
     net::{TcpSocket, TcpStream},
     time::{timeout, Instant},
 };
-use tokio_tungstenite::{tungstenite::Message, WebSocketStream};
+use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
+    lateness::{TickLog, Window},
     results::{FailoverResult, SteadyResult},
     stats::Summary,
 };
@@ -38,9 +39,12 @@ const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Parser)]
 #[command(name = "wstime-loadgen", about)]
 struct Args {
-    /// The server or load balancer, e.g. ws://127.0.0.1:8080/
+    /// The server or load balancer, e.g. ws://127.0.0.1:8080/ (or wss://, with --ca-file)
     #[arg(long)]
     url: String,
+    /// For a wss:// URL: the PEM certificate of the CA to trust.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// How many connections to open.
     #[arg(long)]
     connections: usize,
@@ -71,6 +75,10 @@ struct Args {
     /// Behave like the page when a connection ends: reconnect with the same id.
     #[arg(long)]
     failover: bool,
+    /// Also write every tick read to this file, one `connection,count,arrival_ms` line each
+    /// (arrival from the generator's start), to study a run connection by connection.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,7 +89,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let target = target_address(&args.url)?;
+    let target = Arc::new(Target::new(&args.url, args.ca_file.as_deref())?);
     let args = Arc::new(args);
     let stop = CancellationToken::new();
     let measuring = Arc::new(OnceLock::new());
@@ -94,15 +102,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opened: Vec<_> = stream::iter(0..args.connections)
         .map(|i| {
             let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
+            let target = Arc::clone(&target);
             async move {
                 let id = format!("{}-{i}", args.id_prefix);
                 let source = args.source_ips[i % args.source_ips.len()];
-                let socket = open(&args.url, target, source, &id).await?;
+                let socket = open(&target, source, &id).await?;
                 anyhow::Ok(tokio::spawn(async move {
                     if args.failover {
-                        Outcome::Failover(ride(socket, &args.url, target, source, &id, stop).await)
+                        Outcome::Failover(ride(socket, &target, source, &id, stop).await)
                     } else {
-                        Outcome::Steady(hold(socket, measuring, stop).await)
+                        let trace = args.trace.is_some().then_some(i);
+                        Outcome::Steady(hold(socket, started, measuring, stop, trace).await)
                     }
                 }))
             }
@@ -113,10 +123,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let connect_secs = started.elapsed().as_secs_f64();
     let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
     let failed_connects = args.connections - tasks.len();
+    // Listening before saying READY: a driver signals as soon as it reads the line, and an
+    // unhandled SIGUSR1 would kill the generator.
+    let go = args
+        .start_on_signal
+        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()))
+        .transpose()?;
     println!("READY {connect_secs:.3}");
     std::io::stdout().flush()?;
-    if args.start_on_signal {
-        let mut go = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    if let Some(mut go) = go {
         go.recv().await;
     }
 
@@ -130,6 +145,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
         outcomes.push(task.await?);
+    }
+    if let Some(path) = &args.trace {
+        write_trace(path, &outcomes)?;
     }
     let result = if args.failover {
         serde_json::to_string(&failover_result(args.connections, outcomes))?
@@ -145,23 +163,66 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `host:port` of a `ws://host:port/` URL (loopback only: the host must be an address).
-fn target_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let rest = url.strip_prefix("ws://").context("the URL must start with ws://")?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority.parse().with_context(|| format!("{authority:?} is not an IP address and port"))
+/// Where the connections go: the URL, the address it names, and the TLS to speak for
+/// `wss://` (trusting `--ca-file`).
+struct Target {
+    url: String,
+    address: SocketAddr,
+    tls: Option<Connector>,
 }
 
-type Socket = WebSocketStream<TcpStream>;
+impl Target {
+    /// The target of `url` (loopback only: the host must be an address).
+    fn new(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => bail!("the URL must start with ws:// or wss://"),
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let address = authority
+            .parse()
+            .with_context(|| format!("{authority:?} is not an IP address and port"))?;
+        let tls = match (secure, ca_file) {
+            (false, _) => None,
+            (true, None) => bail!("a wss:// URL needs --ca-file, the CA to trust"),
+            (true, Some(ca)) => Some(Connector::Rustls(Arc::new(trusting(ca)?))),
+        };
+        Ok(Self { url: url.to_owned(), address, tls })
+    }
+}
+
+/// A TLS client configuration that trusts the certificates in the PEM file `ca`.
+fn trusting(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls_pki_types::{pem::PemObject as _, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("{}", ca.display()))? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens one WebSocket from `source` with client id `id`.
-async fn open(url: &str, target: SocketAddr, source: Ipv4Addr, id: &str) -> anyhow::Result<Socket> {
+async fn open(target: &Target, source: Ipv4Addr, id: &str) -> anyhow::Result<Socket> {
     let attempt = async {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(source.into(), 0))?;
-        let stream = socket.connect(target).await?;
+        let stream = socket.connect(target.address).await?;
         stream.set_nodelay(true)?;
-        let (socket, _) = tokio_tungstenite::client_async(format!("{url}?id={id}"), stream).await?;
+        let request = format!("{}?id={id}", target.url);
+        let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+            request,
+            stream,
+            None,
+            target.tls.clone(),
+        )
+        .await?;
         anyhow::Ok(socket)
     };
     match timeout(CONNECT_TIMEOUT, attempt).await {
@@ -178,20 +239,22 @@ enum Outcome {
 /// What one held connection saw.
 #[derive(Default)]
 struct Held {
-    lateness_ms: Vec<f64>,
-    out_of_order: usize,
-    ticks: usize,
+    ticks: TickLog,
     dropped: bool,
+    /// With `--trace`: the connection's number, and the count and arrival (ms) of every tick.
+    trace: Option<(usize, Vec<(u64, f64)>)>,
 }
 
-/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window.
+/// Reads ticks until `stop`, measuring those that arrive within the `measuring` window
+/// (and learning each connection's schedule from every tick since it opened).
 async fn hold(
     mut socket: Socket,
+    origin: Instant,
     measuring: Arc<OnceLock<Range<Instant>>>,
     stop: CancellationToken,
+    trace: Option<usize>,
 ) -> Held {
-    let mut held = Held::default();
-    let mut previous: Option<(Instant, u64)> = None;
+    let mut held = Held { trace: trace.map(|i| (i, Vec::new())), ..Held::default() };
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => break,
@@ -201,16 +264,16 @@ async fn hold(
         match message {
             Some(Ok(Message::Text(text))) => {
                 let Some(tick) = Tick::parse(&text) else { continue };
-                let measured = measuring.get().is_some_and(|window| window.contains(&now));
-                if let (Some((at, seconds)), true) = (previous, measured) {
-                    held.ticks += 1;
-                    let interval = now.duration_since(at).as_secs_f64();
-                    held.lateness_ms.push(((interval - 1.0) * 1000.0).max(0.0));
-                    if tick.seconds != seconds + 1 {
-                        held.out_of_order += 1;
-                    }
+                let window = match measuring.get() {
+                    Some(window) if window.contains(&now) => Window::Inside,
+                    Some(window) if now >= window.end => Window::After,
+                    _ => Window::Before,
+                };
+                let at_ms = now.duration_since(origin).as_secs_f64() * 1000.0;
+                held.ticks.record(at_ms, tick.seconds, window);
+                if let Some((_, arrivals)) = &mut held.trace {
+                    arrivals.push((tick.seconds, at_ms));
                 }
-                previous = Some((now, tick.seconds));
             }
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
@@ -239,8 +302,7 @@ struct Rode {
 /// the retry policy, until `stop`.
 async fn ride(
     socket: Socket,
-    url: &str,
-    target: SocketAddr,
+    target: &Target,
     source: Ipv4Addr,
     id: &str,
     stop: CancellationToken,
@@ -254,7 +316,7 @@ async fn ride(
     while !stop.is_cancelled() {
         let current = match socket.take() {
             Some(current) => Ok(current),
-            None => open(url, target, source, id).await,
+            None => open(target, source, id).await,
         };
         let (delivered, close_code) = match current {
             Ok(current) => follow(current, &mut last_tick, &mut lost, &mut rode, &stop).await,
@@ -330,6 +392,21 @@ async fn follow(
     }
 }
 
+/// Writes the `--trace` file: one line per tick read.
+fn write_trace(path: &std::path::Path, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for outcome in outcomes {
+        if let Outcome::Steady(Held { trace: Some((i, arrivals)), .. }) = outcome {
+            for (count, at_ms) in arrivals {
+                writeln!(out, "{i},{count},{at_ms:.3}")?;
+            }
+        }
+    }
+    out.flush().with_context(|| format!("write {}", path.display()))
+}
+
 fn steady_result(
     connections: usize,
     failed_connects: usize,
@@ -338,16 +415,18 @@ fn steady_result(
 ) -> SteadyResult {
     let mut result =
         SteadyResult { connections, failed_connects, connect_secs, ..Default::default() };
-    let mut lateness = Vec::new();
+    let (mut by_interval, mut by_schedule) = (Vec::new(), Vec::new());
     for outcome in outcomes {
         if let Outcome::Steady(held) = outcome {
-            lateness.extend(held.lateness_ms);
-            result.out_of_order += held.out_of_order;
-            result.ticks += held.ticks;
+            by_schedule.extend(held.ticks.schedule_lateness_ms());
+            by_interval.extend(held.ticks.interval_lateness_ms);
+            result.out_of_order += held.ticks.out_of_order;
+            result.ticks += held.ticks.ticks;
             result.dropped += usize::from(held.dropped);
         }
     }
-    result.lateness_ms = Summary::of(lateness);
+    result.lateness_ms = Summary::of(by_interval);
+    result.schedule_lateness_ms = Summary::of(by_schedule);
     result
 }
 

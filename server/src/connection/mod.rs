@@ -14,9 +14,10 @@
 //! So a quiet connection holds no buffer at all, and a tick costs no wake of any task.
 //!
 //! **The wake rule.** The connection's task is woken by its socket, when it is readable or,
-//! while bytes are parked, writable; and by [`Connection::wake`], which is called exactly
-//! when bytes are first parked (so the task starts waiting for writability) and when the
-//! phase becomes [`Phase::Closed`] (so the task ends and the socket is dropped). Ticks,
+//! while bytes are parked or unflushed, writable; and by [`Connection::wake`], which is
+//! called exactly when bytes are first parked or left unflushed (so the task starts waiting
+//! for writability) and when the phase becomes [`Phase::Closed`] (so the task ends and the
+//! socket is dropped). Ticks,
 //! pings, keep-alives, idle checks and drain closes never wake it.
 //!
 //! Measured (README, Benchmarks): this replaced actix-http's HTTP/1 dispatcher as the
@@ -24,6 +25,7 @@
 //! for the socket's whole life and was woken for every tick.
 
 pub mod frames;
+pub mod incoming;
 pub mod schedule;
 pub mod task;
 
@@ -34,18 +36,18 @@ use std::{
     time::Duration,
 };
 
-use actix_http::ws::{Codec, Frame, ProtocolError};
+use actix_http::ws::{Frame, ProtocolError};
 use bytes::{Buf as _, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::OwnedSemaphorePermit,
     time::Instant,
 };
-use tokio_util::{codec::Decoder as _, task::task_tracker::TaskTrackerToken};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use wstime_protocol::{ClientId, CloseCode};
 
-use self::schedule::Schedule;
-use crate::worker::Worker;
+use self::{incoming::Incoming, schedule::Schedule};
+use crate::{upgrade::limits::ClientSlot, worker::Worker};
 
 /// The largest frame a client may send. Clients have nothing to say beyond pings, so a
 /// small limit keeps a misbehaving peer from making the server buffer much.
@@ -73,13 +75,6 @@ pub enum Phase {
     Closed,
 }
 
-/// A client's bytes on their way to frames.
-struct Incoming {
-    codec: Codec,
-    /// The start of a frame whose end has not arrived yet (usually empty, with no buffer).
-    partial: BytesMut,
-}
-
 /// One WebSocket connection.
 pub struct Connection<T> {
     io: RefCell<T>,
@@ -93,10 +88,19 @@ pub struct Connection<T> {
     /// The connection's task, for [`Connection::wake`].
     waker: RefCell<Option<Waker>>,
     client_id: ClientId,
-    /// This connection's place under the connection limit.
-    _slot: OwnedSemaphorePermit,
-    /// Counts this connection as live until it is dropped; shutdown waits for all of them.
-    _live: TaskTrackerToken,
+    /// Its places under the limits, held until it is dropped.
+    _admission: Admission,
+}
+
+/// A connection's places under the instance's limits, given back when it is dropped.
+#[derive(Debug)]
+pub struct Admission {
+    /// Its place under the connection limit.
+    pub slot: OwnedSemaphorePermit,
+    /// Its share of its client address's limit, when one is set.
+    pub client: Option<ClientSlot>,
+    /// Counts it as live; shutdown waits for every one.
+    pub live: TaskTrackerToken,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
@@ -107,8 +111,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         client_id: ClientId,
         schedule: Schedule,
         early: BytesMut,
-        slot: OwnedSemaphorePermit,
-        live: TaskTrackerToken,
+        admission: Admission,
     ) -> Self {
         Self {
             io: RefCell::new(io),
@@ -116,14 +119,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             schedule: Cell::new(schedule),
             last_heard: Cell::new(Instant::now()),
             parked: RefCell::new(BytesMut::new()),
-            incoming: RefCell::new(Incoming {
-                codec: Codec::new().max_size(MAX_FRAME_BYTES),
-                partial: early,
-            }),
+            incoming: RefCell::new(Incoming::new(early)),
             waker: RefCell::new(None),
             client_id,
-            _slot: slot,
-            _live: live,
+            _admission: admission,
         }
     }
 
@@ -253,11 +252,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             parked.extend_from_slice(&bytes[written..]);
             drop(parked);
             self.wake();
+            return;
+        }
+        // A TLS stream may hold the record it made for these bytes until flushed (a plain
+        // socket never does): if it cannot flush now, the task will, when writable.
+        match Pin::new(&mut *self.io.borrow_mut()).poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => self.wake(),
+            Poll::Ready(Err(_)) => {
+                drop(parked);
+                self.end();
+            }
         }
     }
 
-    /// Writes parked bytes while the socket takes them; `Pending` leaves the task's waker
-    /// for writability.
+    /// Writes parked bytes while the socket takes them, then flushes (a TLS stream's last
+    /// record); `Pending` leaves the task's waker for writability.
     fn flush(&self, cx: &mut Context<'_>) {
         let mut parked = self.parked.borrow_mut();
         while !parked.is_empty() {
@@ -274,6 +284,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if parked.capacity() > 0 {
             *parked = BytesMut::new();
         }
+        drop(parked);
+        if let Poll::Ready(Err(_)) = Pin::new(&mut *self.io.borrow_mut()).poll_flush(cx) {
+            self.end();
+        }
     }
 
     /// Reads and answers the client's frames until the socket has no more for now;
@@ -281,20 +295,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     fn receive(&self, cx: &mut Context<'_>, worker: &Worker<T>) {
         let mut incoming = self.incoming.borrow_mut();
         let mut buffer = worker.input();
-        // A frame begun in an earlier read comes first.
-        buffer.extend_from_slice(&std::mem::take(&mut incoming.partial));
+        incoming.resume(&mut buffer);
         while self.phase.get() != Phase::Closed {
-            loop {
-                match incoming.codec.decode(&mut buffer) {
-                    Ok(Some(frame)) => self.on_frame(frame, worker),
-                    Ok(None) => break,
-                    Err(error) => {
-                        // Nothing after a broken frame can be trusted: drop it.
-                        buffer.clear();
-                        self.on_protocol_error(&error, worker);
-                        break;
-                    }
-                }
+            let decoded = incoming.decode(&mut buffer, |frame| {
+                self.on_frame(frame, worker);
+                self.phase.get() != Phase::Closed
+            });
+            if let Err(error) = decoded {
+                self.on_protocol_error(&error, worker);
             }
             if self.phase.get() == Phase::Closed {
                 break;
@@ -312,10 +320,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 Poll::Pending => break,
             }
         }
-        if !buffer.is_empty() && self.phase.get() != Phase::Closed {
-            incoming.partial = BytesMut::from(&buffer[..]);
+        if self.phase.get() != Phase::Closed {
+            incoming.keep(&buffer);
         }
-        buffer.clear();
     }
 
     fn on_frame(&self, frame: Frame, worker: &Worker<T>) {

@@ -2,13 +2,17 @@
 //!
 //! actix-http hands every request carrying `Upgrade: websocket` to this service with the
 //! socket itself (`HttpServiceBuilder::upgrade`). Here, once and in this order: the path
-//! (`/` or `/ws`), the handshake (RFC 6455), the client id, refusal while draining,
-//! admission under the hard limit, and the session. A refusal is an HTTP response with a
+//! (`/` or `/ws`), the handshake (RFC 6455), the page's origin, the client id, refusal
+//! while draining, the client's own limits, admission under the hard limit, and the
+//! session. A refusal is an HTTP response with a
 //! one-line reason ([`refusal`]); an acceptance is the `101` and the first tick in one
 //! write, after which the connection belongs to the worker ([`crate::worker`]) and
 //! actix-http's dispatcher, with its buffers, is gone.
 
 pub mod handshake;
+pub mod limits;
+pub mod origin;
+pub mod policy;
 pub mod refusal;
 
 use std::{
@@ -16,17 +20,20 @@ use std::{
 };
 
 use actix_codec::Framed;
-use actix_http::{h1, Request};
+use actix_http::{h1, header, HttpMessage as _, Request};
 use actix_service::{Service, ServiceFactory};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt as _},
     time::Instant,
 };
-use wstime_protocol::ClientId;
+use wstime_protocol::{ClientId, CloseCode};
 
-use self::refusal::{Refusal, RefusalLog};
+use self::{
+    policy::Policy,
+    refusal::{Refusal, RefusalLog},
+};
 use crate::{
-    connection::{schedule::Schedule, Connection},
+    connection::{frames, schedule::Schedule, Admission, Connection},
     metrics::StoreOperation,
     state::AppState,
     worker::Worker,
@@ -38,12 +45,13 @@ const REFUSAL_WRITE_LIMIT: Duration = Duration::from_secs(5);
 /// Makes one [`Upgrade`] service per worker thread.
 pub struct UpgradeFactory {
     state: Arc<AppState>,
+    policy: Arc<Policy>,
 }
 
 impl UpgradeFactory {
-    /// Upgrades for the instance `state`.
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+    /// Upgrades for the instance `state`, admitted by `policy`.
+    pub fn new(state: Arc<AppState>, policy: Arc<Policy>) -> Self {
+        Self { state, policy }
     }
 }
 
@@ -60,13 +68,15 @@ where
 
     fn new_service(&self, (): ()) -> Self::Future {
         let worker = Worker::new(Arc::clone(&self.state));
-        std::future::ready(Ok(Upgrade { worker, refusals: Rc::default() }))
+        let policy = Arc::clone(&self.policy);
+        std::future::ready(Ok(Upgrade { worker, policy, refusals: Rc::default() }))
     }
 }
 
 /// One worker's upgrade service.
 pub struct Upgrade<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     worker: Rc<Worker<T>>,
+    policy: Arc<Policy>,
     refusals: Rc<RefCell<RefusalLog>>,
 }
 
@@ -82,30 +92,46 @@ where
 
     fn call(&self, (request, framed): (Request, Framed<T, h1::Codec>)) -> Self::Future {
         let worker = Rc::clone(&self.worker);
+        let policy = Arc::clone(&self.policy);
         let refusals = Rc::clone(&self.refusals);
         Box::pin(async move {
             // The socket, and what the client sent after its request (frames may follow a
             // handshake at once); the dispatcher's buffers go with the rest of the parts.
             let parts = framed.into_parts();
             let (io, early) = (parts.io, parts.read_buf);
-            match admit(worker.state(), &request).await {
+            match admit(worker.state(), &policy, &request).await {
                 Ok(admitted) => open(&worker, io, early, admitted),
-                Err(refusal) => {
+                Err(refused) => {
+                    let Refused { refusal, handshake } = &refused;
                     worker.state().metrics.upgrade_refused(refusal.reason());
-                    let unlogged = refusals.borrow_mut().record(refusal.reason(), Instant::now());
-                    if let Some(unlogged) = unlogged {
-                        tracing::info!(
-                            path = request.path(),
-                            peer = ?request.peer_addr(),
-                            "upgrade refused ({}; {unlogged} more since the last such line): {refusal}",
-                            refusal.status()
-                        );
+                    log_refusal(&mut refusals.borrow_mut(), &request, refusal);
+                    let browser = request.headers().contains_key(header::ORIGIN);
+                    match (handshake, refusal.close_code_for_browsers()) {
+                        (Some(handshake), Some(code)) if browser => {
+                            turn_away(io, handshake, code, refusal).await;
+                        }
+                        _ => refuse(io, refusal).await,
                     }
-                    refuse(io, &refusal).await;
                 }
             }
             Ok(())
         })
+    }
+}
+
+/// Logs a refusal, at most once a minute per kind (and, for origins, per origin).
+fn log_refusal(log: &mut RefusalLog, request: &Request, refusal: &Refusal) {
+    let kind = match refusal {
+        Refusal::OriginNotAllowed(origin) => format!("{} {origin}", refusal.reason()),
+        _ => refusal.reason().to_owned(),
+    };
+    if let Some(unlogged) = log.record(&kind, Instant::now()) {
+        tracing::info!(
+            path = request.path(),
+            peer = ?request.peer_addr(),
+            "upgrade refused ({}; {unlogged} more like it since the last such line): {refusal}",
+            refusal.status()
+        );
     }
 }
 
@@ -114,25 +140,41 @@ struct Admitted {
     client_id: ClientId,
     handshake: handshake::Accepted,
     opened: crate::session::Opened,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    admission: Admission,
+}
+
+/// An upgrade that did not, with its handshake if that much was right.
+struct Refused {
+    refusal: Refusal,
+    handshake: Option<handshake::Accepted>,
+}
+
+impl From<Refusal> for Refused {
+    fn from(refusal: Refusal) -> Self {
+        Self { refusal, handshake: None }
+    }
 }
 
 /// Every check, in order; the session is opened last, once nothing else can refuse.
-async fn admit(state: &AppState, request: &Request) -> Result<Admitted, Refusal> {
+async fn admit(state: &AppState, policy: &Policy, request: &Request) -> Result<Admitted, Refused> {
     if !matches!(request.path(), "/" | "/ws") {
-        return Err(Refusal::NotAnEndpoint);
+        return Err(Refusal::NotAnEndpoint.into());
     }
-    let handshake = handshake::check(request.head())?;
-    let client_id = client_id(request.uri().query())?;
+    let handshake = handshake::check(request.head()).map_err(Refusal::from)?;
+    policy.check_origin(request)?;
+    let client_id = client_id(request.uri().query()).map_err(Refusal::from)?;
     if state.lifecycle.is_draining() {
-        return Err(Refusal::Draining);
+        return Err(Refusal::Draining.into());
     }
+    let refused = |refusal| Refused { refusal, handshake: Some(handshake) };
+    let client = policy.admit_client(policy.client(request)).map_err(refused)?;
     let slot = state.capacity.admit().ok_or(Refusal::Full)?;
     let started = Instant::now();
     let opened = state.sessions.open(&client_id).await;
     let took = started.elapsed();
     state.metrics.store_operation(StoreOperation::OPEN, took, opened.is_ok());
-    Ok(Admitted { client_id, handshake, opened: opened?, slot })
+    let admission = Admission { slot, client, live: state.lifecycle.connection() };
+    Ok(Admitted { client_id, handshake, opened: opened.map_err(Refusal::from)?, admission })
 }
 
 /// The `?id=` of the query string, percent-decoded; a fresh UUID when there is none (the
@@ -153,29 +195,51 @@ fn open<T>(worker: &Rc<Worker<T>>, io: T, early: bytes::BytesMut, admitted: Admi
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let Admitted { client_id, handshake, opened, slot } = admitted;
+    let Admitted { client_id, handshake, opened, admission } = admitted;
     let state = worker.state();
     tracing::info!("Client connected with ID: {client_id}");
     state.metrics.upgrade_accepted(&opened);
-    let epoch = state.started;
-    let schedule = Schedule::new(opened, Instant::now(), epoch, &state.timing);
-    let live = state.lifecycle.connection();
-    let connection = Connection::new(io, client_id, schedule, early, slot, live);
+    let schedule = Schedule::new(opened, Instant::now(), state.started, &state.timing);
+    let connection = Connection::new(io, client_id, schedule, early, admission);
     let mut head = bytes::BytesMut::new();
     handshake.response(&mut head);
     worker.start(connection, &head);
 }
 
 /// Answers a refused upgrade and closes the socket.
-async fn refuse<T>(mut io: T, refusal: &Refusal)
+async fn refuse<T>(io: T, refusal: &Refusal)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let answer = async {
-        io.write_all(&refusal.response()).await?;
+    answer(io, &refusal.response()).await;
+}
+
+/// Accepts the upgrade only to close it at once with `code`, for a browser page that could
+/// not otherwise learn why it was refused.
+async fn turn_away<T>(io: T, handshake: &handshake::Accepted, code: CloseCode, refusal: &Refusal)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut bytes = bytes::BytesMut::new();
+    handshake.response(&mut bytes);
+    let reason = match refusal {
+        Refusal::RateLimited(_) => "too many connection attempts from your address",
+        _ => "too many connections from your address",
+    };
+    frames::close(&mut bytes, Some((code, reason)));
+    answer(io, &bytes).await;
+}
+
+/// Writes `bytes` and closes the socket, within [`REFUSAL_WRITE_LIMIT`].
+async fn answer<T>(mut io: T, bytes: &[u8])
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let answered = async {
+        io.write_all(bytes).await?;
         io.shutdown().await
     };
-    let _ = tokio::time::timeout(REFUSAL_WRITE_LIMIT, answer).await;
+    let _ = tokio::time::timeout(REFUSAL_WRITE_LIMIT, answered).await;
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
+use wstime_protocol::CloseCode;
+
 use actix_http::StatusCode;
 use tokio::time::Instant;
 use wstime_protocol::InvalidClientId;
@@ -23,8 +25,14 @@ pub enum Refusal {
     Handshake(#[from] BadHandshake),
     #[error("no WebSocket endpoint here: connect to / or /ws")]
     NotAnEndpoint,
+    #[error("pages from {0:?} may not open WebSockets here (ALLOWED_ORIGINS)")]
+    OriginNotAllowed(String),
     #[error(transparent)]
     InvalidId(#[from] InvalidClientId),
+    #[error("too many connections from your address; try again later")]
+    ClientLimit,
+    #[error("too many connection attempts from your address; try again later")]
+    RateLimited(Duration),
     #[error("server is draining for a restart; connect again to reach another instance")]
     Draining,
     #[error("server is at its connection limit; try again shortly")]
@@ -41,6 +49,8 @@ impl Refusal {
             Self::Handshake(BadHandshake::UnsupportedVersion(_)) => StatusCode::UPGRADE_REQUIRED,
             Self::Handshake(_) | Self::InvalidId(_) => StatusCode::BAD_REQUEST,
             Self::NotAnEndpoint => StatusCode::NOT_FOUND,
+            Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::ClientLimit | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Draining | Self::Full | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -52,10 +62,20 @@ impl Refusal {
             Self::Handshake(_) => "bad_handshake",
             Self::NotAnEndpoint => "not_an_endpoint",
             Self::InvalidId(_) => "bad_client_id",
+            Self::OriginNotAllowed(_) => "origin_not_allowed",
+            Self::ClientLimit => "client_limit",
+            Self::RateLimited(_) => "rate_limited",
             Self::Draining => "draining",
             Self::Full => "full",
             Self::Store(_) => "store_unavailable",
         }
+    }
+
+    /// For a refusal a browser page must understand: the close code to send it after
+    /// accepting the upgrade. A browser is never told a failed handshake's status, so a
+    /// 429 would look to the page like any lost connection; a 1013 tells it to back off.
+    pub fn close_code_for_browsers(&self) -> Option<CloseCode> {
+        matches!(self, Self::ClientLimit | Self::RateLimited(_)).then_some(CloseCode::TryAgainLater)
     }
 
     /// The whole HTTP/1.1 response. The connection closes after it: the client's next try
@@ -71,7 +91,14 @@ impl Refusal {
             body.len()
         );
         let extra = match self {
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+            Self::RateLimited(wait) => {
+                format!("retry-after: {}", wait.as_secs_f64().ceil().max(1.0))
+            }
+            _ if matches!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+            ) =>
+            {
                 format!("retry-after: {RETRY_AFTER_SECS}")
             }
             Self::Handshake(BadHandshake::NotGet) => "allow: GET".into(),

@@ -121,3 +121,24 @@ async fn a_client_that_pings_without_reading_is_dropped_not_buffered_for() {
     eventually("the deaf client to be dropped", || async { server.live_connections().await == 0 })
         .await;
 }
+
+#[actix_web::test]
+async fn a_frame_claiming_a_gigabyte_is_refused_with_1009_before_it_is_buffered() {
+    let server = TestServer::start("claims");
+    let request =
+        handshake_request(server.port, "/?id=claims", &good_handshake_headers("websocket"));
+    let (response, mut stream) = raw_exchange(server.port, request.as_bytes()).await;
+    assert_eq!(response.status, 101);
+    // A masked text frame of 2^30 bytes, and 64 KiB of it.
+    let mut frame = vec![0x81, 0xff, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4];
+    frame.extend_from_slice(&[b'x'; 64 * 1024]);
+    let _ = stream.write_all(&frame).await;
+    let mut seen = response.rest;
+    let close_1009 = [0x88u8, 0x22, 0x03, 0xf1];
+    while !seen.windows(4).any(|w| w == close_1009) {
+        let mut buf = [0u8; 1024];
+        let n = within("the close", stream.read(&mut buf)).await.expect("read");
+        assert!(n > 0, "closed without a 1009: {seen:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}

@@ -5,6 +5,7 @@ mod failover;
 mod handshake;
 mod health;
 mod helpers;
+mod internet;
 mod lifecycle;
 mod observability;
 mod page;

@@ -1,0 +1,246 @@
+//! Running it on the internet: origins, per-client limits, the client's address behind a
+//! trusted proxy, handshake bounds, and TLS served by the instance itself.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use wstime_cluster::tls::LoopbackCertificate;
+
+use crate::helpers::{
+    good_handshake_headers, handshake_request, raw_exchange, within, RawResponse, TestServer,
+};
+
+/// An upgrade to `server` with extra `headers` (each ending in CRLF), as a raw exchange.
+async fn upgrade_with(server: &TestServer, id: &str, headers: &str) -> RawResponse {
+    let all = format!("{}{headers}", good_handshake_headers("websocket"));
+    let request = handshake_request(server.port, &format!("/?id={id}"), &all);
+    raw_exchange(server.port, request.as_bytes()).await.0
+}
+
+/// The same, starting the connection with a PROXY v2 header naming `client`; the stream is
+/// returned too, since the socket counts against its client only while it is open.
+async fn upgrade_via_proxy(
+    server: &TestServer,
+    id: &str,
+    client: [u8; 4],
+) -> (RawResponse, tokio::net::TcpStream) {
+    let mut bytes = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    bytes.extend([0x21, 0x11, 0, 12]);
+    bytes.extend(client);
+    bytes.extend([127, 0, 0, 1]);
+    bytes.extend(40000u16.to_be_bytes());
+    bytes.extend(server.port.to_be_bytes());
+    let request =
+        handshake_request(server.port, &format!("/?id={id}"), &good_handshake_headers("websocket"));
+    bytes.extend(request.as_bytes());
+    raw_exchange(server.port, &bytes).await
+}
+
+#[actix_web::test]
+async fn only_the_pages_own_origin_connects_by_default() {
+    let server = TestServer::start("same-origin");
+    let own = format!("Origin: http://127.0.0.1:{}\r\n", server.port);
+    assert_eq!(upgrade_with(&server, "own", &own).await.status, 101, "the page served here");
+    assert_eq!(upgrade_with(&server, "cli", "").await.status, 101, "no Origin: not a browser");
+    let refused = upgrade_with(&server, "evil", "Origin: https://evil.example\r\n").await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.body().contains("\"https://evil.example\" may not open WebSockets here"));
+
+    let listed = TestServer::builder().env("ALLOWED_ORIGINS", "https://*.example.com").start();
+    let partner = upgrade_with(&listed, "partner", "Origin: https://app.example.com\r\n").await;
+    assert_eq!(partner.status, 101);
+    let other = upgrade_with(&listed, "other", "Origin: https://example.org\r\n").await;
+    assert_eq!(other.status, 403);
+}
+
+#[actix_web::test]
+async fn one_address_holds_at_most_its_share_and_is_told_when_to_come_back() {
+    let server = TestServer::builder().env("MAX_CONNECTIONS_PER_CLIENT", "2").start();
+    let _first = server.connect("/?id=share-1").await;
+    let _second = server.connect("/?id=share-2").await;
+    let third = upgrade_with(&server, "share-3", "").await;
+    assert_eq!((third.status, third.header("retry-after")), (429, Some("5")), "{third:?}");
+    assert!(third.body().contains("too many connections from your address"));
+
+    // A browser page cannot read a refused handshake's status: it is told with a 1013.
+    let origin = format!("Origin: http://127.0.0.1:{}\r\n", server.port);
+    let browser = upgrade_with(&server, "share-4", &origin).await;
+    assert_eq!(browser.status, 101);
+    assert_eq!((browser.rest[0], &browser.rest[2..4]), (0x88, &[0x03, 0xf5][..]), "a close: 1013");
+    assert!(
+        String::from_utf8_lossy(&browser.rest).contains("too many connections from your address")
+    );
+    assert_eq!(server.live_connections().await, 2);
+}
+
+#[actix_web::test]
+async fn connecting_too_fast_gets_429_with_the_wait() {
+    let server = TestServer::builder().env("CONNECT_RATE_PER_CLIENT", "0.5/2").start();
+    for id in ["fast-1", "fast-2"] {
+        assert_eq!(upgrade_with(&server, id, "").await.status, 101, "the burst");
+    }
+    let refused = upgrade_with(&server, "fast-3", "").await;
+    assert_eq!((refused.status, refused.header("retry-after")), (429, Some("2")), "{refused:?}");
+}
+
+#[actix_web::test]
+async fn a_trusted_proxy_names_the_client_and_an_untrusted_peer_cannot() {
+    let server = TestServer::builder()
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("MAX_CONNECTIONS_PER_CLIENT", "1")
+        .start();
+    let (first, _held) = upgrade_via_proxy(&server, "p-1", [203, 0, 113, 7]).await;
+    assert_eq!(first.status, 101);
+    let (second, _) = upgrade_via_proxy(&server, "p-2", [203, 0, 113, 7]).await;
+    assert_eq!(second.status, 429, "the same client");
+    let (other, _held_too) = upgrade_via_proxy(&server, "p-3", [203, 0, 113, 8]).await;
+    assert_eq!(other.status, 101, "another client");
+    // X-Forwarded-For from the trusted proxy counts too.
+    let forwarded_for = "X-Forwarded-For: 198.51.100.4\r\n";
+    let all = format!("{}{forwarded_for}", good_handshake_headers("websocket"));
+    let request = handshake_request(server.port, "/?id=f-1", &all);
+    let (forwarded, _held_also) = raw_exchange(server.port, request.as_bytes()).await;
+    assert_eq!(forwarded.status, 101);
+    assert_eq!(upgrade_with(&server, "f-2", forwarded_for).await.status, 429);
+
+    // Without trust, the header is not believed: it is just a bad request.
+    let untrusting = TestServer::start("untrusting");
+    assert_ne!(upgrade_via_proxy(&untrusting, "spoof", [203, 0, 113, 7]).await.0.status, 101);
+}
+
+#[actix_web::test]
+async fn bloated_headers_get_431() {
+    let server = TestServer::start("bloated");
+    let bloat = format!("X-Bloat: {}\r\n", "b".repeat(140 * 1024));
+    let request = handshake_request(server.port, "/?id=bloat", &bloat);
+    let (response, _) = raw_exchange(server.port, request.as_bytes()).await;
+    assert_eq!(response.status, 431);
+}
+
+#[actix_web::test]
+async fn handshakes_in_flight_are_capped_and_stalled_ones_make_room_when_they_time_out() {
+    // Two workers: a cap of 2 is one handshake in flight per worker.
+    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", "2").start();
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        stalled.push(stream);
+    }
+    let started = Instant::now();
+    let request =
+        handshake_request(server.port, "/?id=patient", &good_handshake_headers("websocket"));
+    let (response, _) = raw_exchange(server.port, request.as_bytes()).await;
+    assert_eq!(response.status, 101);
+    // It waited for a stalled one to be timed out (5 s after it connected).
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    for mut stream in stalled {
+        let mut rest = Vec::new();
+        let _ = within("the stalled handshake's end", stream.read_to_end(&mut rest)).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_instance_with_a_certificate_serves_the_page_and_wss_on_one_port() {
+    let certificate = LoopbackCertificate::generate().expect("a certificate");
+    let server = TestServer::builder()
+        .env("SERVER_NAME", "secure")
+        .env("TLS_CERT", certificate.cert().display().to_string())
+        .env("TLS_KEY", certificate.key().display().to_string())
+        .start();
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(certificate.ca()).unwrap();
+    for cert in rustls_pemfile_certs(&ca) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(config));
+    let url = format!("wss://localhost:{}/?id=secure", server.port);
+    let (mut socket, _) = within(
+        "a WSS handshake",
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)),
+    )
+    .await
+    .expect("WSS handshake");
+    let mut counts = Vec::new();
+    while counts.len() < 2 {
+        match within("a tick over TLS", futures_util::StreamExt::next(&mut socket)).await {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                counts.push(wstime_protocol::Tick::parse(&text).expect("a tick").seconds);
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counts, [0, 1]);
+}
+
+/// The certificates in a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|cert| cert.expect("a certificate"))
+        .collect()
+}
+
+/// An upgrade through `port` from the loopback address `source`; the stream is returned
+/// too, since the socket counts against its client only while it is open.
+async fn upgrade_from(source: [u8; 4], port: u16, id: &str) -> (u16, tokio::net::TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+    let mut stream =
+        within("a connect", socket.connect(([127, 0, 0, 1], port).into())).await.expect("connect");
+    let request =
+        handshake_request(port, &format!("/?id={id}"), &good_handshake_headers("websocket"));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    within("the status line", stream.read_exact(&mut head)).await.expect("a status line");
+    let status = String::from_utf8_lossy(&head[9..12]).parse().expect("a status");
+    (status, stream)
+}
+
+#[actix_web::test]
+async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
+    let dist = tempfile::tempdir().unwrap();
+    crate::helpers::fake_dist(dist.path());
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let spec = wstime_cluster::ClusterSpec {
+        instance: wstime_cluster::InstanceSpec {
+            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+            static_dir: dist.path().to_owned(),
+            env: vec![("MAX_CONNECTIONS_PER_CLIENT".into(), "2".into())],
+            echo: false,
+        },
+        instances: 1,
+        redis: None,
+        haproxy: Some(wstime_cluster::HaProxySpec {
+            config: workspace.join("deploy/haproxy.cfg"),
+            port: 0,
+            tls: false,
+        }),
+        prometheus: None,
+    };
+    let mut cluster =
+        actix_web::rt::task::spawn_blocking(move || wstime_cluster::Cluster::start(spec))
+            .await
+            .unwrap()
+            .expect("HAProxy in front of an instance");
+    let lb = cluster.balancer_port().unwrap();
+    // Every connection reaches the instance from HAProxy's address; the PROXY header says
+    // whose it is, so 127.0.0.2's third is refused and 127.0.0.3's first is not.
+    let (first, _a) = upgrade_from([127, 0, 0, 2], lb, "lb-1").await;
+    let (second, _b) = upgrade_from([127, 0, 0, 2], lb, "lb-2").await;
+    let (third, _) = upgrade_from([127, 0, 0, 2], lb, "lb-3").await;
+    let (other, _c) = upgrade_from([127, 0, 0, 3], lb, "lb-4").await;
+    assert_eq!((first, second, third, other), (101, 101, 429, 101));
+    cluster.stop();
+}
