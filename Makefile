@@ -129,8 +129,10 @@ test-browser: ## The page's tests in headless Chromium, against real servers
 	cargo build -p wstime-server -p wstime-cluster
 	@# Chromium and chromedriver leave a 50 MB profile in $$TMPDIR when they are stopped:
 	@# give them a directory of their own and remove it, whatever the tests' outcome.
+	@# The test runner serves the page from an origin of its own, which the instances'
+	@# default (ALLOWED_ORIGINS=same-origin) would refuse.
 	files=$$(mktemp -d) && trap 'rm -rf "$$files"' EXIT && \
 	TMPDIR=$$files CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
-	  target/debug/wstime-cluster exec --instances 0 --redis \
+	  target/debug/wstime-cluster exec --instances 0 --redis --env 'ALLOWED_ORIGINS=*' \
 	    --server-bin target/debug/wstime-server --static-dir dist -- \
 	  cargo test -p wstime-frontend --target $(WASM)

@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{HtmlElement, HtmlInputElement};
 use wstime_frontend::{cluster::Panel, App, ClusterPanel};
-use wstime_protocol::{ClusterView, Health, InstanceEntry};
+use wstime_protocol::ClusterView;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -274,23 +274,23 @@ async fn a_replaced_server_resumes_the_count_through_redis() {
     page.click_connect();
 }
 
-/// An instance as `/cluster` lists it.
-fn entry(name: &str, connections: u64, health: Health) -> InstanceEntry {
-    InstanceEntry {
-        name: name.to_owned(),
-        address: "http://127.0.0.1:1".to_owned(),
-        connections,
-        max_connections: 100,
-        load: connections as f64 / 100.0,
-        health,
-        draining: health == Health::Draining,
-        version: "0.1.0".to_owned(),
-        started_unix_ms: 0,
-    }
-}
-
-fn answer(instances: Vec<InstanceEntry>) -> ClusterView {
-    ClusterView { answered_by: instances[0].name.clone(), shared: true, instances }
+/// A `/cluster` answer listing `instances` as (name, connections, health), read the way
+/// the page reads one.
+fn answer(instances: &[(&str, u64, &str)]) -> ClusterView {
+    let entries: Vec<String> = instances
+        .iter()
+        .map(|(name, connections, health)| {
+            format!(
+                r#"{{"name":"{name}","address":"http://127.0.0.1:1","connections":{connections},"max_connections":100,"load":0.0,"health":"{health}","draining":false,"version":"0.1.0","started_unix_ms":0}}"#
+            )
+        })
+        .collect();
+    let answered_by = instances[0].0;
+    let json = format!(
+        r#"{{"answered_by":"{answered_by}","shared":true,"instances":[{}]}}"#,
+        entries.join(",")
+    );
+    ClusterView::parse(&json).expect("a well-formed answer")
 }
 
 #[wasm_bindgen_test]
@@ -302,12 +302,7 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     assert_eq!(page.cluster_rows(), Some(Vec::new()), "no answer yet: no rows");
     assert!(page.text("cluster").contains("Asking which instances"), "{}", page.text("cluster"));
 
-    panel.update(|p| {
-        p.answered(answer(vec![
-            entry("able-ant", 3, Health::Ok),
-            entry("brave-bee", 7, Health::Overloaded),
-        ]))
-    });
+    panel.update(|p| p.answered(answer(&[("able-ant", 3, "ok"), ("brave-bee", 7, "overloaded")])));
     leptos::task::tick().await;
     let row = |instance: &str, current, cells: [&str; 3]| ClusterRow {
         instance: instance.to_owned(),
@@ -323,12 +318,7 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     );
 
     // The next answer: one instance gone, one new, numbers changed; and this tab moved.
-    panel.update(|p| {
-        p.answered(answer(vec![
-            entry("brave-bee", 2, Health::Draining),
-            entry("calm-cat", 9, Health::Ok),
-        ]))
-    });
+    panel.update(|p| p.answered(answer(&[("brave-bee", 2, "draining"), ("calm-cat", 9, "ok")])));
     connected_to.set(Some("calm-cat".to_owned()));
     leptos::task::tick().await;
     assert_eq!(
