@@ -9,6 +9,7 @@ use wstime_protocol::InstanceEntry;
 use crate::{
     haproxy::HaProxy,
     instance::{Instance, InstanceSpec},
+    process::free_port,
     prometheus::{Prometheus, Target},
     registry,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
@@ -24,6 +25,10 @@ pub struct ClusterSpec {
     pub instance: InstanceSpec,
     /// How many instances to start.
     pub instances: usize,
+    /// How many more to make room for without starting them: their ports are chosen and
+    /// HAProxy knows them (down until [`Cluster::restart`] starts one), as a scale-out
+    /// needs.
+    pub standby: usize,
     /// Start this kind of Redis and point every instance at it (`REDIS_URL`).
     pub redis: Option<RedisSetup>,
     /// Put HAProxy in front of the instances.
@@ -69,9 +74,15 @@ pub struct Cluster {
 
 struct Slot {
     port: u16,
+    /// Where its agent check is answered (`AGENT_PORT`): the same across restarts, as
+    /// HAProxy was told.
+    agent_port: u16,
     current: Option<Instance>,
     /// The exit status of the last process in this slot, once it ended.
     last_exit: Option<String>,
+    /// Whether a process has ever run in it: Prometheus scrapes only such slots, so a
+    /// standby slot is not reported as an instance gone.
+    started: bool,
 }
 
 /// The whole cluster as the control API reports it.
@@ -145,12 +156,20 @@ impl Cluster {
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
+        for _ in 0..cluster.spec.standby {
+            let (port, agent_port) = (free_port()?, free_port()?);
+            let last_exit = Some("not started yet".to_owned());
+            let slot = Slot { port, agent_port, current: None, last_exit, started: false };
+            cluster.instances.push(slot);
+        }
         if let Some(haproxy) = cluster.spec.haproxy.clone() {
-            let nodes: Vec<u16> = cluster.instances.iter().map(|slot| slot.port).collect();
+            let nodes: Vec<(u16, u16)> =
+                cluster.instances.iter().map(|slot| (slot.port, slot.agent_port)).collect();
             let echo = cluster.spec.instance.echo;
             let pem = cluster.certificate.as_ref().map(LoopbackCertificate::haproxy_pem);
+            let up = cluster.spec.instances;
             let started =
-                HaProxy::start(&haproxy.config, haproxy.port, &nodes, pem.as_deref(), echo)?;
+                HaProxy::start(&haproxy.config, haproxy.port, &nodes, up, pem.as_deref(), echo)?;
             cluster.haproxy = Some(started);
         }
         if let Some(prometheus) = cluster.spec.prometheus.clone() {
@@ -165,18 +184,31 @@ impl Cluster {
     /// Starts one more instance on a free port (and has Prometheus scrape it too).
     pub fn add_instance(&mut self) -> anyhow::Result<InstanceInfo> {
         let index = self.instances.len();
-        let instance = self.spec.instance.start(&node_name(index), 0, &[])?;
-        self.instances.push(Slot { port: instance.port, current: Some(instance), last_exit: None });
-        if let Some(prometheus) = &self.prometheus {
-            prometheus.set_targets(&self.targets())?;
-        }
+        let agent_port = free_port()?;
+        let agent = agent_port.to_string();
+        let extra = [("AGENT_PORT", agent.as_str())];
+        let instance = self.spec.instance.start(&node_name(index), 0, &extra)?;
+        let port = instance.port;
+        let slot =
+            Slot { port, agent_port, current: Some(instance), last_exit: None, started: true };
+        self.instances.push(slot);
+        self.scrape_started()?;
         Ok(self.info(index))
     }
 
-    /// Every slot's port, under the name HAProxy gives it. A slot keeps its port across
-    /// restarts, so the list changes only when an instance is added.
+    /// Has Prometheus, if there is one, scrape every slot a process has run in. A slot
+    /// keeps its port across restarts, so the list changes only when an instance is added
+    /// or a standby slot first started.
+    fn scrape_started(&self) -> anyhow::Result<()> {
+        match &self.prometheus {
+            Some(prometheus) => prometheus.set_targets(&self.targets()),
+            None => Ok(()),
+        }
+    }
+
+    /// Every slot a process has run in, under the name HAProxy gives it.
     fn targets(&self) -> Vec<Target> {
-        let slots = self.instances.iter().enumerate();
+        let slots = self.instances.iter().enumerate().filter(|(_, slot)| slot.started);
         slots.map(|(index, slot)| Target { node: node_name(index), port: slot.port }).collect()
     }
 
@@ -210,7 +242,11 @@ impl Cluster {
         let label = node_name(index);
         let spec = self.spec.instance.clone();
         let slot = self.slot(index)?;
-        slot.current = Some(spec.start(&label, slot.port, &[])?);
+        let agent = slot.agent_port.to_string();
+        slot.current = Some(spec.start(&label, slot.port, &[("AGENT_PORT", agent.as_str())])?);
+        if !std::mem::replace(&mut slot.started, true) {
+            self.scrape_started()?;
+        }
         Ok(self.info(index))
     }
 
@@ -228,6 +264,11 @@ impl Cluster {
     /// The load balancer's certificate, when it serves TLS: for clients to trust.
     pub fn certificate(&self) -> Option<&LoopbackCertificate> {
         self.certificate.as_ref()
+    }
+
+    /// The load balancer, if there is one.
+    pub fn balancer(&self) -> Option<&HaProxy> {
+        self.haproxy.as_ref()
     }
 
     /// The load balancer's port, if there is one.

@@ -2,7 +2,7 @@
 //! addresses reach it through the environment variables that file reads.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
@@ -24,16 +24,22 @@ pub struct HaProxy {
     pub port: u16,
     /// HAProxy's status page (and its CSV at `/;csv`).
     pub stats_port: u16,
+    /// HAProxy's runtime API.
+    admin_socket: PathBuf,
+    /// The directory the socket is in, removed with it.
+    _runtime: tempfile::TempDir,
 }
 
 impl HaProxy {
     /// Starts HAProxy with `config` on `port` (0: any free port) in front of the instances
-    /// listening on `nodes`, serving TLS with `certificate` (certificate and key in one PEM)
-    /// when given, and waits until it reports every one of them up.
+    /// listening on `nodes` (each its port and its agent check's port), serving TLS with
+    /// `certificate` (certificate and key in one PEM) when given, and waits until it
+    /// reports `up` of them up (the others may not be started yet).
     pub fn start(
         config: &Path,
         port: u16,
-        nodes: &[u16],
+        nodes: &[(u16, u16)],
+        up: usize,
         certificate: Option<&Path>,
         echo: bool,
     ) -> anyhow::Result<Self> {
@@ -48,18 +54,23 @@ impl HaProxy {
             .arg(config)
             .env("WSTIME_LB_BIND", format!("127.0.0.1:{port}"))
             .env("WSTIME_STATS_BIND", format!("127.0.0.1:{stats_port}"));
-        for (i, node) in nodes.iter().enumerate() {
+        for (i, (node, agent)) in nodes.iter().enumerate() {
             command.env(format!("WSTIME_NODE{}", i + 1), format!("127.0.0.1:{node}"));
+            command.env(format!("WSTIME_AGENT{}", i + 1), agent.to_string());
         }
+        let runtime = tempfile::tempdir().context("a directory for HAProxy's runtime socket")?;
+        let admin_socket = runtime.path().join("admin.sock");
+        command.env("WSTIME_ADMIN_SOCKET", &admin_socket);
         if let Some(certificate) = certificate {
             command.env("WSTIME_LB_CERT", certificate);
         }
-        let haproxy =
-            Self { process: Supervised::spawn("haproxy", &mut command, echo)?, port, stats_port };
+        let process = Supervised::spawn("haproxy", &mut command, echo)?;
+        let haproxy = Self { process, port, stats_port, admin_socket, _runtime: runtime };
         let deadline = Instant::now() + READY_LIMIT;
         loop {
             let states = haproxy.server_states().unwrap_or_default();
-            if states.len() == nodes.len() && states.iter().all(|(_, state)| state == "UP") {
+            let running = states.iter().filter(|(_, state)| state == "UP").count();
+            if states.len() == nodes.len() && running == up {
                 return Ok(haproxy);
             }
             if Instant::now() >= deadline {
@@ -70,6 +81,42 @@ impl HaProxy {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Asks HAProxy's runtime API `command` (`show servers state`, …) and returns its answer.
+    pub fn runtime(&self, command: &str) -> anyhow::Result<String> {
+        use std::io::{Read as _, Write as _};
+        let mut socket = std::os::unix::net::UnixStream::connect(&self.admin_socket)
+            .context("HAProxy's runtime socket")?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        writeln!(socket, "{command}")?;
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer)?;
+        Ok(answer)
+    }
+
+    /// Each instance's weight and administrative state as HAProxy holds them now, from
+    /// `show servers state`: (server name, current weight, whether it is in drain).
+    pub fn weights(&self) -> anyhow::Result<Vec<(String, u32, bool)>> {
+        let answer = self.runtime("show servers state wstime")?;
+        let mut lines = answer.lines().filter(|line| !line.trim().is_empty());
+        let _version = lines.next().context("no version line")?;
+        let header: Vec<&str> =
+            lines.next().context("no header")?.trim_start_matches("# ").split(' ').collect();
+        let column = |name: &str| header.iter().position(|h| *h == name);
+        let (name, weight, admin) = (
+            column("srv_name").context("no srv_name")?,
+            column("srv_uweight").context("no srv_uweight")?,
+            column("srv_admin_state").context("no srv_admin_state")?,
+        );
+        lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let admin: u32 = fields[admin].parse()?;
+                // SRV_ADMF_DRAIN (0x08) and its inherited forms (0x10, 0x20).
+                Ok((fields[name].to_owned(), fields[weight].parse()?, admin & 0x38 != 0))
+            })
+            .collect()
     }
 
     /// How HAProxy sees each instance: (server name, `UP`/`DOWN`/…), from its status CSV.

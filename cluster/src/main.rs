@@ -168,6 +168,7 @@ async fn run(
             echo: options.echo,
         },
         instances: options.instances,
+        standby: 0,
         redis: options.redis,
         haproxy: options.haproxy.clone().map(|config| HaProxySpec {
             config,

@@ -51,9 +51,16 @@ pub async fn run(url: String, policy: RetryPolicy, report: impl Fn(Event)) {
 
         // A connection that delivered ticks was healthy: its loss starts the schedule afresh.
         let ended_attempt = if ended.delivered_tick { 0 } else { attempt };
-        let why = Disconnect::from_close_code(ended.close_code);
+        let why = Disconnect::from_close(ended.close_code, &ended.reason);
         match policy.next(ended_attempt, why, js_sys::Math::random()) {
             Next::RetryIn(delay) => {
+                if let Disconnect::MovedOn { .. } = why {
+                    log(format!(
+                        "The server moved this connection to balance its load: reconnecting in \
+                         {:.1} s.",
+                        delay.as_secs_f64()
+                    ));
+                }
                 attempt = ended_attempt + 1;
                 report(Event::Status(Status::Retrying {
                     delay,

@@ -26,3 +26,44 @@ impl CloseCode {
         self as u16
     }
 }
+
+/// How a close reason carries a retry hint: `… retry in <seconds> s`.
+const RETRY_HINT: &str = "retry in ";
+
+/// A close reason saying `text` and asking the client to come back in `after`: the server
+/// moving a client to balance its load says when to come back.
+pub fn with_retry_hint(text: &str, after: std::time::Duration) -> String {
+    format!("{text}; {RETRY_HINT}{} s", after.as_secs_f64())
+}
+
+/// The retry hint in a close reason, if it has one (as [`with_retry_hint`] writes it). A
+/// hint is believed only up to a minute: a client is never told to stay away for long.
+pub fn retry_hint(reason: &str) -> Option<std::time::Duration> {
+    let (_, after) = reason.rsplit_once(RETRY_HINT)?;
+    let seconds: f64 = after.strip_suffix(" s")?.trim().parse().ok()?;
+    (seconds.is_finite() && (0.0..=60.0).contains(&seconds))
+        .then(|| std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_retry_hint_reads_back_from_the_reason_it_is_written_into() {
+        let reason = with_retry_hint("rebalancing", Duration::from_millis(1500));
+        assert_eq!(reason, "rebalancing; retry in 1.5 s");
+        assert_eq!(retry_hint(&reason), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn reasons_without_a_believable_hint_have_none() {
+        for reason in
+            ["", "server restarting", "retry in soon s", "retry in 3600 s", "retry in -1 s"]
+        {
+            assert_eq!(retry_hint(reason), None, "{reason:?}");
+        }
+    }
+}

@@ -17,11 +17,26 @@ pub enum Disconnect {
     Restart,
     /// 1013: the instance is shedding load; coming back at once would add to it.
     Overloaded,
+    /// 1013 with a retry hint: the instance moved this client to balance the cluster and
+    /// said when to come back (the load balancer then sends it to an emptier instance).
+    MovedOn { after: Duration },
     /// 1008: the server refused this client; retrying cannot help.
     Refused,
 }
 
 impl Disconnect {
+    /// Classifies a close: its code (`None` when the connection ended without one) and its
+    /// reason, which may carry a retry hint ([`crate::close::retry_hint`]).
+    pub fn from_close(code: Option<u16>, reason: &str) -> Self {
+        match Self::from_close_code(code) {
+            Self::Overloaded => match crate::close::retry_hint(reason) {
+                Some(after) => Self::MovedOn { after },
+                None => Self::Overloaded,
+            },
+            other => other,
+        }
+    }
+
     /// Classifies a close code (`None` when the connection ended without one).
     pub fn from_close_code(code: Option<u16>) -> Self {
         match code {
@@ -91,6 +106,9 @@ impl RetryPolicy {
         let delay = match why {
             Disconnect::Restart => self.restart_spread.mul_f64(jitter),
             Disconnect::Overloaded => self.overload_floor + self.ceiling(attempt).mul_f64(jitter),
+            // The hint, spread by up to a restart's spread so the moved clients do not
+            // arrive together.
+            Disconnect::MovedOn { after } => after + self.restart_spread.mul_f64(jitter),
             Disconnect::Lost | Disconnect::Refused => self.ceiling(attempt).mul_f64(jitter),
         };
         Next::RetryIn(delay)
@@ -165,5 +183,16 @@ mod tests {
         assert_eq!(Disconnect::from_close_code(Some(1008)), Disconnect::Refused);
         assert_eq!(Disconnect::from_close_code(Some(1006)), Disconnect::Lost);
         assert_eq!(Disconnect::from_close_code(None), Disconnect::Lost);
+    }
+
+    #[test]
+    fn a_1013_with_a_retry_hint_comes_back_after_the_hint_and_a_little_jitter() {
+        let hint = crate::close::with_retry_hint("rebalancing", Duration::from_secs(1));
+        let why = Disconnect::from_close(Some(1013), &hint);
+        assert_eq!(why, Disconnect::MovedOn { after: Duration::from_secs(1) });
+        assert_eq!(delay(7, why, 0.0), Duration::from_secs(1), "whatever the attempt");
+        assert_eq!(delay(0, why, 0.999_999).as_millis(), 1499);
+        assert_eq!(Disconnect::from_close(Some(1013), "busy"), Disconnect::Overloaded);
+        assert_eq!(Disconnect::from_close(Some(1012), &hint), Disconnect::Restart);
     }
 }

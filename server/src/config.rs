@@ -100,6 +100,25 @@ pub struct Config {
     #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// A port for HAProxy's agent check: the instance answers with its headroom as a
+    /// weight (`up 37%`), `drain` while draining, and `maxconn` (its hard limit).
+    #[arg(long, env = "AGENT_PORT")]
+    pub agent_port: Option<u16>,
+
+    /// Move sockets from instances holding clearly more than the cluster's mean to the
+    /// others, after a scale-out (`on` or `off`; needs the cluster registry, so Redis).
+    #[arg(long, env = "REBALANCE", default_value = "on", value_parser = parse_switch)]
+    pub rebalance: bool,
+
+    /// How far above the cluster's mean an instance may hold before it moves sockets
+    /// (0.05: 5%).
+    #[arg(long, env = "REBALANCE_TOLERANCE", default_value_t = 0.05, value_parser = parse_fraction)]
+    pub rebalance_tolerance: f64,
+
+    /// The most of its sockets an instance moves in a second while rebalancing (0.05: 5%).
+    #[arg(long, env = "REBALANCE_PACE", default_value_t = 0.05, value_parser = parse_fraction)]
+    pub rebalance_pace: f64,
+
     /// Where clients and tools can reach this instance, as the cluster registry shows it
     /// (`http://host:port`). Default: `http://<BIND>:<PORT>`, with the host name when
     /// BIND is 0.0.0.0 or ::.
@@ -217,6 +236,15 @@ impl TypedValueParser for RedisUrlParser {
         };
         let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
         RedisTarget::parse(raw).map_err(|error| unusable(&error))
+    }
+}
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+fn parse_switch(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{raw:?} is neither on nor off")),
     }
 }
 

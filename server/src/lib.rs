@@ -2,12 +2,14 @@
 //! load balancer.
 //!
 //! The crate's parts:
+//! - [`agent`]: HAProxy's agent check: the instance's headroom as a weight.
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`client_addr`]: the client's real address, from trusted proxies (PROXY protocol v2,
 //!   `X-Forwarded-For`) or the socket.
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port and wires the actix-web app; `main` only parses and calls it.
 //! - [`metrics`]: `GET /metrics`, counted without locks on the tick path.
+//! - [`rebalance`]: after a scale-out, the fuller instances move sockets to the emptier.
 //! - [`registry`]: the live instances of the cluster (in Redis, with a TTL), for
 //!   `GET /cluster`.
 //! - [`ready`]: the file that tells a supervisor the instance listens, and where.
@@ -28,6 +30,7 @@
 //! - [`tick_wheel`]: where each connection waits for its next tick, instead of a timer per
 //!   socket.
 
+pub mod agent;
 pub mod capacity;
 pub mod client_addr;
 pub mod config;
@@ -35,6 +38,7 @@ pub mod connection;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ready;
+pub mod rebalance;
 pub mod registry;
 pub mod routes;
 pub mod session;

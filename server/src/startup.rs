@@ -20,10 +20,12 @@ use tokio::{
 };
 
 use crate::{
+    agent,
     capacity::{self, Capacity, Limits},
     client_addr::TrustedProxies,
     lifecycle::Stage,
     metrics::StoreOperation,
+    rebalance::{self, Rebalancing},
     registry, routes,
     session::{
         self,
@@ -52,6 +54,8 @@ pub enum StartupError {
     Bind { addr: String, source: io::Error },
     #[error("{index} not found: build the page first with `trunk build --release` (or `make run`), or point STATIC_DIR at a built page")]
     MissingPage { index: PathBuf },
+    #[error("cannot answer the agent check on {addr} (AGENT_PORT): {source}")]
+    Agent { addr: String, source: io::Error },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
     #[error("cannot start the HTTP server: {0}")]
@@ -69,6 +73,10 @@ pub struct Application {
     redis: Option<Arc<RedisStore>>,
     /// The session touches the connections queue, worked through while the server runs.
     touches: TouchQueue,
+    /// Where HAProxy's agent check is answered, when `AGENT_PORT` is set.
+    agent: Option<tokio::net::TcpListener>,
+    /// How the instance rebalances, when it does.
+    rebalancing: Option<Rebalancing>,
 }
 
 impl Application {
@@ -139,8 +147,17 @@ impl Application {
         };
         let server = serve(listener, state.clone(), config.static_dir.clone(), edge)?;
 
+        let agent = match config.agent_port {
+            Some(agent_port) => Some(bind_agent(config.bind, agent_port)?),
+            None => None,
+        };
+        let rebalancing = config.rebalance.then_some(Rebalancing {
+            tolerance: config.rebalance_tolerance,
+            pace: config.rebalance_pace,
+        });
+
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, state, port, redis, touches })
+        Ok(Self { server, state, port, redis, touches, agent, rebalancing })
     }
 
     /// The port it listens on (the one asked for, or the one the system chose for 0).
@@ -156,7 +173,7 @@ impl Application {
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
     /// second signal cuts the drain short.
     pub async fn run_until(self, mut signals: mpsc::Receiver<Signal>) -> io::Result<Stopped> {
-        let Self { server, state, redis, touches, .. } = self;
+        let Self { server, state, redis, touches, agent, rebalancing, .. } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
         // Background work hears the lifecycle: it ends when the instance has stopped, and
@@ -175,6 +192,14 @@ impl Application {
         let flushing = lifecycle.reached(Stage::Flushing);
         let touches_written =
             actix_web::rt::spawn(touches.run(Arc::clone(&state.sessions), flushing, measured));
+        if let Some(listener) = agent {
+            let stopped = lifecycle.reached(Stage::Stopped);
+            actix_web::rt::spawn(agent::serve(listener, state.clone().into_inner(), stopped));
+        }
+        if let Some(settings) = rebalancing {
+            let stopped = lifecycle.reached(Stage::Stopped);
+            actix_web::rt::spawn(rebalance::run(state.clone().into_inner(), settings, stopped));
+        }
         let sampled = state.clone();
         let stopped = lifecycle.reached(Stage::Stopped);
         actix_web::rt::spawn(async move {
@@ -301,6 +326,18 @@ fn http<T: AsyncRead + AsyncWrite + Unpin + 'static>(
     builder
         .upgrade(UpgradeFactory::new(state.clone().into_inner(), Arc::clone(policy)))
         .finish(map_config(app, |_| AppConfig::default()))
+}
+
+/// The agent check's listener, on the instance's own address.
+fn bind_agent(bind: std::net::IpAddr, port: u16) -> Result<tokio::net::TcpListener, StartupError> {
+    let addr = std::net::SocketAddr::new(bind, port);
+    let listener = TcpListener::bind(addr)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)
+        })
+        .map_err(|source| StartupError::Agent { addr: addr.to_string(), source })?;
+    Ok(listener)
 }
 
 /// The default advertised address: the bound address, or the host's name when bound to

@@ -8,6 +8,7 @@ use crate::{
     capacity::{Capacity, Health},
     lifecycle::Lifecycle,
     metrics::Metrics,
+    rebalance::Quota,
     registry::ClusterView,
     session::{touches::Touches, SessionStore},
     shutdown::DrainTiming,
@@ -37,6 +38,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The cluster, as the registry last showed it (`/cluster`).
     pub cluster: ClusterView,
+    /// Sockets the workers are to move to other instances (see [`crate::rebalance`]).
+    pub rebalance: Quota,
     /// When this instance started: the health check's uptime, and the tick wheels' epoch.
     pub started: Instant,
 }
@@ -77,6 +80,7 @@ impl AppState {
             lifecycle: Lifecycle::default(),
             metrics: Metrics::new(),
             cluster: ClusterView::new(name),
+            rebalance: Quota::default(),
             started: Instant::now(),
         }
     }

@@ -23,9 +23,10 @@ use tokio::{
 use wstime_protocol::CloseCode;
 
 use crate::{
-    connection::{frames, task::Driving, Connection},
+    connection::{frames, task::Driving, Connection, Phase},
     lifecycle::Stage,
     metrics::traffic::Traffic,
+    rebalance,
     state::AppState,
     tick_wheel::{Place, Wheel},
 };
@@ -207,7 +208,16 @@ async fn turn<T: AsyncRead + AsyncWrite + Unpin + 'static>(worker: Rc<Worker<T>>
         if !worker.closes_scheduled.get() && state.lifecycle.stage() >= Stage::Closing {
             worker.schedule_drain(now);
         }
-        worker.wheel.borrow_mut().come_round(now, |connection| connection.visit(now, &worker));
+        // Sockets to move to emptier instances this turn, if the cluster is unbalanced.
+        let mut moving = state.rebalance.take_for_a_turn();
+        worker.wheel.borrow_mut().come_round(now, |connection| {
+            if moving > 0 && connection.phase() == Phase::Open {
+                moving -= 1;
+                connection.close(now, CloseCode::TryAgainLater, rebalance::close_reason(), &worker);
+            } else {
+                connection.visit(now, &worker);
+            }
+        });
         worker.close_due(now);
         let Some(wakes_at) = worker.next_wake().filter(|_| !worker.wheel.borrow().is_empty())
         else {

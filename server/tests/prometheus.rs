@@ -139,6 +139,7 @@ async fn prometheus_sees_the_survivors_resume_the_sessions_of_a_killed_instance(
             echo: false,
         },
         instances: 3,
+        standby: 0,
         redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec {
             config: workspace().join("deploy/haproxy.cfg"),

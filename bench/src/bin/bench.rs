@@ -407,6 +407,7 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
             echo: false,
         },
         instances: 3,
+        standby: 0,
         redis: Some(RedisSetup::Single),
         haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0, tls: false }),
         prometheus: None,

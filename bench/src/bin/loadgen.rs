@@ -318,9 +318,9 @@ async fn ride(
             Some(current) => Ok(current),
             None => open(target, source, id).await,
         };
-        let (delivered, close_code) = match current {
+        let (delivered, why) = match current {
             Ok(current) => follow(current, &mut last_tick, &mut lost, &mut rode, &stop).await,
-            Err(_) => (false, None),
+            Err(_) => (false, Disconnect::Lost),
         };
         if stop.is_cancelled() {
             break;
@@ -331,7 +331,7 @@ async fn ride(
             rode.first_loss.get_or_insert_with(Instant::now);
         }
         let ended_attempt = if delivered { 0 } else { attempt };
-        match policy.next(ended_attempt, Disconnect::from_close_code(close_code), rand::random()) {
+        match policy.next(ended_attempt, why, rand::random()) {
             Next::RetryIn(delay) => {
                 attempt = ended_attempt + 1;
                 tokio::select! {
@@ -356,12 +356,12 @@ async fn follow(
     lost: &mut bool,
     rode: &mut Rode,
     stop: &CancellationToken,
-) -> (bool, Option<u16>) {
+) -> (bool, Disconnect) {
     let mut delivered = false;
     loop {
         let limit = if delivered { DEAD_PEER_TIMEOUT } else { CONNECT_TIMEOUT };
         let message = tokio::select! {
-            () = stop.cancelled() => return (delivered, None),
+            () = stop.cancelled() => return (delivered, Disconnect::Lost),
             message = timeout(limit, socket.next()) => message,
         };
         let now = Instant::now();
@@ -384,10 +384,13 @@ async fn follow(
                 *last_tick = Some((now, tick.seconds));
             }
             Ok(Some(Ok(Message::Close(frame)))) => {
-                return (delivered, frame.map(|f| u16::from(f.code)));
+                let why = frame.map_or(Disconnect::Lost, |frame| {
+                    Disconnect::from_close(Some(u16::from(frame.code)), &frame.reason)
+                });
+                return (delivered, why);
             }
             Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(_)) | None) | Err(_) => return (delivered, None),
+            Ok(Some(Err(_)) | None) | Err(_) => return (delivered, Disconnect::Lost),
         }
     }
 }

@@ -43,10 +43,10 @@ pub fn pong(out: &mut BytesMut, payload: Bytes) {
 
 /// Appends a close frame with `code` and a short `reason` (`None`: an empty close, the
 /// answer to the peer's).
-pub fn close(out: &mut BytesMut, code: Option<(CloseCode, &'static str)>) {
+pub fn close(out: &mut BytesMut, code: Option<(CloseCode, &str)>) {
     let reason = code.map(|(code, reason)| CloseReason {
         code: code.code().into(),
-        description: Some(reason.into()),
+        description: Some(reason.to_owned()),
     });
     control(out, Message::Close(reason));
 }

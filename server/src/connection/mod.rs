@@ -189,7 +189,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     }
 
     /// Closes the connection with `code`: the close frame, then [`Phase::Closing`].
-    pub fn close(&self, now: Instant, code: CloseCode, reason: &'static str, worker: &Worker<T>) {
+    pub fn close(&self, now: Instant, code: CloseCode, reason: &str, worker: &Worker<T>) {
         if matches!(self.phase.get(), Phase::Closing { .. } | Phase::Closed) {
             return;
         }

@@ -44,6 +44,7 @@ fn the_haproxy_config_is_valid_haproxy() {
         .env("WSTIME_LB_BIND", "127.0.0.1:1")
         .env("WSTIME_STATS_BIND", "127.0.0.1:2")
         .env("WSTIME_NODE1", "127.0.0.1:3")
+        .env("WSTIME_AGENT1", "4")
         .output()
         .expect("run haproxy (make packages installs it)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -221,6 +221,7 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
             echo: false,
         },
         instances: 1,
+        standby: 0,
         redis: None,
         haproxy: Some(wstime_cluster::HaProxySpec {
             config: workspace.join("deploy/haproxy.cfg"),

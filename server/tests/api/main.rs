@@ -1,5 +1,6 @@
 //! Integration tests against the real `wstime-server` binary on free loopback ports.
 
+mod balancer;
 mod deploy;
 mod failover;
 mod handshake;

@@ -1,0 +1,105 @@
+//! HAProxy's agent check (`AGENT_PORT`): the instance's capacity, told to the load balancer
+//! as a weight, so new connections go where there is room, not merely round the pool.
+//!
+//! HAProxy connects every second and reads one line: `up <weight>% maxconn:<limit>`, or
+//! `drain maxconn:<limit>` while the instance drains (no new connections; the open ones
+//! stay). The weight is the instance's headroom: the smaller of what is left before the
+//! health check's threshold and how far it is below its share of the cluster (its socket
+//! count against twice the cluster's mean), so after a scale-out the new, empty instance is
+//! preferred, and at balance every instance weighs the same. A weight is never 0: the
+//! health check, not the agent, takes an instance out.
+
+use std::{future::Future, pin::pin, sync::Arc};
+
+use tokio::{io::AsyncWriteExt as _, net::TcpListener};
+
+use crate::{rebalance, state::AppState};
+
+/// How long HAProxy may take to read the answer.
+const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The agent's answer now.
+pub fn answer(state: &AppState) -> String {
+    let limits = state.capacity.limits;
+    if state.lifecycle.is_draining() {
+        return format!("drain maxconn:{}\n", limits.max_connections);
+    }
+    let own = state.live_connections();
+    let capacity = (limits.healthy_below - state.capacity.load(own)) / limits.healthy_below;
+    let share = rebalance::mean(own, &state.cluster.report())
+        .filter(|mean| *mean > 0.0)
+        .map_or(1.0, |mean| 1.0 - own as f64 / (2.0 * mean));
+    let weight = (capacity.min(share).clamp(0.0, 1.0) * 100.0).round().max(1.0);
+    format!("up {weight}% maxconn:{}\n", limits.max_connections)
+}
+
+/// Answers the agent check on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Future<Output = ()>) {
+    let mut stop = pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((mut stream, _)) = accepted else { continue };
+        let line = answer(&state);
+        actix_web::rt::spawn(async move {
+            let written = async {
+                stream.write_all(line.as_bytes()).await?;
+                stream.shutdown().await
+            };
+            let _ = tokio::time::timeout(WRITE_LIMIT, written).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        capacity::{Capacity, Limits},
+        lifecycle::Stage,
+        session::{memory::MemoryStore, touches},
+        shutdown::DrainTiming,
+        state::Timing,
+    };
+
+    fn state(max_connections: u64) -> AppState {
+        let timing = Timing {
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(60),
+        };
+        let drain = DrainTiming { grace: Duration::ZERO, window: Duration::ZERO };
+        let limits = Limits {
+            max_connections,
+            healthy_below: 0.6,
+            recover_below: 0.5,
+            network_capacity_bps: None,
+        };
+        let sessions = Arc::new(MemoryStore::new(Duration::from_secs(300)));
+        let (touches, _) = touches::queue();
+        AppState::new("agent", "local", sessions, touches, timing, drain, Capacity::new(limits))
+    }
+
+    #[test]
+    fn the_weight_is_the_headroom_before_the_health_threshold() {
+        let state = state(100);
+        assert_eq!(answer(&state), "up 100% maxconn:100\n", "empty");
+        let open: Vec<_> = (0..30).map(|_| state.lifecycle.connection()).collect();
+        // Load 0.3 of a threshold of 0.6: half the headroom is left.
+        assert_eq!(answer(&state), "up 50% maxconn:100\n");
+        let more: Vec<_> = (0..40).map(|_| state.lifecycle.connection()).collect();
+        assert_eq!(answer(&state), "up 1% maxconn:100\n", "past the threshold: never 0");
+        drop((open, more));
+    }
+
+    #[test]
+    fn a_draining_instance_says_drain() {
+        let state = state(100);
+        state.lifecycle.advance(Stage::Draining);
+        assert_eq!(answer(&state), "drain maxconn:100\n");
+    }
+}

@@ -1,0 +1,188 @@
+//! Rebalancing after a scale-out: an instance holding clearly more sockets than the
+//! cluster's mean moves the excess, a little at a time.
+//!
+//! WebSockets live long and a load balancer only places new ones, so after an instance is
+//! added the old ones would stay full for hours. Once a second, with the cluster registry's
+//! counts ([`crate::registry`]), an instance above the mean plus a tolerance closes some of
+//! its sockets with 1013 and a reason carrying a retry hint; the clients come back through
+//! the balancer, which the agent ([`crate::agent`]) has told to prefer the emptier
+//! instances, and resume their sessions there. It never sheds below the mean plus the
+//! tolerance, never more than a bounded fraction of its sockets a second, never while
+//! another instance drains or is unhealthy, and not at all when it is the only one. The
+//! workers close the sockets as their wheels come round, so the closes spread over the
+//! second.
+
+use std::{
+    future::Future,
+    pin::pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use crate::{capacity::Health, registry::ClusterReport, state::AppState};
+
+/// How long a moved client is asked to wait before reconnecting (it adds jitter).
+pub const RETRY_HINT: Duration = Duration::from_millis(500);
+
+/// The close reason of a moved socket, hint included.
+pub fn close_reason() -> &'static str {
+    static REASON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    REASON.get_or_init(|| wstime_protocol::close::with_retry_hint("rebalancing", RETRY_HINT))
+}
+
+/// Sockets above the mean an instance keeps however small the tolerance: moving a socket or
+/// two back and forth would be churn, not balance.
+const SLACK: f64 = 2.0;
+
+/// The settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rebalancing {
+    /// How far above the mean an instance may be (0.05: 5%).
+    pub tolerance: f64,
+    /// The most of its sockets an instance moves in a second (0.05: 5%).
+    pub pace: f64,
+}
+
+/// The sockets the instance's workers are to move, shared between them: the rebalancer
+/// sets it every second, each worker takes a little at each turn of its wheel.
+#[derive(Debug, Default)]
+pub struct Quota(AtomicUsize);
+
+impl Quota {
+    /// Takes some of the quota for one turn of a worker's wheel: about a fiftieth of what is
+    /// left, so the closes spread over the second (a worker turns up to a hundred times).
+    pub fn take_for_a_turn(&self) -> usize {
+        let mut left = self.0.load(Ordering::Relaxed);
+        while left > 0 {
+            let take = (left / 50).max(1);
+            match self.0.compare_exchange_weak(
+                left,
+                left - take,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return take,
+                Err(now) => left = now,
+            }
+        }
+        0
+    }
+
+    fn set(&self, sockets: usize) {
+        self.0.store(sockets, Ordering::Relaxed);
+    }
+}
+
+/// The mean of the cluster's connection counts, this instance's counted as `own` (fresher
+/// than its registry entry); `None` unless the cluster is shared by at least two instances.
+pub fn mean(own: usize, cluster: &ClusterReport) -> Option<f64> {
+    if !cluster.shared || cluster.instances.len() < 2 {
+        return None;
+    }
+    let others: usize = cluster
+        .instances
+        .iter()
+        .filter(|instance| instance.name != cluster.answered_by)
+        .map(|instance| instance.connections)
+        .sum();
+    let count = cluster.instances.len() as f64;
+    Some((others + own) as f64 / count)
+}
+
+/// How many sockets to move this second, with `own` open.
+pub fn plan(own: usize, cluster: &ClusterReport, settings: Rebalancing) -> usize {
+    let calm = cluster.instances.iter().all(|instance| {
+        instance.name == cluster.answered_by
+            || (!instance.draining && instance.health == Health::Ok)
+    });
+    let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
+    let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
+    let excess = own.saturating_sub(ceiling);
+    let budget = ((own as f64 * settings.pace).ceil() as usize).max(1);
+    excess.min(budget)
+}
+
+/// Plans once a second until `stop`; the workers carry the plan out.
+pub async fn run(state: Arc<AppState>, settings: Rebalancing, stop: impl Future<Output = ()>) {
+    let mut stop = pin!(stop);
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every_second.tick() => {}
+        }
+        let moving = if state.lifecycle.is_draining() {
+            0
+        } else {
+            plan(state.live_connections(), &state.cluster.report(), settings)
+        };
+        if moving > 0 {
+            tracing::debug!(moving, "rebalancing: moving sockets to emptier instances");
+        }
+        state.rebalance.set(moving);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::InstanceEntry;
+
+    const SETTINGS: Rebalancing = Rebalancing { tolerance: 0.05, pace: 0.05 };
+
+    fn cluster(me: &str, counts: &[(&str, usize, bool)]) -> ClusterReport {
+        let instances = counts
+            .iter()
+            .map(|&(name, connections, draining)| InstanceEntry {
+                name: name.into(),
+                address: String::new(),
+                connections,
+                max_connections: 19_000,
+                load: 0.0,
+                health: if draining { Health::Draining } else { Health::Ok },
+                draining,
+                version: String::new(),
+                started_unix_ms: 0,
+            })
+            .collect();
+        ClusterReport { answered_by: me.into(), shared: true, instances }
+    }
+
+    #[test]
+    fn after_a_scale_out_the_full_ones_move_sockets_at_their_pace() {
+        let report = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
+        assert_eq!(plan(3000, &report, SETTINGS), 150, "5% of 3,000 a second");
+        // With a mean of 2,000, 2,100 is the mean plus 5%: only what is above it moves.
+        let nearly = cluster("a", &[("a", 2150, false), ("b", 2150, false), ("c", 1700, false)]);
+        assert_eq!(plan(2150, &nearly, SETTINGS), 50);
+        let empty = cluster("c", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
+        assert_eq!(plan(0, &empty, SETTINGS), 0, "the empty one takes, never gives");
+    }
+
+    #[test]
+    fn nothing_moves_when_balanced_alone_or_while_another_drains() {
+        let balanced = cluster("a", &[("a", 2010, false), ("b", 1995, false), ("c", 1995, false)]);
+        assert_eq!(plan(2010, &balanced, SETTINGS), 0);
+        let alone = cluster("a", &[("a", 3000, false)]);
+        assert_eq!(plan(3000, &alone, SETTINGS), 0);
+        let draining = cluster("a", &[("a", 3000, false), ("b", 3000, true), ("c", 0, false)]);
+        assert_eq!(plan(3000, &draining, SETTINGS), 0);
+        let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
+        assert_eq!(plan(3, &small, SETTINGS), 0, "a socket or two is not worth moving");
+    }
+
+    #[test]
+    fn a_quota_is_taken_a_little_at_a_time() {
+        let quota = Quota::default();
+        quota.set(150);
+        assert_eq!(quota.take_for_a_turn(), 3);
+        let mut taken = 3;
+        while quota.take_for_a_turn() > 0 {
+            taken += 1;
+        }
+        assert!(taken > 50, "spread over many turns: {taken}");
+    }
+}

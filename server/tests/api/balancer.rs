@@ -1,0 +1,95 @@
+//! What HAProxy learns from the instances' agent checks: each one's headroom as a weight,
+//! which steers new connections to the emptier instances, and `drain` during shutdown.
+
+use std::time::Duration;
+
+use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec};
+
+use crate::helpers::{eventually, within};
+
+/// Three instances of at most 100 sockets behind HAProxy (`deploy/haproxy.cfg`).
+async fn cluster(dist: &std::path::Path) -> Cluster {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let spec = ClusterSpec {
+        instance: InstanceSpec {
+            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+            static_dir: dist.to_owned(),
+            env: vec![
+                ("MAX_CONNECTIONS".into(), "100".into()),
+                ("DRAIN_GRACE_SECS".into(), "30".into()),
+            ],
+            echo: false,
+        },
+        instances: 3,
+        standby: 0,
+        redis: None,
+        haproxy: Some(HaProxySpec {
+            config: workspace.join("deploy/haproxy.cfg"),
+            port: 0,
+            tls: false,
+        }),
+        prometheus: None,
+    };
+    actix_web::rt::task::spawn_blocking(move || Cluster::start(spec))
+        .await
+        .unwrap()
+        .expect("HAProxy in front of three instances")
+}
+
+/// Opens `n` WebSockets to `port` and keeps them.
+async fn open(port: u16, n: usize, prefix: &str) -> Vec<impl Sized> {
+    let mut sockets = Vec::new();
+    for i in 0..n {
+        let url = format!("ws://127.0.0.1:{port}/?id={prefix}-{i}");
+        let (socket, _) = within("a WebSocket", tokio_tungstenite::connect_async(url))
+            .await
+            .expect("a WebSocket");
+        sockets.push(socket);
+    }
+    sockets
+}
+
+/// The connections instance `port` holds, from its health check.
+fn connections(port: u16) -> u64 {
+    let health = wstime_cluster::http::request(
+        "GET",
+        port,
+        "/healthcheck",
+        "application/json",
+        Duration::from_secs(2),
+    )
+    .expect("a health check");
+    let report: serde_json::Value = serde_json::from_str(&health.body).expect("JSON");
+    report["connections"].as_u64().expect("connections")
+}
+
+#[actix_web::test]
+async fn haproxy_weighs_instances_by_headroom_and_drains_the_one_that_says_so() {
+    let dist = tempfile::tempdir().unwrap();
+    crate::helpers::fake_dist(dist.path());
+    let mut cluster = cluster(dist.path()).await;
+    let ports: Vec<u16> = cluster.instances().iter().map(|i| i.port).collect();
+    let lb = cluster.balancer_port().unwrap();
+    let weight_of = |cluster: &Cluster, node: &str| {
+        let weights = cluster.balancer().expect("HAProxy").weights().expect("server states");
+        weights.into_iter().find(|(name, ..)| name == node).expect("the node")
+    };
+
+    // 40 of node1's 100 sockets taken directly: a load of 0.4 leaves a third of the
+    // headroom below the health threshold (0.6), and the agent says so.
+    let _direct = open(ports[0], 40, "direct").await;
+    eventually("node1's weight to fall", || async { weight_of(&cluster, "node1").1 <= 40 }).await;
+    assert_eq!(weight_of(&cluster, "node2").1, 100, "an empty instance keeps all its weight");
+
+    // New connections through HAProxy go mostly to the others.
+    let _through = open(lb, 60, "through").await;
+    let received = [connections(ports[0]) - 40, connections(ports[1]), connections(ports[2])];
+    assert_eq!(received.iter().sum::<u64>(), 60);
+    assert!(received[0] <= 15, "node1 took {} of 60 (even would be 20): {received:?}", received[0]);
+
+    // A draining instance says `drain`: HAProxy sends it nothing new.
+    assert!(!weight_of(&cluster, "node1").2, "not drained before its drain");
+    cluster.signal(0, "TERM").expect("SIGTERM node1");
+    eventually("node1 to be drained", || async { weight_of(&cluster, "node1").2 }).await;
+    cluster.stop();
+}
