@@ -62,6 +62,8 @@ run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 # The post's experiment on one machine: Redis, NODES instances and HAProxy in front
 
 NODES ?= 3
+# STANDBY=1: one more instance HAProxy knows, started later by `make cluster-restart`
+STANDBY ?= 0
 LB_PORT ?= 8080
 # A small limit per instance makes the overload experiment easy: CLUSTER_MAX_CONNECTIONS=4
 # TLS=1: HAProxy serves https:// and wss:// with a certificate made at start
@@ -77,8 +79,8 @@ PROMETHEUS_FLAGS = $(if $(shell command -v prometheus),--prometheus --alert-rule
 
 .PHONY: cluster
 cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances, HAProxy on :$(LB_PORT) and Prometheus; Ctrl-C stops all
-	cargo build --release -p wstime-server -p wstime-cluster
-	$(CLUSTER) up --instances $(NODES) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
+	cargo build --release -p wstime-server -p wstime-cluster -p wstime-bench
+	$(CLUSTER) up --instances $(NODES) --standby $(STANDBY) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
 	  $(PROMETHEUS_FLAGS) \
 	  --server-bin target/release/wstime-server --static-dir dist \
 	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \

@@ -5,17 +5,21 @@
 //! - [`stats`]: percentiles over samples.
 //! - [`lateness`]: how late each tick is, by interval and by schedule.
 //! - [`proc`]: a process's resident memory and CPU time, from `/proc`.
+//! - [`generators`]: running client processes and reading what they report.
 //! - [`results`]: what a load generator reports, shared by both binaries.
 //! - [`node`]: finding Node.js and installing the Node parts' locked dependencies.
 //! - [`servers`]: the servers measured, wstime and the post's Node server.
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
+//! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`report`]: the Markdown summary and the SVG charts.
 
 pub mod clients;
+pub mod generators;
 pub mod lateness;
 pub mod node;
 pub mod proc;
 pub mod report;
 pub mod results;
+pub mod scale_out;
 pub mod servers;
 pub mod stats;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     results::{FailoverResult, SteadyResult},
+    scale_out::ScaleOutRow,
     stats::Summary,
 };
 
@@ -72,6 +73,9 @@ pub struct Report {
     pub steady: Vec<SteadyRow>,
     pub syscalls: Option<SyscallRow>,
     pub failover: Vec<FailoverRow>,
+    /// The scale-out run, when there was one.
+    #[serde(default)]
+    pub scale_out: Option<ScaleOutRow>,
 }
 
 impl FailoverRow {
@@ -101,6 +105,9 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
     }
     if !report.failover.is_empty() {
         failover_charts(report, dir)?;
+    }
+    if let Some(row) = &report.scale_out {
+        scale_out_chart(row, dir)?;
     }
     std::fs::write(dir.join("report.md"), markdown(report))?;
     Ok(())
@@ -155,7 +162,58 @@ fn markdown(report: &Report) -> String {
             "\n![failover gaps](failover-gaps.svg) ![reconnects over time](failover-herd.svg)\n"
         );
     }
+    if let Some(row) = &report.scale_out {
+        scale_out_markdown(row, &mut md);
+    }
     md
+}
+
+fn scale_out_markdown(row: &ScaleOutRow, md: &mut String) {
+    let balanced =
+        row.balanced_after_secs.map_or("not within the run".into(), |s| format!("{s:.1} s"));
+    let moved = &row.moved;
+    let _ = writeln!(
+        md,
+        "## Scale-out: 3 instances behind HAProxy, {} clients on two, then the third starts
+
+         Rebalancing on (its defaults); every instance's connections read every 250 ms.
+
+         | clients | moved | every instance within ±10 % of the mean after | resumed | restarted from 0 |          gave up | longest gap | gap p50 / p99 | peak load (healthy below) |
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|
+         | {} | {} | {balanced} | {} | {} | {} | {:.0} ms | {:.0} / {:.0} ms | {:.2} ({:.2}) |
+
+         ![connections per instance](scale-out.svg)
+",
+        row.clients,
+        row.clients,
+        moved.affected,
+        moved.resumed,
+        moved.restarted,
+        moved.gave_up,
+        row.gap_ms.max,
+        row.gap_ms.p50,
+        row.gap_ms.p99,
+        row.peak_load,
+        row.healthy_below,
+    );
+}
+
+fn scale_out_chart(row: &ScaleOutRow, dir: &Path) -> anyhow::Result<()> {
+    let series: Vec<Series> = [RED, BLUE, GREEN]
+        .into_iter()
+        .enumerate()
+        .map(|(i, color)| {
+            let points = row.samples.iter().map(|(at, counts)| (*at, counts[i] as f64)).collect();
+            (format!("node{}", i + 1), color, points)
+        })
+        .collect();
+    line_chart(
+        &dir.join("scale-out.svg"),
+        "Connections per instance after the third starts",
+        "seconds after the third instance started",
+        "connections",
+        &series,
+    )
 }
 
 /// The client every size is measured with; the independent one runs at one size only.

@@ -23,6 +23,7 @@ fn a_tiny_benchmark_writes_a_sound_report() {
         .current_dir(workspace())
         .args(["--sizes", "50", "--window-secs", "2", "--strace-connections", "20"])
         .args(["--failover-clients", "30", "--failover-secs", "12", "--tls-size", "50"])
+        .args(["--scale-out-clients", "0"])
         .arg("--server-bin")
         .arg(&server)
         .arg("--loadgen-bin")

@@ -38,3 +38,10 @@ pub fn request(
         response.body_mut().read_to_string().with_context(|| format!("the body of {url}"))?;
     Ok(Response { status: response.status().as_u16(), body })
 }
+
+/// The `/healthcheck` JSON of the instance on `port`.
+pub fn health_report(port: u16) -> anyhow::Result<serde_json::Value> {
+    let response =
+        request("GET", port, "/healthcheck", "application/json", Duration::from_secs(2))?;
+    serde_json::from_str(&response.body).context("a health check's JSON")
+}

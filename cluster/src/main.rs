@@ -68,6 +68,10 @@ struct Options {
     /// How many wstime-server instances to start.
     #[arg(long, default_value_t = 3)]
     instances: usize,
+    /// How many more HAProxy knows but that start only when restarted (`restart N`):
+    /// a scale-out to watch the cluster rebalance.
+    #[arg(long, default_value_t = 0)]
+    standby: usize,
     /// The wstime-server binary.
     #[arg(long, default_value = "target/release/wstime-server")]
     server_bin: PathBuf,
@@ -168,7 +172,7 @@ async fn run(
             echo: options.echo,
         },
         instances: options.instances,
-        standby: 0,
+        standby: options.standby,
         redis: options.redis,
         haproxy: options.haproxy.clone().map(|config| HaProxySpec {
             config,

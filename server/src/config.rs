@@ -290,6 +290,30 @@ mod tests {
         assert_eq!(config.network_capacity_bps, None);
         assert_eq!(config.drain_grace, Duration::from_secs(5));
         assert_eq!(config.drain_window, Duration::from_secs(5));
+        assert_eq!(config.allowed_origins, AllowedOrigins::SameOrigin);
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.max_connections_per_client, 2000);
+        assert_eq!(
+            config.connect_rate_per_client,
+            RateSetting(Some(ConnectRate { per_second: 50.0, burst: 1000.0 }))
+        );
+        assert_eq!(config.max_pending_handshakes, 1024);
+        assert_eq!((config.tls_cert, config.tls_key), (None, None));
+        assert_eq!(config.agent_port, None);
+        assert!(config.rebalance);
+        assert_eq!((config.rebalance_tolerance, config.rebalance_pace), (0.05, 0.05));
+        assert_eq!((config.advertise_addr, config.ready_file), (None, None));
+    }
+
+    #[test]
+    fn tls_needs_both_halves_and_switches_read_on_or_off() {
+        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["s", "--tls-key", "k.pem"]).is_err());
+        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+        assert_eq!(parse_switch("OFF"), Ok(false));
+        assert_eq!(parse_switch("on"), Ok(true));
+        assert!(parse_switch("maybe").is_err());
+        assert_eq!(parse_rate("0"), Ok(RateSetting(None)));
     }
 
     #[test]

@@ -205,6 +205,22 @@ fn dist() -> PathBuf {
     dist
 }
 
+/// Starts `instances` instances of the built page's server, with `redis` and `haproxy`.
+async fn start(
+    instances: usize,
+    redis: Option<RedisSetup>,
+    haproxy: Option<HaProxySpec>,
+) -> Cluster {
+    let instance = InstanceSpec {
+        binary: env!("CARGO_BIN_EXE_wstime-server").into(),
+        static_dir: dist(),
+        env: Vec::new(),
+        echo: false,
+    };
+    let spec = ClusterSpec { instance, instances, standby: 0, redis, haproxy, prometheus: None };
+    tokio::task::spawn_blocking(move || Cluster::start(spec)).await.unwrap().expect("the cluster")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_rides_through_sigkill_and_sigterm_behind_haproxy() {
     rides_through_failover(false).await;
@@ -218,23 +234,8 @@ async fn the_page_rides_through_sigkill_and_sigterm_over_https_and_wss() {
 /// Loads the page through HAProxy (over TLS when `tls`), connects, and rides through a
 /// SIGKILL and a SIGTERM of the instance serving it.
 async fn rides_through_failover(tls: bool) {
-    let spec = ClusterSpec {
-        instance: InstanceSpec {
-            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
-            static_dir: dist(),
-            env: Vec::new(),
-            echo: false,
-        },
-        instances: 3,
-        standby: 0,
-        redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0, tls }),
-        prometheus: None,
-    };
-    let cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
-        .await
-        .unwrap()
-        .expect("the cluster");
+    let haproxy = HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0, tls };
+    let cluster = start(3, Some(RedisSetup::Single), Some(haproxy)).await;
     let url = cluster.balancer_url().expect("HAProxy's address");
     // Only this browser trusts the certificate, and only its key (not every certificate).
     let trust: Vec<String> = cluster
@@ -313,23 +314,7 @@ async fn rides_through_failover(tls: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_connects_to_its_own_instance_and_not_to_another_origins() {
-    let spec = ClusterSpec {
-        instance: InstanceSpec {
-            binary: env!("CARGO_BIN_EXE_wstime-server").into(),
-            static_dir: dist(),
-            env: Vec::new(),
-            echo: false,
-        },
-        instances: 2,
-        standby: 0,
-        redis: None,
-        haproxy: None,
-        prometheus: None,
-    };
-    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(spec))
-        .await
-        .unwrap()
-        .expect("the cluster");
+    let mut cluster = start(2, None, None).await;
     let ports: Vec<u16> = cluster.instances().iter().map(|i| i.port).collect();
     let (_browser, client) = browser(&[]).await;
     let page = Page { client };

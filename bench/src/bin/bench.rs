@@ -10,7 +10,8 @@
 //! made at start) at one size. Then a small run under `strace -c -f` counts write calls per
 //! tick.
 //! Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave like
-//! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed.
+//! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed. Scale-out:
+//! clients on two instances, then a third starts, and rebalancing moves a third of them.
 
 use std::{
     path::PathBuf,
@@ -22,22 +23,18 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
     clients::Client,
+    generators,
     node::Node,
     proc,
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
-    results::{FailoverResult, SteadyResult},
+    results::SteadyResult,
+    scale_out::{BenchCluster, ScaleOut},
     servers::Server,
 };
-use wstime_cluster::{
-    tls::LoopbackCertificate, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
-    Supervised,
-};
+use wstime_cluster::{tls::LoopbackCertificate, InstanceSpec};
 
 /// The server's log filter: start-up lines, but not one line per connect.
 const QUIET: &str = "info,wstime_server::upgrade=warn";
-
-/// Connections per generator process: far under its 20,000 open files.
-const PER_GENERATOR: usize = 8_000;
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-bench", about)]
@@ -57,6 +54,12 @@ struct Args {
     /// How long each failover run holds its clients after the instance is lost.
     #[arg(long, default_value_t = 20.0)]
     failover_secs: f64,
+    /// Clients in the scale-out run (0: skip it).
+    #[arg(long, default_value_t = 6000)]
+    scale_out_clients: usize,
+    /// How long the scale-out run watches after the third instance starts.
+    #[arg(long, default_value_t = 60.0)]
+    scale_out_secs: f64,
     #[arg(long, default_value = "target/release/wstime-server")]
     server_bin: PathBuf,
     #[arg(long, default_value = "target/release/wstime-loadgen")]
@@ -109,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         steady: Vec::new(),
         syscalls: None,
         failover: Vec::new(),
+        scale_out: None,
     };
     let wstime = Server::Wstime(wstime_spec(&args));
     let loadgen = Client::Loadgen(args.loadgen_bin.clone());
@@ -140,6 +144,26 @@ fn main() -> anyhow::Result<()> {
     }
     if args.failover_clients > 0 {
         report.failover = failover(&args)?;
+    }
+    if args.scale_out_clients > 0 {
+        let scale_out = ScaleOut {
+            cluster: bench_cluster(&args),
+            loadgen_bin: args.loadgen_bin.clone(),
+            clients: args.scale_out_clients,
+            watch: Duration::from_secs_f64(args.scale_out_secs),
+        };
+        let row = scale_out.run()?;
+        eprintln!(
+            "wstime-bench: scale-out: {} moved, balanced after {:?} s, {} resumed, {} restarted, \
+             longest gap {:.0} ms, peak load {:.2}",
+            row.moved.affected,
+            row.balanced_after_secs,
+            row.moved.resumed,
+            row.moved.restarted,
+            row.gap_ms.max,
+            row.peak_load
+        );
+        report.scale_out = Some(row);
     }
     report::write(&report, &args.out)?;
     eprintln!(
@@ -208,47 +232,6 @@ fn wstime_spec(args: &Args) -> InstanceSpec {
     }
 }
 
-/// Starts `client` processes for `connections` against `url`; waits until all report READY.
-fn generators(
-    client: &Client,
-    url: &str,
-    connections: usize,
-    prefix: &str,
-    flags: &[&str],
-) -> anyhow::Result<(Vec<Supervised>, f64)> {
-    let count = connections.div_ceil(PER_GENERATOR).max(1);
-    let sources: Vec<String> = (2..=9).map(|i| format!("127.0.0.{i}")).collect();
-    let mut processes = Vec::new();
-    for g in 0..count {
-        let share = connections / count + usize::from(g < connections % count);
-        let my_sources: Vec<&str> =
-            sources.iter().skip(g).step_by(count).map(String::as_str).collect();
-        let mut command = client.command();
-        command
-            .args(["--url", url, "--connections", &share.to_string()])
-            .args(["--id-prefix", &format!("{prefix}{g}")])
-            .args(["--source-ips", &my_sources.join(",")])
-            .args(flags);
-        let label = format!("{}{g}", client.label());
-        processes.push(Supervised::spawn(&label, &mut command, false)?);
-    }
-    let mut connect_secs: f64 = 0.0;
-    for process in &mut processes {
-        let ready = process.wait_for_line("READY ", Duration::from_secs(180))?;
-        connect_secs = connect_secs.max(ready.trim_start_matches("READY ").parse().unwrap_or(0.0));
-    }
-    Ok((processes, connect_secs))
-}
-
-/// Waits for a generator's RESULT line and parses it.
-fn result<T: serde::de::DeserializeOwned>(
-    process: &mut Supervised,
-    limit: Duration,
-) -> anyhow::Result<T> {
-    let line = process.wait_for_line("RESULT ", limit)?;
-    serde_json::from_str(line.trim_start_matches("RESULT ")).context("a generator's result")
-}
-
 /// Measures `server` holding `size` connections from `client`.
 fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow::Result<SteadyRow> {
     let instance = server.start()?;
@@ -266,7 +249,7 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
             .to_vec();
     flags.extend(server.client_flags());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (mut processes, connect_secs) = generators(client, &url, size, "steady", &flags)?;
+    let (mut processes, connect_secs) = generators::start(client, &url, size, "steady", &flags)?;
     for process in &mut processes {
         process.signal("USR1")?;
     }
@@ -283,7 +266,7 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
 
     let mut load = SteadyResult { connections: size, ..Default::default() };
     for process in &mut processes {
-        let part: SteadyResult = result(process, Duration::from_secs(60))?;
+        let part: SteadyResult = generators::result(process, Duration::from_secs(60))?;
         load.failed_connects += part.failed_connects;
         load.out_of_order += part.out_of_order;
         load.ticks += part.ticks;
@@ -335,7 +318,7 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
     let url = format!("ws://127.0.0.1:{}/", instance.port);
     let loadgen = Client::Loadgen(args.loadgen_bin.clone());
     let flags = ["--warmup-secs", "0", "--hold-secs", "8"];
-    let (mut processes, _) = generators(&loadgen, &url, connections, "strace", &flags)?;
+    let (mut processes, _) = generators::start(&loadgen, &url, connections, "strace", &flags)?;
     // Attach once every socket is open, so only steady-state ticks are counted.
     std::thread::sleep(Duration::from_secs(1));
     let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
@@ -352,7 +335,7 @@ fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
         bail!("strace failed: {status}");
     }
     for process in &mut processes {
-        let _: SteadyResult = result(process, Duration::from_secs(30))?;
+        let _: SteadyResult = generators::result(process, Duration::from_secs(30))?;
     }
     let text = std::fs::read_to_string(&trace)?;
     let _ = std::fs::remove_file(&trace);
@@ -398,21 +381,18 @@ fn write_call(line: &str) -> Option<WriteCall> {
     })
 }
 
+/// The failover runs' and the scale-out's cluster.
+fn bench_cluster(args: &Args) -> BenchCluster {
+    BenchCluster {
+        server_bin: args.server_bin.clone(),
+        static_dir: args.static_dir.clone(),
+        haproxy_config: args.haproxy_config.clone(),
+        env: vec![("RUST_LOG".into(), QUIET.into())],
+    }
+}
+
 fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
-    let spec = ClusterSpec {
-        instance: InstanceSpec {
-            binary: args.server_bin.clone(),
-            static_dir: args.static_dir.clone(),
-            env: vec![("RUST_LOG".into(), QUIET.into())],
-            echo: false,
-        },
-        instances: 3,
-        standby: 0,
-        redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec { config: args.haproxy_config.clone(), port: 0, tls: false }),
-        prometheus: None,
-    };
-    let mut cluster = Cluster::start(spec)?;
+    let mut cluster = bench_cluster(args).start(3, 0)?;
     let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
     let loadgen = Client::Loadgen(args.loadgen_bin.clone());
     let mut rows = Vec::new();
@@ -421,27 +401,13 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
         let flags = ["--failover", "--warmup-secs", "0", "--hold-secs", &hold];
         let prefix = format!("failover{run}-");
         let (mut processes, _) =
-            generators(&loadgen, &url, args.failover_clients, &prefix, &flags)?;
+            generators::start(&loadgen, &url, args.failover_clients, &prefix, &flags)?;
         std::thread::sleep(Duration::from_secs(3));
         cluster.signal(node, signal)?;
-        let mut merged = FailoverResult::default();
-        for process in &mut processes {
-            let part: FailoverResult =
-                result(process, Duration::from_secs_f64(args.failover_secs + 60.0))?;
-            merged.clients += part.clients;
-            merged.affected += part.affected;
-            merged.gap_ms.extend(part.gap_ms);
-            merged.resumed += part.resumed;
-            merged.restarted += part.restarted;
-            merged.gave_up += part.gave_up;
-            if merged.reconnects_per_100ms.len() < part.reconnects_per_100ms.len() {
-                merged.reconnects_per_100ms.resize(part.reconnects_per_100ms.len(), 0);
-            }
-            for (total, n) in merged.reconnects_per_100ms.iter_mut().zip(part.reconnects_per_100ms)
-            {
-                *total += n;
-            }
-        }
+        let merged = generators::failover_results(
+            &mut processes,
+            Duration::from_secs_f64(args.failover_secs + 60.0),
+        )?;
         let row = FailoverRow::new(&format!("SIG{signal}"), merged);
         eprintln!(
             "wstime-bench: SIG{signal}: {} affected, gap p99 {:.0} ms, {} resumed, {} restarted, {} gave up",

@@ -1,8 +1,6 @@
 //! What HAProxy learns from the instances' agent checks: each one's headroom as a weight,
 //! which steers new connections to the emptier instances, and `drain` during shutdown.
 
-use std::time::Duration;
-
 use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec};
 
 use crate::helpers::{eventually, within};
@@ -51,15 +49,7 @@ async fn open(port: u16, n: usize, prefix: &str) -> Vec<impl Sized> {
 
 /// The connections instance `port` holds, from its health check.
 fn connections(port: u16) -> u64 {
-    let health = wstime_cluster::http::request(
-        "GET",
-        port,
-        "/healthcheck",
-        "application/json",
-        Duration::from_secs(2),
-    )
-    .expect("a health check");
-    let report: serde_json::Value = serde_json::from_str(&health.body).expect("JSON");
+    let report = wstime_cluster::http::health_report(port).expect("a health check");
     report["connections"].as_u64().expect("connections")
 }
 

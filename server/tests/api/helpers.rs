@@ -259,6 +259,17 @@ impl TestServer {
         }
     }
 
+    /// Opens `n` WebSockets for the ids `<prefix>-0`… and reads each one's first tick.
+    pub async fn open_ticking(&self, prefix: &str, n: usize) -> Vec<Client> {
+        let mut clients = Vec::new();
+        for i in 0..n {
+            let mut client = self.connect(&format!("/?id={prefix}-{i}")).await;
+            client.next_tick().await;
+            clients.push(client);
+        }
+        clients
+    }
+
     /// Opens a WebSocket to `path_and_query`.
     pub async fn connect(&self, path_and_query: &str) -> Client {
         let (socket, _) = within(

@@ -29,12 +29,7 @@ async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     let window = Duration::from_secs(2);
     let mut server =
         TestServer::builder().env("DRAIN_GRACE_SECS", "3").env("DRAIN_WINDOW_SECS", "2").start();
-    let mut clients = Vec::new();
-    for i in 0..10 {
-        let mut client = server.connect(&format!("/?id=drain-{i}")).await;
-        client.next_tick().await;
-        clients.push(client);
-    }
+    let clients = server.open_ticking("drain", 10).await;
 
     let signalled = Instant::now();
     server.signal("TERM");
@@ -72,12 +67,7 @@ async fn drained_clients_resume_on_another_instance_with_their_count() {
         .env("DRAIN_WINDOW_SECS", "1")
         .start();
     let survivor = TestServer::builder().env("REDIS_URL", redis.url()).start();
-    let mut clients = Vec::new();
-    for i in 0..5 {
-        let mut client = draining.connect(&format!("/?id=moving-{i}")).await;
-        client.next_tick().await;
-        clients.push(client);
-    }
+    let clients = draining.open_ticking("moving", 5).await;
     draining.signal("TERM");
     for (i, client) in clients.into_iter().enumerate() {
         let (ticks, code, _) = ticks_until_closed(client).await;
@@ -157,6 +147,19 @@ fn a_missing_page_says_to_build_it() {
 }
 
 #[test]
+fn unusable_tls_files_and_a_taken_agent_port_are_one_line_errors() {
+    let (status, stderr) =
+        run_failing(&[("PORT", "0"), ("TLS_CERT", "/nonexistent/cert.pem"), ("TLS_KEY", "/k.pem")]);
+    assert_ne!(status, Some(0));
+    assert_one_line_error(&stderr, "TLS_CERT /nonexistent/cert.pem");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent = taken.local_addr().unwrap().port().to_string();
+    let (status, stderr) = run_failing(&[("PORT", "0"), ("AGENT_PORT", &agent)]);
+    assert_ne!(status, Some(0));
+    assert_one_line_error(&stderr, "AGENT_PORT");
+}
+
+#[test]
 fn bad_values_are_one_line_errors() {
     for (key, value, needle) in [
         ("PORT", "eighty", "--port"),
@@ -166,6 +169,10 @@ fn bad_values_are_one_line_errors() {
         ("REDIS_URL", "http://app:hunter2@127.0.0.1", "REDIS_URL"),
         ("REDIS_URL", "redis-sentinel://app:hunter2@127.0.0.1:26379", "REDIS_URL"),
         ("REDIS_URL", "redis-cluster://app:hunter2@127.0.0.1:7000/1", "REDIS_URL"),
+        ("ALLOWED_ORIGINS", "example.com", "--allowed-origins"),
+        ("TRUSTED_PROXIES", "10.0.0.0/40", "--trusted-proxies"),
+        ("CONNECT_RATE_PER_CLIENT", "fast", "--connect-rate-per-client"),
+        ("REBALANCE", "maybe", "--rebalance"),
     ] {
         let (status, stderr) = run_failing(&[(key, value)]);
         assert_eq!(status, Some(2), "{key}={value}");
@@ -184,14 +191,9 @@ async fn the_last_touches_of_closing_sockets_reach_the_store_before_exit() {
         .env("DRAIN_GRACE_SECS", "4")
         .env("DRAIN_WINDOW_SECS", "0")
         .start();
+    let clients = server.open_ticking("last-touch", 50).await;
     let ids: Vec<ClientId> =
         (0..50).map(|i| ClientId::parse(&format!("last-touch-{i}")).unwrap()).collect();
-    let mut clients = Vec::new();
-    for id in &ids {
-        let mut client = server.connect(&format!("/?id={id}")).await;
-        client.next_tick().await;
-        clients.push(client);
-    }
     server.signal("TERM");
     let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
     assert_eq!(server.wait_exit(grace + Duration::from_secs(15)), Some(0));

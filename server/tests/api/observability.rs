@@ -254,12 +254,7 @@ async fn protocol_errors_idle_peers_and_drain_closes_are_counted_by_code() {
 
     // The drain closes ten sockets over 30 s: the first close is counted while the others
     // (and the server) are still there.
-    let mut clients = Vec::new();
-    for i in 0..10 {
-        let mut client = server.connect(&format!("/?id=drained-{i}")).await;
-        client.next_tick().await;
-        clients.push(client);
-    }
+    let mut clients = server.open_ticking("drained", 10).await;
     server.signal("TERM");
     let first_closed = futures_util::future::select_all(
         clients.iter_mut().map(|client| Box::pin(client.expect_close())),
