@@ -71,11 +71,10 @@ fn a_tiny_benchmark_writes_a_sound_report() {
         let result = &run["result"];
         let affected = result["affected"].as_u64().unwrap();
         assert!(affected > 0, "{run}");
-        assert_eq!(
-            result["resumed"].as_u64().unwrap(),
-            affected,
-            "every affected client resumed: {run}"
-        );
+        // Every affected client came back with its count (some may have moved again, when
+        // the survivors evened out: more resumes than clients is fine, a restart is not).
+        assert!(result["resumed"].as_u64().unwrap() >= affected, "every one resumed: {run}");
+        assert_eq!(result["restarted"], 0, "no session started again from 0: {run}");
         assert_eq!(result["gave_up"], 0);
     }
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();

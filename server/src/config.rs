@@ -107,7 +107,7 @@ pub struct Config {
 
     /// Move sockets from instances holding clearly more than the cluster's mean to the
     /// others, after a scale-out (`on` or `off`; needs the cluster registry, so Redis).
-    #[arg(long, env = "REBALANCE", default_value = "on", value_parser = parse_switch)]
+    #[arg(long, env = "REBALANCE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub rebalance: bool,
 
     /// How far above the cluster's mean an instance may hold before it moves sockets

@@ -8,7 +8,8 @@
 //! the balancer, which the agent ([`crate::agent`]) has told to prefer the emptier
 //! instances, and resume their sessions there. It never sheds below the mean plus the
 //! tolerance, never more than a bounded fraction of its sockets a second, never while
-//! another instance drains or is unhealthy, and not at all when it is the only one. The
+//! another instance drains, is unhealthy or has missed a refresh (it has likely died, and its
+//! clients are moving already), and not at all when it is the only one. The
 //! workers close the sockets as their wheels come round, so the closes spread over the
 //! second.
 
@@ -94,9 +95,11 @@ pub fn mean(own: usize, cluster: &ClusterReport) -> Option<f64> {
 
 /// How many sockets to move this second, with `own` open.
 pub fn plan(own: usize, cluster: &ClusterReport, settings: Rebalancing) -> usize {
+    // An instance that missed a refresh has likely died: its figures are old, and its
+    // clients are moving already.
     let calm = cluster.instances.iter().all(|instance| {
         instance.name == cluster.answered_by
-            || (!instance.draining && instance.health == Health::Ok)
+            || (!instance.draining && instance.health == Health::Ok && !instance.is_stale())
     });
     let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
     let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
@@ -146,6 +149,7 @@ mod tests {
                 draining,
                 version: String::new(),
                 started_unix_ms: 0,
+                refreshed_ms_ago: 0,
             })
             .collect();
         ClusterReport { answered_by: me.into(), shared: true, instances }
@@ -170,6 +174,9 @@ mod tests {
         assert_eq!(plan(3000, &alone, SETTINGS), 0);
         let draining = cluster("a", &[("a", 3000, false), ("b", 3000, true), ("c", 0, false)]);
         assert_eq!(plan(3000, &draining, SETTINGS), 0);
+        let mut dead = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
+        dead.instances[1].refreshed_ms_ago = 5_000;
+        assert_eq!(plan(3000, &dead, SETTINGS), 0, "b missed its refreshes: it may be dead");
         let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
         assert_eq!(plan(3, &small, SETTINGS), 0, "a socket or two is not worth moving");
     }

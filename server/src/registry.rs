@@ -36,22 +36,23 @@ pub const ENTRY_TTL: Duration = Duration::from_secs(6);
 /// The hash holding every instance's entry (the braces: one slot in a Redis Cluster).
 const KEY: &str = "wstime:{cluster}:instances";
 
-/// Writes this instance's entry and returns every live one. KEYS[1]: the hash. ARGV[1]:
-/// the instance's name; ARGV[2]: its entry (JSON); ARGV[3]: the entry's time to live in
-/// ms. Each value is `<expiry in ms on Redis's clock> <entry>`; expired ones are removed.
+/// Writes this instance's entry and returns Redis's time (ms) then every live value.
+/// KEYS[1]: the hash. ARGV[1]: the instance's name; ARGV[2]: its entry (JSON); ARGV[3]: the
+/// entry's time to live in ms. Each value is `<expiry in ms on Redis's clock> <entry>`;
+/// expired ones are removed.
 const REGISTER_SCRIPT: &str = r"
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], (now_ms + ttl) .. ' ' .. ARGV[2])
-local live = {}
+local live = {tostring(now_ms)}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local expires, entry = string.match(all[i + 1], '^(%d+) (.*)$')
+  local expires = string.match(all[i + 1], '^(%d+) ')
   if expires == nil or tonumber(expires) < now_ms then
     redis.call('HDEL', KEYS[1], all[i])
   else
-    table.insert(live, entry)
+    table.insert(live, all[i + 1])
   end
 end
 redis.call('PEXPIRE', KEYS[1], ttl * 10)
@@ -71,6 +72,17 @@ pub struct InstanceEntry {
     pub draining: bool,
     pub version: String,
     pub started_unix_ms: u64,
+    /// How long ago (ms) it last refreshed its entry: every [`REFRESH`] while it lives, so
+    /// much more means it has died and its entry not yet expired.
+    #[serde(default)]
+    pub refreshed_ms_ago: u64,
+}
+
+impl InstanceEntry {
+    /// Whether it has missed a refresh (it has likely died; its figures are old).
+    pub fn is_stale(&self) -> bool {
+        self.refreshed_ms_ago > (REFRESH * 5 / 4).as_millis() as u64
+    }
 }
 
 /// What `GET /cluster` answers.
@@ -144,6 +156,7 @@ pub fn own_entry(state: &AppState) -> InstanceEntry {
         started_unix_ms: started
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64),
+        refreshed_ms_ago: 0,
     }
 }
 
@@ -171,6 +184,22 @@ pub async fn maintain(
     }
 }
 
+/// The entries in what the register script returned: Redis's time, then each live value.
+fn entries(values: &[String]) -> Vec<InstanceEntry> {
+    let Some((now, values)) = values.split_first() else { return Vec::new() };
+    let now: u64 = now.parse().unwrap_or(0);
+    let ttl = ENTRY_TTL.as_millis() as u64;
+    values
+        .iter()
+        .filter_map(|value| {
+            let (expires, json) = value.split_once(' ')?;
+            let refreshed = expires.parse::<u64>().ok()?.saturating_sub(ttl);
+            let entry: InstanceEntry = serde_json::from_str(json).ok()?;
+            Some(InstanceEntry { refreshed_ms_ago: now.saturating_sub(refreshed), ..entry })
+        })
+        .collect()
+}
+
 /// Writes this instance's entry (with Redis) and takes the cluster's back.
 async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) {
     let own = own_entry(state);
@@ -185,11 +214,43 @@ async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) 
         redis.eval(script, KEY, &[own.name.as_str(), &entry, &ttl_ms]).await;
     state.metrics.store_operation(StoreOperation::REGISTER, started.elapsed(), written.is_ok());
     match written {
-        Ok(entries) => {
-            let instances = entries.iter().filter_map(|entry| serde_json::from_str(entry).ok());
-            state.cluster.replace(true, instances.collect());
-        }
+        Ok(values) => state.cluster.replace(true, entries(&values)),
         // Redis is down: the store says so; the cluster is this instance until it is back.
         Err(_) => state.cluster.replace(false, vec![own]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_say_how_long_ago_each_instance_refreshed() {
+        let entry = |name: &str| {
+            let entry = InstanceEntry {
+                name: name.into(),
+                address: String::new(),
+                connections: 1,
+                max_connections: 10,
+                load: 0.1,
+                health: Health::Ok,
+                draining: false,
+                version: "0".into(),
+                started_unix_ms: 0,
+                refreshed_ms_ago: 0,
+            };
+            serde_json::to_string(&entry).unwrap()
+        };
+        // Redis's time is 100,000 ms; one entry refreshed just now, one 4 s ago.
+        let values = [
+            "100000".to_owned(),
+            format!("106000 {}", entry("fresh")),
+            format!("102000 {}", entry("dead")),
+            "not an entry".to_owned(),
+        ];
+        let read = entries(&values);
+        let ages: Vec<_> =
+            read.iter().map(|e| (e.name.as_str(), e.refreshed_ms_ago, e.is_stale())).collect();
+        assert_eq!(ages, [("fresh", 0, false), ("dead", 4000, true)]);
     }
 }

@@ -155,8 +155,12 @@ fn page_dir() -> tempfile::TempDir {
 
 impl TestServer {
     /// A server with a random name; add settings with [`TestServerBuilder::env`].
+    /// Rebalancing is off unless a test turns it on: these tests connect to instances
+    /// directly, not through a balancer, so a moved client would only come back to the
+    /// instance it left (the rebalancing tests run HAProxy).
     pub fn builder() -> TestServerBuilder {
-        TestServerBuilder { env: vec![("RUST_LOG".into(), "info".into())] }
+        let env = [("RUST_LOG", "info"), ("REBALANCE", "off")];
+        TestServerBuilder { env: env.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec() }
     }
 
     /// A default server named `name`, in this process.
