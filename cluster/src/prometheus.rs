@@ -69,16 +69,6 @@ impl Prometheus {
         Ok(Self { process, port, files })
     }
 
-    /// Whether Debian's `prometheus` is installed (`make cluster` starts one only then).
-    pub fn installed() -> bool {
-        Command::new("prometheus")
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    }
-
     /// Replaces the instances it scrapes; it notices within a second or so.
     pub fn set_targets(&self, targets: &[Target]) -> anyhow::Result<()> {
         write_targets(self.files.path(), targets)
@@ -96,16 +86,6 @@ impl Prometheus {
         let path = format!("/api/v1/query?{query}");
         let response = http::request("GET", self.port, &path, "application/json", QUERY_LIMIT)?;
         parse_vector(&response.body).with_context(|| format!("the answer to {promql}"))
-    }
-
-    /// The value of a query that answers with at most one series (a `sum(…)`, a `count(…)`);
-    /// `None` when it answers with none.
-    pub fn query_one(&self, promql: &str) -> anyhow::Result<Option<f64>> {
-        match self.query(promql)?.as_slice() {
-            [] => Ok(None),
-            [sample] => Ok(Some(sample.value)),
-            many => bail!("{promql} answered with {} series, not one: {many:?}", many.len()),
-        }
     }
 }
 
@@ -210,7 +190,7 @@ mod tests {
     #[test]
     fn a_real_prometheus_scrapes_a_target_added_while_it_runs() {
         let prometheus = Prometheus::start(&[], None, false).expect("start prometheus");
-        assert_eq!(prometheus.query_one("count(up)").unwrap(), None, "nothing to scrape yet");
+        assert_eq!(prometheus.query("up").unwrap(), [], "nothing to scrape yet");
         // Prometheus serves its own metrics: scrape itself, as an instance would be.
         let itself = Target { node: "node1".into(), port: prometheus.port };
         prometheus.set_targets(&[itself]).unwrap();

@@ -64,11 +64,6 @@ impl ClusterView {
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
     }
-
-    /// The instance called `name`, if it is live.
-    pub fn instance(&self, name: &str) -> Option<&InstanceEntry> {
-        self.instances.iter().find(|instance| instance.name == name)
-    }
 }
 
 impl std::fmt::Display for Health {
@@ -95,13 +90,13 @@ mod tests {
         let view = ClusterView::parse(CONTRACT_EXAMPLE).unwrap();
         assert_eq!(view.answered_by, "slimy-cardinal");
         assert!(view.shared);
-        let entry = view.instance("slimy-cardinal").expect("the answering instance");
+        let [entry] = view.instances.as_slice() else { panic!("one instance: {view:?}") };
+        assert_eq!(entry.name, "slimy-cardinal");
         assert_eq!(entry.address, "http://127.0.0.1:37425");
         assert_eq!((entry.connections, entry.max_connections), (12, 19000));
         assert_eq!(entry.health, Health::Ok);
         assert!(!entry.draining);
         assert_eq!(entry.started_unix_ms, 1_764_748_800_000);
-        assert_eq!(view.instance("someone-else"), None);
     }
 
     #[test]
