@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace
+DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -37,7 +37,7 @@ tools: ## Install the Rust tools the page needs (wasm target, trunk, wasm-bindge
 	  npm install --global binaryen@$(BINARYEN_VERSION); }
 
 .PHONY: packages
-packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy)
+packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus)
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PACKAGES="$$missing"; fi
@@ -74,17 +74,20 @@ REDIS ?= single
 NODE ?= 1
 SIGNAL ?= KILL
 CLUSTER := target/release/wstime-cluster
+# Prometheus scrapes the cluster (and evaluates the alert rules) when it is installed.
+PROMETHEUS_FLAGS = $(if $(shell command -v prometheus),--prometheus --alert-rules deploy/prometheus-alerts.yml)
 
 .PHONY: cluster
-cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances and HAProxy on :$(LB_PORT); Ctrl-C stops all
+cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances, HAProxy on :$(LB_PORT) and Prometheus; Ctrl-C stops all
 	cargo build --release -p wstime-server -p wstime-cluster -p wstime-bench
 	$(CLUSTER) up --instances $(NODES) --standby $(STANDBY) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
+	  $(PROMETHEUS_FLAGS) \
 	  --server-bin target/release/wstime-server --static-dir dist \
 	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \
 	  $(if $(TLS),--tls)
 
 .PHONY: cluster-status
-cluster-status: ## Show each instance's health, connections and HAProxy state
+cluster-status: ## Show each instance's health and connections (from /cluster) and HAProxy state
 	@$(CLUSTER) status
 
 .PHONY: cluster-kill
@@ -128,8 +131,10 @@ test-browser: ## The page's tests in headless Chromium, against real servers
 	cargo build -p wstime-server -p wstime-cluster
 	@# Chromium and chromedriver leave a 50 MB profile in $$TMPDIR when they are stopped:
 	@# give them a directory of their own and remove it, whatever the tests' outcome.
+	@# The test runner serves the page from an origin of its own, which the instances'
+	@# default (ALLOWED_ORIGINS=same-origin) would refuse.
 	files=$$(mktemp -d) && trap 'rm -rf "$$files"' EXIT && \
 	TMPDIR=$$files CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
-	  target/debug/wstime-cluster exec --instances 0 --redis \
+	  target/debug/wstime-cluster exec --instances 0 --redis --env 'ALLOWED_ORIGINS=*' \
 	    --server-bin target/debug/wstime-server --static-dir dist -- \
 	  cargo test -p wstime-frontend --target $(WASM)

@@ -44,6 +44,7 @@ impl BenchCluster {
             standby,
             redis: Some(RedisSetup::Single),
             haproxy: Some(HaProxySpec { config: self.haproxy_config.clone(), port: 0, tls: false }),
+            prometheus: None,
         })
     }
 }

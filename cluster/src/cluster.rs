@@ -4,12 +4,14 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
+use wstime_protocol::InstanceEntry;
 
 use crate::{
     haproxy::HaProxy,
-    http,
     instance::{Instance, InstanceSpec},
     process::free_port,
+    prometheus::{Prometheus, Target},
+    registry,
     shared_redis::{RedisProcessStatus, RedisSetup, SharedRedis},
     tls::Certificates,
 };
@@ -31,6 +33,8 @@ pub struct ClusterSpec {
     pub redis: Option<RedisSetup>,
     /// Put HAProxy in front of the instances.
     pub haproxy: Option<HaProxySpec>,
+    /// Scrape every instance with a real Prometheus.
+    pub prometheus: Option<PrometheusSpec>,
 }
 
 /// Where HAProxy's configuration is and which port it listens on.
@@ -44,9 +48,19 @@ pub struct HaProxySpec {
     pub tls: bool,
 }
 
+/// What Prometheus evaluates besides scraping.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusSpec {
+    /// A rule file to load (`deploy/prometheus-alerts.yml`), so its alerts can be watched.
+    pub rules: Option<PathBuf>,
+}
+
 /// The running processes. Dropping it stops them all.
 pub struct Cluster {
     spec: ClusterSpec,
+    /// Prometheus, when the instances are scraped. Declared first so it is stopped first
+    /// and records no instance's end as an outage.
+    prometheus: Option<Prometheus>,
     /// The shared Redis, when sessions are shared.
     redis: Option<SharedRedis>,
     /// The load balancer, when there is one. Declared before the instances' slots so it is
@@ -66,6 +80,9 @@ struct Slot {
     current: Option<Instance>,
     /// The exit status of the last process in this slot, once it ended.
     last_exit: Option<String>,
+    /// Whether a process has ever run in it: Prometheus scrapes only such slots, so a
+    /// standby slot is not reported as an instance gone.
+    started: bool,
 }
 
 /// The whole cluster as the control API reports it.
@@ -75,21 +92,28 @@ pub struct ClusterStatus {
     pub balancer: Option<String>,
     /// HAProxy's status page.
     pub balancer_stats: Option<String>,
+    /// Prometheus's web UI, when it scrapes the instances.
+    #[serde(default)]
+    pub prometheus: Option<String>,
     /// The `REDIS_URL` the instances share.
     pub redis: Option<String>,
     /// Every Redis process and what it says it is now.
     #[serde(default)]
     pub redis_processes: Vec<RedisProcessStatus>,
     pub instances: Vec<InstanceStatus>,
+    /// Instances the registry lists that no running slot holds: one killed a moment ago
+    /// (it leaves within the registry's TTL), or one this tool did not start.
+    #[serde(default)]
+    pub unknown: Vec<InstanceEntry>,
 }
 
-/// One instance with its health report and HAProxy's view of it.
+/// One instance this tool started, with what the registry and HAProxy say of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceStatus {
     #[serde(flatten)]
     pub info: InstanceInfo,
-    /// The instance's `/healthcheck` JSON, when it answered.
-    pub health: Option<serde_json::Value>,
+    /// Its entry in the registry (`GET /cluster`), when it is listed.
+    pub registered: Option<InstanceEntry>,
     /// HAProxy's state for it (`UP`, `DOWN`, …), when there is a load balancer.
     pub balancer: Option<String>,
 }
@@ -121,14 +145,22 @@ impl Cluster {
             Some(haproxy) if haproxy.tls => Some(Certificates::loopback()?),
             _ => None,
         };
-        let mut cluster = Self { spec, redis, haproxy: None, certificate, instances: Vec::new() };
+        let mut cluster = Self {
+            spec,
+            prometheus: None,
+            redis,
+            haproxy: None,
+            certificate,
+            instances: Vec::new(),
+        };
         for _ in 0..cluster.spec.instances {
             cluster.add_instance()?;
         }
         for _ in 0..cluster.spec.standby {
             let (port, agent_port) = (free_port()?, free_port()?);
             let last_exit = Some("not started yet".to_owned());
-            cluster.instances.push(Slot { port, agent_port, current: None, last_exit });
+            let slot = Slot { port, agent_port, current: None, last_exit, started: false };
+            cluster.instances.push(slot);
         }
         if let Some(haproxy) = cluster.spec.haproxy.clone() {
             let nodes: Vec<(u16, u16)> =
@@ -140,19 +172,44 @@ impl Cluster {
                 HaProxy::start(&haproxy.config, haproxy.port, &nodes, up, pem.as_deref(), echo)?;
             cluster.haproxy = Some(started);
         }
+        if let Some(prometheus) = cluster.spec.prometheus.clone() {
+            let echo = cluster.spec.instance.echo;
+            let targets = cluster.targets();
+            cluster.prometheus =
+                Some(Prometheus::start(&targets, prometheus.rules.as_deref(), echo)?);
+        }
         Ok(cluster)
     }
 
-    /// Starts one more instance on a free port.
+    /// Starts one more instance on a free port (and has Prometheus scrape it too).
     pub fn add_instance(&mut self) -> anyhow::Result<InstanceInfo> {
         let index = self.instances.len();
         let agent_port = free_port()?;
         let agent = agent_port.to_string();
         let extra = [("AGENT_PORT", agent.as_str())];
-        let instance = self.spec.instance.start(&format!("node{}", index + 1), 0, &extra)?;
+        let instance = self.spec.instance.start(&node_name(index), 0, &extra)?;
         let port = instance.port;
-        self.instances.push(Slot { port, agent_port, current: Some(instance), last_exit: None });
+        let slot =
+            Slot { port, agent_port, current: Some(instance), last_exit: None, started: true };
+        self.instances.push(slot);
+        self.scrape_started()?;
         Ok(self.info(index))
+    }
+
+    /// Has Prometheus, if there is one, scrape every slot a process has run in. A slot
+    /// keeps its port across restarts, so the list changes only when an instance is added
+    /// or a standby slot first started.
+    fn scrape_started(&self) -> anyhow::Result<()> {
+        match &self.prometheus {
+            Some(prometheus) => prometheus.set_targets(&self.targets()),
+            None => Ok(()),
+        }
+    }
+
+    /// Every slot a process has run in, under the name HAProxy gives it.
+    fn targets(&self) -> Vec<Target> {
+        let slots = self.instances.iter().enumerate().filter(|(_, slot)| slot.started);
+        slots.map(|(index, slot)| Target { node: node_name(index), port: slot.port }).collect()
     }
 
     /// Sends `signal` to instance `index`. A KILL is also waited for (it is immediate);
@@ -182,12 +239,20 @@ impl Cluster {
         if self.slot(index)?.current.is_some() {
             self.signal(index, "KILL")?;
         }
-        let label = format!("node{}", index + 1);
+        let label = node_name(index);
         let spec = self.spec.instance.clone();
         let slot = self.slot(index)?;
         let agent = slot.agent_port.to_string();
         slot.current = Some(spec.start(&label, slot.port, &[("AGENT_PORT", agent.as_str())])?);
+        if !std::mem::replace(&mut slot.started, true) {
+            self.scrape_started()?;
+        }
         Ok(self.info(index))
+    }
+
+    /// Prometheus, if it scrapes the instances.
+    pub fn prometheus(&self) -> Option<&Prometheus> {
+        self.prometheus.as_ref()
     }
 
     /// Where to open the page through the load balancer, if there is one.
@@ -211,20 +276,24 @@ impl Cluster {
         self.haproxy.as_ref().map(|h| h.port)
     }
 
-    /// Everything: the load balancer, each Redis process, and each instance with its own health report
-    /// and the load balancer's view of it.
+    /// Everything: the load balancer, each Redis process, and each instance with its entry
+    /// in the instances' own registry (read from one instance when they share Redis) and
+    /// the load balancer's view of it.
     pub fn status(&mut self) -> ClusterStatus {
         let states = self.haproxy.as_ref().and_then(|h| h.server_states().ok()).unwrap_or_default();
-        let instances = self
-            .instances()
+        let infos = self.instances();
+        let running: Vec<(u16, String)> =
+            infos.iter().filter_map(|info| Some((info.port, info.name.clone()?))).collect();
+        let mut live = registry::gather(&running, registry::ask);
+        let instances = infos
             .into_iter()
             .map(|info| {
-                let health = info.running.then(|| http::health_report(info.port).ok());
+                let registered = info.name.as_ref().and_then(|name| live.remove(name));
                 let balancer = states
                     .iter()
-                    .find(|(server, _)| *server == format!("node{}", info.index + 1))
+                    .find(|(server, _)| *server == node_name(info.index))
                     .map(|(_, state)| state.clone());
-                InstanceStatus { info, health: health.flatten(), balancer }
+                InstanceStatus { info, registered, balancer }
             })
             .collect();
         ClusterStatus {
@@ -233,9 +302,11 @@ impl Cluster {
                 .haproxy
                 .as_ref()
                 .map(|h| format!("http://127.0.0.1:{}/", h.stats_port)),
+            prometheus: self.prometheus.as_ref().map(Prometheus::url),
             redis: self.redis.as_ref().map(SharedRedis::url),
             redis_processes: self.redis.as_mut().map(SharedRedis::topology).unwrap_or_default(),
             instances,
+            unknown: live.into_values().collect(),
         }
     }
 
@@ -243,6 +314,7 @@ impl Cluster {
     /// Called explicitly because the control API holds the cluster too, so the last
     /// reference may not be dropped before the program exits.
     pub fn stop(&mut self) {
+        self.prometheus = None;
         self.haproxy = None;
         for slot in &mut self.instances {
             slot.current = None;
@@ -278,4 +350,10 @@ impl Cluster {
             last_exit: slot.last_exit.clone(),
         }
     }
+}
+
+/// The name HAProxy's configuration gives instance `index` (`node1` for 0), also its
+/// label in Prometheus and in the cluster tool's table.
+pub fn node_name(index: usize) -> String {
+    format!("node{}", index + 1)
 }

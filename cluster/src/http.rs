@@ -1,5 +1,5 @@
-//! Blocking HTTP requests to loopback, with `ureq`: enough to read an instance's health
-//! check or HAProxy's status CSV from the cluster's own threads, without a runtime.
+//! Blocking HTTP requests to loopback, with `ureq`: enough to read the instances' registry,
+//! HAProxy's status CSV or Prometheus's API from the cluster's own threads, without a runtime.
 
 use std::time::Duration;
 

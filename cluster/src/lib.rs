@@ -11,8 +11,9 @@
 //! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
 //!   `make cluster TLS=1`.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
-//! - [`tls`]: a throw-away CA and a server certificate it signs.
-//! - [`http`]: blocking HTTP requests to loopback (health checks, HAProxy's stats).
+//! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
+//! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
+//! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 
@@ -22,8 +23,10 @@ pub mod haproxy;
 pub mod http;
 pub mod instance;
 pub mod process;
+pub mod prometheus;
 pub mod redis;
 pub mod redis_cluster;
+pub mod registry;
 pub mod sentinel;
 pub mod shared_redis;
 pub mod tls;
@@ -31,6 +34,7 @@ pub mod tls;
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
+pub use prometheus::Prometheus;
 pub use redis::{Redis, Security};
 pub use redis_cluster::RedisCluster;
 pub use sentinel::SentinelGroup;

@@ -13,6 +13,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use wstime_cluster::{
+    cluster::{node_name, PrometheusSpec},
     control, http, Cluster, ClusterSpec, ClusterStatus, HaProxySpec, InstanceSpec, RedisSetup,
 };
 
@@ -42,7 +43,8 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Show the running cluster: each instance's health, connections and HAProxy state.
+    /// Show the running cluster: each instance's health and connections as the instances'
+    /// registry (`GET /cluster`) lists them, and HAProxy's state.
     Status,
     /// Send a signal to one instance of the running cluster.
     Kill {
@@ -87,6 +89,12 @@ struct Options {
     /// The port HAProxy listens on (0: any free port).
     #[arg(long, default_value_t = 0)]
     lb_port: u16,
+    /// Scrape every instance each second with a real Prometheus (Debian's `prometheus`).
+    #[arg(long)]
+    prometheus: bool,
+    /// A rule file for that Prometheus to evaluate (`deploy/prometheus-alerts.yml`).
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    alert_rules: Option<PathBuf>,
     /// HAProxy serves HTTPS and WSS, with a certificate made at start for 127.0.0.1 (its
     /// CA is printed, to trust in a browser or pass to a client).
     #[arg(long, requires = "haproxy")]
@@ -171,6 +179,9 @@ async fn run(
             port: options.lb_port,
             tls: options.tls,
         }),
+        prometheus: options
+            .prometheus
+            .then(|| PrometheusSpec { rules: options.alert_rules.clone() }),
     };
     let cluster = actix_web::web::block(move || Cluster::start(spec)).await??;
     if let Some(certificate) = cluster.certificate() {
@@ -213,6 +224,9 @@ async fn run(
             match &summary.balancer {
                 Some(url) => println!("\nOpen {url} and press Connect."),
                 None => println!("\nThe cluster is running."),
+            }
+            if let Some(url) = &summary.prometheus {
+                println!("Watch it in Prometheus: {}", graph_link(url, CONNECTIONS_BY_NODE));
             }
             println!(
                 "Status: make cluster-status · kill one: make cluster-kill NODE=1 SIGNAL=KILL \
@@ -262,12 +276,28 @@ fn status(state_file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The query `make cluster` links to: what a failover looks like at a glance.
+const CONNECTIONS_BY_NODE: &str = "sum by (node) (wstime_connections)";
+
+/// A link to Prometheus's graph page showing `query` over the last five minutes.
+fn graph_link(prometheus: &str, query: &str) -> String {
+    let parameters = form_urlencoded::Serializer::new(String::new())
+        .append_pair("g0.expr", query)
+        .append_pair("g0.tab", "0")
+        .append_pair("g0.range_input", "5m")
+        .finish();
+    format!("{prometheus}graph?{parameters}")
+}
+
 fn print_status(status: &ClusterStatus) {
     if let Some(url) = &status.balancer {
         println!(
             "load balancer  {url}  (HAProxy status page: {})",
             status.balancer_stats.as_deref().unwrap_or("-")
         );
+    }
+    if let Some(url) = &status.prometheus {
+        println!("prometheus     {url}  (scrapes every instance each second)");
     }
     if let Some(url) = &status.redis {
         println!("redis          {url}");
@@ -288,22 +318,49 @@ fn print_status(status: &ClusterStatus) {
     );
     for instance in &status.instances {
         let info = &instance.info;
-        let health = instance.health.as_ref();
-        let field = |key: &str| health.map(|h| h[key].to_string().trim_matches('"').to_owned());
+        let entry = instance.registered.as_ref();
+        let health = match (info.running, entry) {
+            (false, _) => format!("stopped ({})", info.last_exit.as_deref().unwrap_or("?")),
+            (true, Some(entry)) => entry.health.to_string(),
+            (true, None) => "not in the registry".to_owned(),
+        };
+        let row = Row { node: &node_name(info.index), name: info.name.as_deref(), port: info.port };
+        row.print(info.pid, &health, entry, instance.balancer.as_deref());
+    }
+    for entry in &status.unknown {
+        // Its port is the end of its advertised address (`http://127.0.0.1:37425`).
+        let port = entry.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let health = format!("{} (registry only)", entry.health);
+        Row { node: "-", name: Some(&entry.name), port }.print(None, &health, Some(entry), None);
+    }
+}
+
+/// The columns that say which instance a row of the table is.
+struct Row<'a> {
+    node: &'a str,
+    name: Option<&'a str>,
+    port: u16,
+}
+
+impl Row<'_> {
+    /// Prints the row, with the registry's numbers when it lists the instance.
+    fn print(
+        &self,
+        pid: Option<u32>,
+        health: &str,
+        entry: Option<&wstime_protocol::InstanceEntry>,
+        balancer: Option<&str>,
+    ) {
         println!(
             "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} {}",
-            format!("node{}", info.index + 1),
-            info.name.as_deref().unwrap_or("-"),
-            info.port,
-            info.pid.map_or("-".into(), |p| p.to_string()),
-            if info.running {
-                field("status").unwrap_or_else(|| "no answer".into())
-            } else {
-                format!("stopped ({})", info.last_exit.as_deref().unwrap_or("?"))
-            },
-            field("connections").unwrap_or_else(|| "-".into()),
-            field("load").map_or_else(|| "-".to_owned(), |l| l.chars().take(5).collect::<String>()),
-            instance.balancer.as_deref().unwrap_or("-"),
+            self.node,
+            self.name.unwrap_or("-"),
+            self.port,
+            pid.map_or("-".into(), |p| p.to_string()),
+            health,
+            entry.map_or("-".into(), |e| e.connections.to_string()),
+            entry.map_or("-".into(), |e| format!("{:.3}", e.load)),
+            balancer.unwrap_or("-"),
         );
     }
 }

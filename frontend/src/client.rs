@@ -138,6 +138,6 @@ async fn connect_once(url: &str, report: &impl Fn(Event), last_count: &mut Optio
 }
 
 /// A sleep on the browser's timer.
-fn sleep(duration: Duration) -> TimeoutFuture {
+pub(crate) fn sleep(duration: Duration) -> TimeoutFuture {
     TimeoutFuture::new(u32::try_from(duration.as_millis()).unwrap_or(u32::MAX))
 }

@@ -7,18 +7,22 @@
 //! - [`status`]: the status line and the reconnection lines.
 //! - [`client`]: the connection loop (gloo-net WebSocket, backoff, timeouts).
 //! - [`client_id`]: the tab's session id.
+//! - [`cluster`]: the cluster panel's model (where to ask, its rows, which one is you).
+//! - [`cluster_watch`]: asking `/cluster` every couple of seconds while connected.
 
 pub mod address;
 pub mod client;
 pub mod client_id;
+pub mod cluster;
+pub mod cluster_watch;
 pub mod log;
 pub mod status;
 
-use futures::future::{AbortHandle, Abortable};
+use futures::future::{self, AbortHandle, Abortable};
 use leptos::{html, prelude::*, task::spawn_local};
 use wstime_protocol::RetryPolicy;
 
-use crate::{log::LogBuffer, status::Status};
+use crate::{cluster::Panel, log::LogBuffer, status::Status};
 
 /// The address the box starts with: this page's own host.
 fn page_address() -> String {
@@ -37,6 +41,14 @@ pub fn App() -> impl IntoView {
     let status = RwSignal::new(Status::Idle);
     // The running connection loop, if any; aborting it drops (and so closes) its socket.
     let running = RwSignal::new(None::<AbortHandle>);
+    // What the cluster panel shows; it is on screen (and asked for) while the loop runs.
+    let cluster = RwSignal::new(Panel::default());
+    let connected_to = Signal::derive(move || {
+        status.with(|status| match status {
+            Status::Connected { server } => Some(server.clone()),
+            _ => None,
+        })
+    });
     let log_view = NodeRef::<html::Ol>::new();
 
     let push = move |line: String| log.update(|l| l.push(line));
@@ -60,6 +72,8 @@ pub fn App() -> impl IntoView {
         log.update(LogBuffer::clear);
         push(format!("Connecting to {url}"));
         let target = address::with_client_id(&url, &client_id::for_this_tab());
+        let cluster_url = cluster::cluster_url(&url);
+        cluster.set(Panel::default());
         let (handle, registration) = AbortHandle::new_pair();
         running.set(Some(handle));
         spawn_local(async move {
@@ -67,9 +81,22 @@ pub fn App() -> impl IntoView {
                 client::Event::Log(line) => push(line),
                 client::Event::Status(new) => status.set(new),
             });
+            let report = move |answer| match answer {
+                Ok(view) => cluster.update(|panel| panel.answered(view)),
+                Err(why) => cluster.update(|panel| panel.failed(why)),
+            };
+            // The panel's questions live exactly as long as the connection loop: they end
+            // when it gives up and when it is aborted.
+            let watch = async move {
+                match cluster_url {
+                    Some(url) => cluster_watch::watch(url, report).await,
+                    None => future::pending().await,
+                }
+            };
+            let both = future::select(Box::pin(session), Box::pin(watch));
             // Only a loop that ended by itself (gave up, refused) frees the button; an aborted
             // one was already replaced.
-            if Abortable::new(session, registration).await.is_ok() {
+            if Abortable::new(both, registration).await.is_ok() {
                 running.set(None);
             }
         });
@@ -113,6 +140,9 @@ pub fn App() -> impl IntoView {
                 </button>
             </form>
             <p id="status" class="status">{move || status.with(ToString::to_string)}</p>
+            <Show when=move || running.with(Option::is_some)>
+                <ClusterPanel panel=cluster connected_to=connected_to />
+            </Show>
             <ol id="log" class="log" node_ref=log_view>
                 <For
                     each=move || log.with(|l| l.lines().cloned().collect::<Vec<_>>())
@@ -121,5 +151,56 @@ pub fn App() -> impl IntoView {
                 />
             </ol>
         </main>
+    }
+}
+
+/// The cluster: one row per live instance (`data-instance` = its name) with its connections
+/// and health, the row of the instance this tab is connected to marked `current`.
+#[component]
+pub fn ClusterPanel(
+    /// What is known of the cluster.
+    #[prop(into)]
+    panel: Signal<Panel>,
+    /// The server this tab's latest tick came from, while connected.
+    #[prop(into)]
+    connected_to: Signal<Option<String>>,
+) -> impl IntoView {
+    let rows = move || panel.with(|panel| connected_to.with(|name| panel.rows(name.as_deref())));
+    view! {
+        <section id="cluster" class="cluster" aria-label="cluster">
+            <h2>"Cluster"</h2>
+            <table>
+                <thead>
+                    <tr>
+                        <th>"instance"</th>
+                        <th class="connections">"connections"</th>
+                        <th>"health"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    // Keyed by the whole row: a row whose numbers changed is drawn again.
+                    <For
+                        each=rows
+                        key=|row| row.clone()
+                        children=|row| {
+                            let class = if row.current { "current" } else { "" };
+                            let health = row.health.to_string();
+                            let name = row.name.clone();
+                            view! {
+                                <tr data-instance=row.name class=class>
+                                    <td class="name">
+                                        {name}
+                                        {row.current.then(|| view! { <span class="you">" (you)"</span> })}
+                                    </td>
+                                    <td class="connections">{row.connections}</td>
+                                    <td class=format!("health {health}")>{health.clone()}</td>
+                                </tr>
+                            }
+                        }
+                    />
+                </tbody>
+            </table>
+            {move || panel.with(Panel::note).map(|note| view! { <p class="note">{note}</p> })}
+        </section>
     }
 }

@@ -11,7 +11,8 @@ use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{HtmlElement, HtmlInputElement};
-use wstime_frontend::App;
+use wstime_frontend::{cluster::Panel, App, ClusterPanel};
+use wstime_protocol::ClusterView;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -70,10 +71,15 @@ struct Page {
 
 impl Page {
     fn mount() -> Self {
+        Self::mount_view(|| view! { <App/> }.into_any())
+    }
+
+    /// Mounts any view (a single component, for tests that need no server).
+    fn mount_view(view: impl FnOnce() -> AnyView + 'static) -> Self {
         let document = document();
         let root = document.create_element("section").unwrap();
         document.body().unwrap().append_child(&root).unwrap();
-        let mounted = mount_to(root.clone().unchecked_into(), || view! { <App/> }.into_any());
+        let mounted = mount_to(root.clone().unchecked_into(), view);
         Self { root, _mounted: mounted }
     }
 
@@ -92,6 +98,29 @@ impl Page {
     fn log(&self) -> Vec<String> {
         let items = self.root.query_selector_all("#log li").unwrap();
         (0..items.length()).filter_map(|i| items.item(i).and_then(|n| n.text_content())).collect()
+    }
+
+    /// The cluster panel's rows: (data-instance, class, text of each cell), in order;
+    /// `None` while there is no panel.
+    fn cluster_rows(&self) -> Option<Vec<ClusterRow>> {
+        self.root.query_selector("#cluster").unwrap()?;
+        let rows = self.root.query_selector_all("#cluster tr[data-instance]").unwrap();
+        Some(
+            (0..rows.length())
+                .filter_map(|i| rows.item(i))
+                .map(|node| {
+                    let row: web_sys::Element = node.unchecked_into();
+                    let cells = row.query_selector_all("td").unwrap();
+                    ClusterRow {
+                        instance: row.get_attribute("data-instance").unwrap_or_default(),
+                        current: row.class_list().contains("current"),
+                        cells: (0..cells.length())
+                            .filter_map(|i| cells.item(i).and_then(|n| n.text_content()))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Types `address` into the box the way a person would (an input event per change).
@@ -130,6 +159,17 @@ impl Page {
             .map(|tick| tick.seconds)
             .collect()
     }
+}
+
+/// One row of the cluster panel, as the DOM shows it.
+#[derive(Debug, Clone, PartialEq)]
+struct ClusterRow {
+    /// Its `data-instance` attribute.
+    instance: String,
+    /// Whether it has the class `current`.
+    current: bool,
+    /// The text of its cells: name, connections, health.
+    cells: Vec<String>,
 }
 
 impl Drop for Page {
@@ -232,4 +272,86 @@ async fn a_replaced_server_resumes_the_count_through_redis() {
     let resumed = format!("resumed on {new_name} at {after} seconds");
     assert!(page.log().contains(&resumed), "{resumed:?} in {:#?}", page.log());
     page.click_connect();
+}
+
+/// A `/cluster` answer listing `instances` as (name, connections, health), read the way
+/// the page reads one.
+fn answer(instances: &[(&str, u64, &str)]) -> ClusterView {
+    let entries: Vec<String> = instances
+        .iter()
+        .map(|(name, connections, health)| {
+            format!(
+                r#"{{"name":"{name}","address":"http://127.0.0.1:1","connections":{connections},"max_connections":100,"load":0.0,"health":"{health}","draining":false,"version":"0.1.0","started_unix_ms":0}}"#
+            )
+        })
+        .collect();
+    let answered_by = instances[0].0;
+    let json = format!(
+        r#"{{"answered_by":"{answered_by}","shared":true,"instances":[{}]}}"#,
+        entries.join(",")
+    );
+    ClusterView::parse(&json).expect("a well-formed answer")
+}
+
+#[wasm_bindgen_test]
+async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
+    let panel = RwSignal::new(Panel::default());
+    let connected_to = RwSignal::new(Some("brave-bee".to_owned()));
+    let page = Page::mount_view(move || view! { <ClusterPanel panel connected_to /> }.into_any());
+    leptos::task::tick().await;
+    assert_eq!(page.cluster_rows(), Some(Vec::new()), "no answer yet: no rows");
+    assert!(page.text("cluster").contains("Asking which instances"), "{}", page.text("cluster"));
+
+    panel.update(|p| p.answered(answer(&[("able-ant", 3, "ok"), ("brave-bee", 7, "overloaded")])));
+    leptos::task::tick().await;
+    let row = |instance: &str, current, cells: [&str; 3]| ClusterRow {
+        instance: instance.to_owned(),
+        current,
+        cells: cells.map(str::to_owned).to_vec(),
+    };
+    assert_eq!(
+        page.cluster_rows().unwrap(),
+        [
+            row("able-ant", false, ["able-ant", "3", "ok"]),
+            row("brave-bee", true, ["brave-bee (you)", "7", "overloaded"]),
+        ]
+    );
+
+    // The next answer: one instance gone, one new, numbers changed; and this tab moved.
+    panel.update(|p| p.answered(answer(&[("brave-bee", 2, "draining"), ("calm-cat", 9, "ok")])));
+    connected_to.set(Some("calm-cat".to_owned()));
+    leptos::task::tick().await;
+    assert_eq!(
+        page.cluster_rows().unwrap(),
+        [
+            row("brave-bee", false, ["brave-bee", "2", "draining"]),
+            row("calm-cat", true, ["calm-cat (you)", "9", "ok"]),
+        ]
+    );
+
+    // A question that went unanswered keeps the picture and says so.
+    panel.update(|p| p.failed("timed out".to_owned()));
+    leptos::task::tick().await;
+    assert_eq!(page.cluster_rows().unwrap().len(), 2);
+    assert!(page.text("cluster").contains("No answer about the cluster: timed out"));
+}
+
+// The rows themselves, from real instances, are checked end to end through HAProxy in
+// server/tests/browser.rs: this page comes from the test runner's origin, and an instance's
+// `/cluster` answer carries no CORS header to let a page from another origin read it.
+#[wasm_bindgen_test]
+async fn the_cluster_panel_is_there_while_the_page_connects() {
+    let page = Page::mount();
+    leptos::task::tick().await;
+    assert_eq!(page.cluster_rows(), None, "no panel before Connect");
+    // Nothing listens there: the page keeps retrying, and the panel says it has no answer.
+    // (No server, so no session: the other tests share this tab's client id.)
+    page.type_address("ws://127.0.0.1:9/");
+    page.click_connect();
+    page.wait_until("the panel to say it has no answer", |p| {
+        p.cluster_rows().is_some() && p.text("cluster").contains("No answer about the cluster")
+    })
+    .await;
+    page.click_connect();
+    page.wait_until("the panel gone after Disconnect", |p| p.cluster_rows().is_none()).await;
 }

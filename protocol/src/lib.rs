@@ -6,13 +6,17 @@
 //! - [`tick`]: the exact text of a tick, and how a client reads one back.
 //! - [`close`]: the close codes the server sends and what each asks of the client.
 //! - [`retry`]: the client's reconnect schedule (exponential backoff with full jitter).
+//! - [`cluster`]: the `/cluster` answer (the live instances), read by the page and the
+//!   cluster tool.
 
 pub mod client_id;
 pub mod close;
+pub mod cluster;
 pub mod retry;
 pub mod tick;
 
 pub use client_id::{ClientId, InvalidClientId};
 pub use close::CloseCode;
+pub use cluster::{ClusterView, Health, InstanceEntry};
 pub use retry::{Disconnect, Next, RetryPolicy};
 pub use tick::Tick;

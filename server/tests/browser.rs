@@ -91,6 +91,45 @@ impl Page {
         log.lines().rev().find_map(Tick::parse).map(|t| (t.server.to_owned(), t.seconds))
     }
 
+    /// The cluster panel's rows: (data-instance, whether it is marked current, its text).
+    async fn cluster_rows(&self) -> Vec<(String, bool, String)> {
+        let rows = self.client.find_all(Locator::Css("#cluster tr[data-instance]")).await;
+        let mut seen = Vec::new();
+        for row in rows.expect("the panel's rows") {
+            let name = row.attr("data-instance").await.ok().flatten().unwrap_or_default();
+            let class = row.attr("class").await.ok().flatten().unwrap_or_default();
+            let text = row.text().await.unwrap_or_default();
+            seen.push((name, class.split_whitespace().any(|c| c == "current"), text));
+        }
+        seen
+    }
+
+    /// Waits until the cluster panel lists exactly `names` (in any order) with `current`'s
+    /// row, and only it, marked as this tab's.
+    async fn wait_for_panel(&self, names: &[&str], current: &str) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let rows = self.cluster_rows().await;
+            let mut listed: Vec<&str> = rows.iter().map(|(name, _, _)| name.as_str()).collect();
+            listed.sort_unstable();
+            let mut wanted = names.to_vec();
+            wanted.sort_unstable();
+            let marked: Vec<&(String, bool, String)> = rows.iter().filter(|r| r.1).collect();
+            if listed == wanted
+                && marked.len() == 1
+                && marked[0].0 == current
+                && marked[0].2.contains("(you)")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the panel never listed {names:?} with {current} marked: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until the page shows a tick of at least `count`.
     async fn wait_for_count(&self, count: u64) {
         let deadline = Instant::now() + LIMIT;
@@ -178,7 +217,7 @@ async fn start(
         env: Vec::new(),
         echo: false,
     };
-    let spec = ClusterSpec { instance, instances, standby: 0, redis, haproxy };
+    let spec = ClusterSpec { instance, instances, standby: 0, redis, haproxy, prometheus: None };
     tokio::task::spawn_blocking(move || Cluster::start(spec)).await.unwrap().expect("the cluster")
 }
 
@@ -221,6 +260,13 @@ async fn rides_through_failover(tls: bool) {
     let status = page.text("status").await;
     let first =
         status.strip_prefix("connected to ").expect("the status names the server").to_owned();
+    // The cluster panel, asked of the load balancer: every instance, this tab's marked.
+    let names: Vec<String> = {
+        let mut cluster = cluster.lock().unwrap();
+        cluster.instances().into_iter().filter_map(|i| i.name).collect()
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    page.wait_for_panel(&names, &first).await;
 
     // A crash: the process dies, its sockets are reset, HAProxy has not noticed yet.
     signal(&cluster, &first, "KILL").await;
@@ -230,6 +276,9 @@ async fn rides_through_failover(tls: bool) {
 
     let output = workspace().join("test-output");
     std::fs::create_dir_all(&output).unwrap();
+    // The killed instance leaves the panel once its registry entry expires; yours moved.
+    let survivors: Vec<&str> = names.iter().copied().filter(|name| *name != first).collect();
+    page.wait_for_panel(&survivors, &second).await;
     let name = if tls { "browser-failover-tls" } else { "browser-failover" };
     let screenshot = page.client.screenshot().await.expect("a screenshot");
     std::fs::write(output.join(format!("{name}.png")), screenshot).unwrap();

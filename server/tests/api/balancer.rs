@@ -26,6 +26,7 @@ async fn cluster(dist: &std::path::Path) -> Cluster {
             port: 0,
             tls: false,
         }),
+        prometheus: None,
     };
     actix_web::rt::task::spawn_blocking(move || Cluster::start(spec))
         .await

@@ -1,7 +1,12 @@
 //! The files in deploy/ are checked by the tools that will run them. (HAProxy's runs in
-//! front of real instances in the browser test and `make cluster`.)
+//! front of real instances in the browser test and `make cluster`; the alert rules in the
+//! Prometheus of the cluster test and `make cluster`.)
 
-use std::{path::PathBuf, process::Command};
+use std::{collections::BTreeSet, path::PathBuf, process::Command};
+
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{eventually, raw_upgrade, within, TestServer};
 
 fn deploy(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
@@ -60,4 +65,136 @@ fn the_systemd_unit_sets_only_settings_the_server_knows() {
         assert!(help.contains(&format!("[env: {name}=")), "{name} is not a wstime-server setting");
     }
     assert!(unit.contains("KillSignal=SIGTERM"), "SIGTERM starts the drain");
+}
+
+/// Runs `promtool` with `args`, failing the test with its output unless it succeeds.
+fn promtool(args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("run promtool (Debian's prometheus; make packages installs it)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool {args:?}:\n{said}");
+    said
+}
+
+#[test]
+fn the_alert_rules_are_valid_and_fire_when_their_tests_say() {
+    let rules = deploy("prometheus-alerts.yml");
+    let said = promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]);
+    assert!(said.contains("SUCCESS"), "{said}");
+    let tests = deploy("prometheus-alerts.test.yml");
+    promtool(&["test".as_ref(), "rules".as_ref(), tests.as_os_str()]);
+}
+
+/// Every query of the Grafana dashboard, with Grafana's variables replaced by what they
+/// stand for at their widest: `$instance` by every instance, `$__rate_interval` by 1m.
+fn dashboard_queries() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    fn collect(panels: &serde_json::Value, queries: &mut Vec<String>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("every target has an expr");
+                queries.push(expr.replace("$__rate_interval", "1m").replace("$instance", ".*"));
+            }
+            collect(&panel["panels"], queries);
+        }
+    }
+    let mut queries = Vec::new();
+    collect(&dashboard["panels"], &mut queries);
+    queries
+}
+
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    for query in &queries {
+        assert!(!query.contains('$'), "a Grafana variable the test does not know: {query}");
+    }
+    // promtool checks PromQL only inside rule files: one recording rule per query.
+    let rules: String = queries
+        .iter()
+        .enumerate()
+        .map(|(i, query)| {
+            let quoted = serde_json::Value::String(query.clone()).to_string();
+            format!("      - record: dashboard_query_{i}\n        expr: {quoted}\n")
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yml");
+    std::fs::write(&file, format!("groups:\n  - name: dashboard\n    rules:\n{rules}")).unwrap();
+    let said = promtool(&["check".as_ref(), "rules".as_ref(), file.as_os_str()]);
+    assert!(said.contains(&format!("SUCCESS: {} rules found", queries.len())), "{said}");
+}
+
+/// The names of the series a scrape holds (`wstime_ticks_sent_total`, a histogram's
+/// `_bucket`, `_sum` and `_count`, …): what a query can select.
+fn series_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `wstime_…` names a text mentions.
+fn wstime_names(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("wstime_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A scrape of a server that has seen one of everything: a session opened and resumed, a
+/// refused upgrade, a close, store operations and store errors (its Redis is not there;
+/// sessions fall back to memory). Labelled series appear only once something happened.
+async fn scrape_of_everything() -> String {
+    let dead = wstime_cluster::free_port().unwrap();
+    let server =
+        TestServer::builder().env("REDIS_URL", format!("redis://127.0.0.1:{dead}/0")).start();
+    let mut client = server.connect("/?id=everything").await;
+    client.next_tick().await;
+    drop(client);
+    eventually("the socket to go", || async { server.live_connections().await == 0 }).await;
+    let mut client = server.connect("/?id=everything").await;
+    client.next_tick().await;
+    raw_upgrade(server.port, "/?id=a%20b", "websocket").await;
+    client.send(Message::Text("x".repeat(5000).into())).await;
+    client.expect_close().await;
+    let scrape = || async {
+        let request = awc::Client::default().get(server.http_url("/metrics"));
+        let mut response = within("a scrape", request.send()).await.expect("GET /metrics");
+        let body = within("the scrape body", response.body()).await.expect("a body");
+        String::from_utf8(body.to_vec()).expect("UTF-8")
+    };
+    // The registry's first write to the missing Redis fails within its first refresh.
+    eventually("a store error", || async { scrape().await.contains("wstime_store_errors_total") })
+        .await;
+    scrape().await
+}
+
+#[actix_web::test]
+async fn the_dashboard_and_the_alerts_use_only_metrics_the_server_exposes() {
+    let exposed = series_names(&scrape_of_everything().await);
+    let families = ["wstime_sessions_opened_total", "wstime_store_errors_total"];
+    assert!(families.iter().all(|name| exposed.contains(*name)), "{exposed:?}");
+    for (file, text) in [
+        ("grafana-dashboard.json", dashboard_queries().join("\n")),
+        (
+            "prometheus-alerts.yml",
+            std::fs::read_to_string(deploy("prometheus-alerts.yml")).unwrap(),
+        ),
+    ] {
+        let used = wstime_names(&text);
+        assert!(used.len() >= 10, "{file} uses {used:?}");
+        let unknown: Vec<_> = used.difference(&exposed).collect();
+        assert!(unknown.is_empty(), "{file} uses {unknown:?}, which /metrics does not expose");
+    }
 }

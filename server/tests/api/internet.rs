@@ -228,6 +228,7 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
             port: 0,
             tls: false,
         }),
+        prometheus: None,
     };
     let mut cluster =
         actix_web::rt::task::spawn_blocking(move || wstime_cluster::Cluster::start(spec))
