@@ -21,7 +21,7 @@ use prometheus_client::{
 use wstime_protocol::CloseCode;
 
 use self::scrape::InstanceCollector;
-use crate::{session::Opened, state::AppState};
+use crate::{session::Opened, state::AppState, upgrade::refusal::Refusal};
 
 /// Bounds (seconds) of the histogram of how long resumed sessions were away: from a
 /// reconnect within the same second to most of the default resume window.
@@ -58,7 +58,18 @@ impl StoreOperation {
     pub const OPEN: Self = Self { operation: "open" };
     pub const TOUCH: Self = Self { operation: "touch" };
     pub const REGISTER: Self = Self { operation: "register" };
+    const ALL: [Self; 3] = [Self::OPEN, Self::TOUCH, Self::REGISTER];
 }
+
+/// The close codes the server sends, each exposed at 0 from the start.
+const SERVER_CLOSE_CODES: [CloseCode; 6] = [
+    CloseCode::GoingAway,
+    CloseCode::ProtocolError,
+    CloseCode::PolicyViolation,
+    CloseCode::MessageTooBig,
+    CloseCode::ServiceRestart,
+    CloseCode::TryAgainLater,
+];
 
 /// The instance's metrics.
 #[derive(Debug)]
@@ -130,6 +141,22 @@ impl Metrics {
             store_errors.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&instance)));
+        // Every labelled series exists from the start, at 0: Prometheus's `rate()` and
+        // `increase()` see the first event as a change from 0, not as the series appearing,
+        // and an alert on a ratio has both sides before anything has gone wrong.
+        for reason in Refusal::REASONS {
+            let _ = upgrades_refused.get_or_create(&Refused { reason });
+        }
+        for kind in ["new", "resumed"] {
+            let _ = sessions_opened.get_or_create(&SessionKind { kind });
+        }
+        for code in SERVER_CLOSE_CODES {
+            let _ = server_closes.get_or_create(&Closed { code: code.code() });
+        }
+        for operation in StoreOperation::ALL {
+            let _ = store_duration.get_or_create(&operation);
+            let _ = store_errors.get_or_create(&operation);
+        }
         Self {
             registry,
             instance,

@@ -6,11 +6,9 @@
 
 use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
-use wstime_protocol::CloseCode;
-
 use actix_http::StatusCode;
 use tokio::time::Instant;
-use wstime_protocol::InvalidClientId;
+use wstime_protocol::{CloseCode, InvalidClientId};
 
 use super::handshake::{self, BadHandshake};
 use crate::session::StoreError;
@@ -55,8 +53,22 @@ impl Refusal {
         }
     }
 
+    /// Every [`Refusal::reason`]: the metrics expose each at 0 from the start, so a rate
+    /// over them is defined before the first refusal of a kind.
+    pub const REASONS: [&'static str; 9] = [
+        "bad_handshake",
+        "not_an_endpoint",
+        "bad_client_id",
+        "origin_not_allowed",
+        "client_limit",
+        "rate_limited",
+        "draining",
+        "full",
+        "store_unavailable",
+    ];
+
     /// The kind of refusal, as logs and the `reason` label of
-    /// `wstime_upgrades_refused_total` name it (a fixed set).
+    /// `wstime_upgrades_refused_total` name it (one of [`Refusal::REASONS`]).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Handshake(_) => "bad_handshake",
@@ -200,6 +212,23 @@ mod tests {
         assert_eq!(log.record("full", at(59)), None);
         assert_eq!(log.record("full", at(61)), Some(2), "two went unlogged");
         assert_eq!(log.record("full", at(62)), None);
+    }
+
+    #[test]
+    fn every_reason_is_one_the_metrics_expose() {
+        let every_refusal = [
+            Refusal::Handshake(BadHandshake::NotGet),
+            Refusal::NotAnEndpoint,
+            Refusal::OriginNotAllowed("https://elsewhere.example".into()),
+            Refusal::InvalidId(InvalidClientId::Empty),
+            Refusal::ClientLimit,
+            Refusal::RateLimited(Duration::from_secs(1)),
+            Refusal::Draining,
+            Refusal::Full,
+            Refusal::Store(StoreError::Busy),
+        ];
+        let reasons: Vec<_> = every_refusal.iter().map(Refusal::reason).collect();
+        assert_eq!(reasons, Refusal::REASONS);
     }
 
     #[test]

@@ -51,6 +51,7 @@ async fn every_metric_is_exposed_with_its_type_and_the_build() {
     client.next_tick().await;
     client.send(Message::Text("x".repeat(5000).into())).await;
     client.expect_close().await;
+    reaches(&server, "wstime_server_closes_total{code=\"1009\"}", 1.0).await;
     let text = scrape(&server).await;
     for (family, kind) in [
         ("wstime_build", "info"),
@@ -124,7 +125,11 @@ async fn connection_events_move_their_metrics() {
     // A close the server sends, by code.
     again.send(Message::Text("x".repeat(5000).into())).await;
     assert_eq!(again.expect_close().await, Some(1009));
+    reaches(&server, "wstime_server_closes_total{code=\"1009\"}", 1.0).await;
     assert_eq!(value(&server, "wstime_server_closes_total{code=\"1009\"}").await, 1.0);
+    assert_eq!(value(&server, "wstime_server_closes_total{code=\"1012\"}").await, 0.0);
+    let unused = "wstime_upgrades_refused_total{reason=\"origin_not_allowed\"}";
+    assert_eq!(sample(&scrape(&server).await, unused), Some(0.0), "exposed before it happens");
 }
 
 #[actix_web::test]
