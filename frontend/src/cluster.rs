@@ -106,6 +106,7 @@ mod tests {
             draining: health == Health::Draining,
             version: "0.1.0".to_owned(),
             started_unix_ms: 0,
+            refreshed_ms_ago: 0,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct InstanceEntry {
     pub version: String,
     /// When it started, in milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
+    /// How long ago (ms, by Redis's clock) it last refreshed its entry: every 2 s while it
+    /// lives, so much more means it has likely died and its entry has not yet expired.
+    #[serde(default)]
+    pub refreshed_ms_ago: u64,
 }
 
 /// An instance's health, as its `/healthcheck` reports it.

@@ -35,6 +35,16 @@ pub enum Health {
     Draining,
 }
 
+impl From<Health> for wstime_protocol::Health {
+    fn from(health: Health) -> Self {
+        match health {
+            Health::Ok => Self::Ok,
+            Health::Overloaded => Self::Overloaded,
+            Health::Draining => Self::Draining,
+        }
+    }
+}
+
 impl Health {
     /// The plain-text body (the post's wording for overload).
     pub fn text(self) -> &'static str {

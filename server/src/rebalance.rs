@@ -23,7 +23,9 @@ use std::{
     time::Duration,
 };
 
-use crate::{capacity::Health, registry::ClusterReport, state::AppState};
+use wstime_protocol::{ClusterView, Health};
+
+use crate::{registry::is_stale, state::AppState};
 
 /// How long a moved client is asked to wait before reconnecting (it adds jitter).
 pub const RETRY_HINT: Duration = Duration::from_millis(500);
@@ -79,27 +81,27 @@ impl Quota {
 
 /// The mean of the cluster's connection counts, this instance's counted as `own` (fresher
 /// than its registry entry); `None` unless the cluster is shared by at least two instances.
-pub fn mean(own: usize, cluster: &ClusterReport) -> Option<f64> {
+pub fn mean(own: usize, cluster: &ClusterView) -> Option<f64> {
     if !cluster.shared || cluster.instances.len() < 2 {
         return None;
     }
-    let others: usize = cluster
+    let others: u64 = cluster
         .instances
         .iter()
         .filter(|instance| instance.name != cluster.answered_by)
         .map(|instance| instance.connections)
         .sum();
     let count = cluster.instances.len() as f64;
-    Some((others + own) as f64 / count)
+    Some((others + own as u64) as f64 / count)
 }
 
 /// How many sockets to move this second, with `own` open.
-pub fn plan(own: usize, cluster: &ClusterReport, settings: Rebalancing) -> usize {
+pub fn plan(own: usize, cluster: &ClusterView, settings: Rebalancing) -> usize {
     // An instance that missed a refresh has likely died: its figures are old, and its
     // clients are moving already.
     let calm = cluster.instances.iter().all(|instance| {
         instance.name == cluster.answered_by
-            || (!instance.draining && instance.health == Health::Ok && !instance.is_stale())
+            || (!instance.draining && instance.health == Health::Ok && !is_stale(instance))
     });
     let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
     let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
@@ -131,12 +133,13 @@ pub async fn run(state: Arc<AppState>, settings: Rebalancing, stop: impl Future<
 
 #[cfg(test)]
 mod tests {
+    use wstime_protocol::InstanceEntry;
+
     use super::*;
-    use crate::registry::InstanceEntry;
 
     const SETTINGS: Rebalancing = Rebalancing { tolerance: 0.05, pace: 0.05 };
 
-    fn cluster(me: &str, counts: &[(&str, usize, bool)]) -> ClusterReport {
+    fn cluster(me: &str, counts: &[(&str, u64, bool)]) -> ClusterView {
         let instances = counts
             .iter()
             .map(|&(name, connections, draining)| InstanceEntry {
@@ -152,7 +155,7 @@ mod tests {
                 refreshed_ms_ago: 0,
             })
             .collect();
-        ClusterReport { answered_by: me.into(), shared: true, instances }
+        ClusterView { answered_by: me.into(), shared: true, instances }
     }
 
     #[test]

@@ -19,12 +19,11 @@ use std::{
 };
 
 use redis::Script;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use wstime_protocol::{ClusterView, InstanceEntry};
 
 use crate::{
-    capacity::Health, lifecycle::Stage, metrics::StoreOperation, session::redis::RedisStore,
-    state::AppState,
+    lifecycle::Stage, metrics::StoreOperation, session::redis::RedisStore, state::AppState,
 };
 
 /// How often an instance refreshes its entry.
@@ -60,46 +59,14 @@ redis.call('PEXPIRE', KEYS[1], ttl * 10)
 return live
 ";
 
-/// One instance, as the registry knows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceEntry {
-    pub name: String,
-    /// Where it can be reached (`ADVERTISE_ADDR`).
-    pub address: String,
-    pub connections: usize,
-    pub max_connections: u64,
-    pub load: f64,
-    pub health: Health,
-    pub draining: bool,
-    pub version: String,
-    pub started_unix_ms: u64,
-    /// How long ago (ms) it last refreshed its entry: every [`REFRESH`] while it lives, so
-    /// much more means it has died and its entry not yet expired.
-    #[serde(default)]
-    pub refreshed_ms_ago: u64,
-}
-
-impl InstanceEntry {
-    /// Whether it has missed a refresh (it has likely died; its figures are old).
-    pub fn is_stale(&self) -> bool {
-        self.refreshed_ms_ago > (REFRESH * 5 / 4).as_millis() as u64
-    }
-}
-
-/// What `GET /cluster` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterReport {
-    /// The instance that answered.
-    pub answered_by: String,
-    /// Whether the instances are the registry's (with Redis), or just this one.
-    pub shared: bool,
-    /// The live instances, by name.
-    pub instances: Vec<InstanceEntry>,
+/// Whether `entry` has missed a refresh: its instance has likely died, its figures are old.
+pub fn is_stale(entry: &InstanceEntry) -> bool {
+    entry.refreshed_ms_ago > (REFRESH * 5 / 4).as_millis() as u64
 }
 
 /// The cluster as this instance last saw it.
 #[derive(Debug)]
-pub struct ClusterView {
+pub struct KnownCluster {
     name: String,
     seen: Mutex<Seen>,
 }
@@ -110,16 +77,16 @@ struct Seen {
     instances: Vec<InstanceEntry>,
 }
 
-impl ClusterView {
+impl KnownCluster {
     /// The view of the instance called `name`, empty until the first refresh.
     pub fn new(name: &str) -> Self {
         Self { name: name.to_owned(), seen: Mutex::default() }
     }
 
     /// What `/cluster` answers now.
-    pub fn report(&self) -> ClusterReport {
+    pub fn report(&self) -> ClusterView {
         let seen = self.lock();
-        ClusterReport {
+        ClusterView {
             answered_by: self.name.clone(),
             shared: seen.shared,
             instances: seen.instances.clone(),
@@ -148,10 +115,10 @@ pub fn own_entry(state: &AppState) -> InstanceEntry {
     InstanceEntry {
         name: state.name.to_string(),
         address: state.address.to_string(),
-        connections,
+        connections: connections as u64,
         max_connections: state.capacity.limits.max_connections,
         load: state.capacity.load(connections),
-        health: state.health(),
+        health: state.health().into(),
         draining: state.lifecycle.is_draining(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_unix_ms: started
@@ -223,6 +190,8 @@ async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) 
 
 #[cfg(test)]
 mod tests {
+    use wstime_protocol::Health;
+
     use super::*;
 
     #[test]
@@ -251,7 +220,7 @@ mod tests {
         ];
         let read = entries(&values);
         let ages: Vec<_> =
-            read.iter().map(|e| (e.name.as_str(), e.refreshed_ms_ago, e.is_stale())).collect();
+            read.iter().map(|e| (e.name.as_str(), e.refreshed_ms_ago, is_stale(e))).collect();
         assert_eq!(ages, [("fresh", 0, false), ("dead", 4000, true)]);
     }
 }

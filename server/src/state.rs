@@ -9,7 +9,7 @@ use crate::{
     lifecycle::Lifecycle,
     metrics::Metrics,
     rebalance::Quota,
-    registry::ClusterView,
+    registry::KnownCluster,
     session::{touches::Touches, SessionStore},
     shutdown::DrainTiming,
 };
@@ -37,7 +37,7 @@ pub struct AppState {
     /// What `/metrics` reports.
     pub metrics: Metrics,
     /// The cluster, as the registry last showed it (`/cluster`).
-    pub cluster: ClusterView,
+    pub cluster: KnownCluster,
     /// Sockets the workers are to move to other instances (see [`crate::rebalance`]).
     pub rebalance: Quota,
     /// When this instance started: the health check's uptime, and the tick wheels' epoch.
@@ -79,7 +79,7 @@ impl AppState {
             capacity: Arc::new(capacity),
             lifecycle: Lifecycle::default(),
             metrics: Metrics::new(),
-            cluster: ClusterView::new(name),
+            cluster: KnownCluster::new(name),
             rebalance: Quota::default(),
             started: Instant::now(),
         }
