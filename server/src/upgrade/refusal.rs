@@ -219,8 +219,8 @@ mod tests {
         let every_refusal = [
             Refusal::Handshake(BadHandshake::NotGet),
             Refusal::NotAnEndpoint,
-            Refusal::OriginNotAllowed("https://elsewhere.example".into()),
             Refusal::InvalidId(InvalidClientId::Empty),
+            Refusal::OriginNotAllowed("https://elsewhere.example".into()),
             Refusal::ClientLimit,
             Refusal::RateLimited(Duration::from_secs(1)),
             Refusal::Draining,
