@@ -180,11 +180,14 @@ async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) 
     let ttl_ms = ENTRY_TTL.as_millis().to_string();
     let written: Result<Vec<String>, _> =
         redis.eval(script, KEY, &[own.name.as_str(), &entry, &ttl_ms]).await;
-    state.metrics.store_operation(StoreOperation::REGISTER, started.elapsed(), written.is_ok());
+    state.metrics.store_operation(StoreOperation::REGISTER, started.elapsed());
     match written {
         Ok(values) => state.cluster.replace(true, entries(&values)),
         // Redis is down: the store says so; the cluster is this instance until it is back.
-        Err(_) => state.cluster.replace(false, vec![own]),
+        Err(_) => {
+            state.metrics.store_failed(StoreOperation::REGISTER);
+            state.cluster.replace(false, vec![own]);
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{
     capacity::{self, Capacity, Limits},
     client_addr::TrustedProxies,
     lifecycle::Stage,
-    metrics::StoreOperation,
+    metrics::{Metrics, StoreOperation},
     rebalance::{self, Rebalancing},
     registry, routes,
     session::{
@@ -99,7 +99,8 @@ impl Application {
 
         let name = config.server_name.clone().unwrap_or_else(random_name);
         tracing::info!("This server is named: {name}");
-        let (sessions, redis) = session_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let (sessions, redis) = session_store(&config, &metrics).await?;
         let timing = Timing {
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
@@ -124,8 +125,10 @@ impl Application {
         let capacity = Capacity::new(limits);
         let address =
             config.advertise_addr.clone().unwrap_or_else(|| advertised(config.bind, port));
-        let state =
-            AppState::new(&name, &address, sessions, touch_requests, timing, drain, capacity);
+        let state = AppState {
+            metrics,
+            ..AppState::new(&name, &address, sessions, touch_requests, timing, drain, capacity)
+        };
         let state = web::Data::new(state);
         state.metrics.watch(&state.clone().into_inner());
         let tls = match (&config.tls_cert, &config.tls_key) {
@@ -189,7 +192,7 @@ impl Application {
         actix_web::rt::spawn(registry::maintain(state.clone().into_inner(), redis, stopped));
         let measured = {
             let state = state.clone();
-            move |took, ok| state.metrics.store_operation(StoreOperation::TOUCH, took, ok)
+            move |took| state.metrics.store_operation(StoreOperation::TOUCH, took)
         };
         let flushing = lifecycle.reached(Stage::Flushing);
         let touches_written =
@@ -236,6 +239,7 @@ impl Application {
 /// and `RedisStore::maintain` keeps trying.
 async fn session_store(
     config: &Config,
+    metrics: &Arc<Metrics>,
 ) -> Result<(Arc<dyn SessionStore>, Option<Arc<RedisStore>>), StartupError> {
     let window = config.resume_window;
     let Some(target) = &config.redis_url else {
@@ -256,7 +260,8 @@ async fn session_store(
             redis.description()
         ),
     }
-    let store = FallbackStore::new(Arc::clone(&redis), MemoryStore::new(window));
+    let store =
+        FallbackStore::new(Arc::clone(&redis), MemoryStore::new(window), Arc::clone(metrics));
     Ok((Arc::new(store), Some(redis)))
 }
 

@@ -34,8 +34,9 @@ pub struct AppState {
     pub capacity: Arc<Capacity>,
     /// Where the instance is in its life (serving, draining, …), and its live connections.
     pub lifecycle: Lifecycle,
-    /// What `/metrics` reports.
-    pub metrics: Metrics,
+    /// What `/metrics` reports (the session store, made first, counts Redis's failures into
+    /// it too).
+    pub metrics: Arc<Metrics>,
     /// The cluster, as the registry last showed it (`/cluster`).
     pub cluster: KnownCluster,
     /// Sockets the workers are to move to other instances (see [`crate::rebalance`]).
@@ -78,7 +79,7 @@ impl AppState {
             drain,
             capacity: Arc::new(capacity),
             lifecycle: Lifecycle::default(),
-            metrics: Metrics::new(),
+            metrics: Arc::default(),
             cluster: KnownCluster::new(name),
             rebalance: Quota::default(),
             started: Instant::now(),

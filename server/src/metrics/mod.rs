@@ -61,11 +61,12 @@ impl StoreOperation {
     const ALL: [Self; 3] = [Self::OPEN, Self::TOUCH, Self::REGISTER];
 }
 
-/// The close codes the server sends, each exposed at 0 from the start.
-const SERVER_CLOSE_CODES: [CloseCode; 6] = [
+/// The close codes the server sends, each exposed at 0 from the start. (1008, policy
+/// violation, is not among them: a page from a disallowed origin is refused with a 403
+/// before any WebSocket exists.)
+const SERVER_CLOSE_CODES: [CloseCode; 5] = [
     CloseCode::GoingAway,
     CloseCode::ProtocolError,
-    CloseCode::PolicyViolation,
     CloseCode::MessageTooBig,
     CloseCode::ServiceRestart,
     CloseCode::TryAgainLater,
@@ -137,7 +138,7 @@ impl Metrics {
         let store_errors = Family::default();
         registry.register(
             "store_errors",
-            "Session-store operations that failed, by operation",
+            "Session-store operations Redis failed, by operation (even if kept in memory)",
             store_errors.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&instance)));
@@ -198,12 +199,17 @@ impl Metrics {
         self.server_closes.get_or_create(&Closed { code: code.code() }).inc();
     }
 
-    /// Counts a store operation that took `took` and succeeded or not.
-    pub fn store_operation(&self, operation: StoreOperation, took: Duration, succeeded: bool) {
+    /// Counts a store operation that took `took`, as the caller waited for it (a session
+    /// kept in memory while Redis is down included).
+    pub fn store_operation(&self, operation: StoreOperation, took: Duration) {
         self.store_duration.get_or_create(&operation).observe(took.as_secs_f64());
-        if !succeeded {
-            self.store_errors.get_or_create(&operation).inc();
-        }
+    }
+
+    /// Counts an operation Redis failed (refused, timed out, unreachable), whether or not
+    /// the session was then kept in this instance's memory instead: an operator wants to
+    /// know Redis is failing before clients notice that their sessions stop moving.
+    pub fn store_failed(&self, operation: StoreOperation) {
+        self.store_errors.get_or_create(&operation).inc();
     }
 
     /// The exposition, in the OpenMetrics text format.

@@ -13,16 +13,19 @@ use wstime_protocol::ClientId;
 use super::{
     memory::MemoryStore, redis::RedisStore, Opened, SessionStore, StoreError, StoreStatus,
 };
+use crate::metrics::{Metrics, StoreOperation};
 
 /// Redis first, this instance's memory when Redis cannot answer.
 pub struct FallbackStore {
     shared: Arc<RedisStore>,
     local: MemoryStore,
+    /// Hears every operation Redis failed: the fallback hides them from the caller.
+    metrics: Arc<Metrics>,
 }
 
 impl FallbackStore {
-    pub fn new(shared: Arc<RedisStore>, local: MemoryStore) -> Self {
-        Self { shared, local }
+    pub fn new(shared: Arc<RedisStore>, local: MemoryStore, metrics: Arc<Metrics>) -> Self {
+        Self { shared, local, metrics }
     }
 
     async fn open_session(&self, id: &ClientId) -> Result<Opened, StoreError> {
@@ -31,6 +34,7 @@ impl FallbackStore {
             // Redis answered: the session is shared and busy, and a local copy would fork it.
             Err(StoreError::Busy) => Err(StoreError::Busy),
             Err(error) => {
+                self.metrics.store_failed(StoreOperation::OPEN);
                 tracing::debug!(%id, %error, "opening the session locally");
                 self.local.open(id).await
             }
@@ -42,6 +46,9 @@ impl FallbackStore {
         // back), so both are touched; a session this instance holds needs nothing from Redis.
         let held_here = self.local.touch_now(id);
         let shared = self.shared.touch(id).await;
+        if shared.is_err() {
+            self.metrics.store_failed(StoreOperation::TOUCH);
+        }
         if held_here {
             return Ok(());
         }

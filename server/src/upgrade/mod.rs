@@ -16,7 +16,12 @@ pub mod policy;
 pub mod refusal;
 
 use std::{
-    cell::RefCell, convert::Infallible, future::Future, pin::Pin, rc::Rc, sync::Arc, time::Duration,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use actix_codec::Framed;
@@ -46,12 +51,15 @@ const REFUSAL_WRITE_LIMIT: Duration = Duration::from_secs(5);
 pub struct UpgradeFactory {
     state: Arc<AppState>,
     policy: Arc<Policy>,
+    /// One log for every worker, so "once a minute per kind" holds for the instance. It is
+    /// taken only when an upgrade is refused.
+    refusals: Arc<Mutex<RefusalLog>>,
 }
 
 impl UpgradeFactory {
     /// Upgrades for the instance `state`, admitted by `policy`.
     pub fn new(state: Arc<AppState>, policy: Arc<Policy>) -> Self {
-        Self { state, policy }
+        Self { state, policy, refusals: Arc::default() }
     }
 }
 
@@ -69,7 +77,8 @@ where
     fn new_service(&self, (): ()) -> Self::Future {
         let worker = Worker::new(Arc::clone(&self.state));
         let policy = Arc::clone(&self.policy);
-        std::future::ready(Ok(Upgrade { worker, policy, refusals: Rc::default() }))
+        let refusals = Arc::clone(&self.refusals);
+        std::future::ready(Ok(Upgrade { worker, policy, refusals }))
     }
 }
 
@@ -77,7 +86,7 @@ where
 pub struct Upgrade<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     worker: Rc<Worker<T>>,
     policy: Arc<Policy>,
-    refusals: Rc<RefCell<RefusalLog>>,
+    refusals: Arc<Mutex<RefusalLog>>,
 }
 
 impl<T> Service<(Request, Framed<T, h1::Codec>)> for Upgrade<T>
@@ -93,7 +102,7 @@ where
     fn call(&self, (request, framed): (Request, Framed<T, h1::Codec>)) -> Self::Future {
         let worker = Rc::clone(&self.worker);
         let policy = Arc::clone(&self.policy);
-        let refusals = Rc::clone(&self.refusals);
+        let refusals = Arc::clone(&self.refusals);
         Box::pin(async move {
             // The socket, and what the client sent after its request (frames may follow a
             // handshake at once); the dispatcher's buffers go with the rest of the parts.
@@ -104,10 +113,16 @@ where
                 Err(refused) => {
                     let Refused { refusal, handshake } = &refused;
                     worker.state().metrics.upgrade_refused(refusal.reason());
-                    log_refusal(&mut refusals.borrow_mut(), &request, refusal);
+                    log_refusal(
+                        &mut refusals.lock().unwrap_or_else(|e| e.into_inner()),
+                        &request,
+                        refusal,
+                    );
                     let browser = request.headers().contains_key(header::ORIGIN);
                     match (handshake, refusal.close_code_for_browsers()) {
                         (Some(handshake), Some(code)) if browser => {
+                            // A WebSocket, opened to be closed: it counts as a close too.
+                            worker.state().metrics.server_closed(code);
                             turn_away(io, handshake, code, refusal).await;
                         }
                         _ => refuse(io, refusal).await,
@@ -171,8 +186,7 @@ async fn admit(state: &AppState, policy: &Policy, request: &Request) -> Result<A
     let slot = state.capacity.admit().ok_or(Refusal::Full)?;
     let started = Instant::now();
     let opened = state.sessions.open(&client_id).await;
-    let took = started.elapsed();
-    state.metrics.store_operation(StoreOperation::OPEN, took, opened.is_ok());
+    state.metrics.store_operation(StoreOperation::OPEN, started.elapsed());
     let admission = Admission { slot, client, live: state.lifecycle.connection() };
     Ok(Admitted { client_id, handshake, opened: opened.map_err(Refusal::from)?, admission })
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use wstime_cluster::Redis;
 
-use crate::helpers::{eventually, raw_upgrade, within, TestServer};
+use crate::helpers::{
+    eventually, good_handshake_headers, handshake_request, raw_exchange, raw_upgrade, within,
+    TestServer,
+};
 
 /// The exposition of `server`'s `/metrics`, checked to be OpenMetrics text.
 async fn scrape(server: &TestServer) -> String {
@@ -148,17 +151,77 @@ async fn the_drain_shows_in_the_metrics() {
 }
 
 #[actix_web::test]
-async fn store_errors_are_counted_by_operation() {
+async fn store_errors_are_counted_by_operation_even_when_memory_stands_in() {
     let dead = wstime_cluster::free_port().unwrap();
     let server =
         TestServer::builder().env("REDIS_URL", format!("redis://127.0.0.1:{dead}/0")).start();
     let mut client = server.connect("/?id=unstored").await;
     client.next_tick().await;
     reaches(&server, "wstime_store_errors_total{operation=\"register\"}", 1.0).await;
-    assert!(
-        value(&server, "wstime_store_errors_total{operation=\"open\"}").await == 0.0,
-        "fell back to memory"
+    assert_eq!(
+        value(&server, "wstime_store_errors_total{operation=\"open\"}").await,
+        1.0,
+        "Redis failed the open; the session was kept in memory"
     );
+    drop(client);
+    reaches(&server, "wstime_store_errors_total{operation=\"touch\"}", 1.0).await;
+}
+
+/// The status of an upgrade from `port` for `id` with `extra` headers after a good
+/// handshake's.
+async fn upgrade_status(port: u16, id: &str, extra: &str) -> u16 {
+    let headers = format!("{}{extra}", good_handshake_headers("websocket"));
+    let request = handshake_request(port, &format!("/?id={id}"), &headers);
+    raw_exchange(port, request.as_bytes()).await.0.status
+}
+
+#[actix_web::test]
+async fn every_refusal_is_counted_by_its_reason() {
+    let server = TestServer::builder()
+        .env("MAX_CONNECTIONS_PER_CLIENT", "1")
+        .env("CONNECT_RATE_PER_CLIENT", "0")
+        .start();
+    let port = server.port;
+    let version_8 = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let request = handshake_request(port, "/?id=old", version_8);
+    assert_eq!(raw_exchange(port, request.as_bytes()).await.0.status, 426);
+    assert_eq!(upgrade_status(port, "evil", "Origin: https://evil.example\r\n").await, 403);
+    // One socket per address: the next is refused, and a browser's is opened to be told
+    // so with a 1013 (it could not read a 429).
+    let _held = server.connect("/?id=held").await;
+    assert_eq!(upgrade_status(port, "second", "").await, 429);
+    let own = format!("Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(upgrade_status(port, "browser", &own).await, 101);
+
+    let text = scrape(&server).await;
+    let refused = |reason| format!("wstime_upgrades_refused_total{{reason=\"{reason}\"}}");
+    for (reason, count) in
+        [("bad_handshake", 1.0), ("origin_not_allowed", 1.0), ("client_limit", 2.0)]
+    {
+        assert_eq!(sample(&text, &refused(reason)), Some(count), "{reason}:\n{text}");
+    }
+    assert_eq!(sample(&text, "wstime_server_closes_total{code=\"1013\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "wstime_upgrades_accepted_total"), Some(1.0), "{text}");
+
+    let rated = TestServer::builder().env("CONNECT_RATE_PER_CLIENT", "0.5/1").start();
+    assert_eq!(upgrade_status(rated.port, "rate-1", "").await, 101);
+    assert_eq!(upgrade_status(rated.port, "rate-2", "").await, 429);
+    assert_eq!(value(&rated, &refused("rate_limited")).await, 1.0);
+}
+
+#[actix_web::test]
+async fn an_open_that_waits_too_long_for_its_count_is_counted_as_store_unavailable() {
+    // Opens of one session take its counts in turn, one a second once two are out: the
+    // later of six opened at once would wait past the limit, and are refused with a 503.
+    let server = TestServer::start("crowded");
+    let opens = (0..6).map(|_| upgrade_status(server.port, "crowded", ""));
+    let statuses = futures_util::future::join_all(opens).await;
+    let refused = statuses.iter().filter(|&&status| status == 503).count();
+    assert!(refused >= 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&status| status == 101).count() + refused, 6);
+    let series = "wstime_upgrades_refused_total{reason=\"store_unavailable\"}";
+    assert_eq!(value(&server, series).await, refused as f64, "{statuses:?}");
 }
 
 /// `GET /cluster`, parsed.

@@ -158,13 +158,13 @@ async fn a_redis_cluster_keeps_the_contract() {
 async fn the_fallback_store_keeps_the_contract_with_redis_up_and_down() {
     let redis = Redis::start(false).expect("start redis-server");
     let shared = redis_store(&redis.url(), WINDOW).await;
-    the_contract(&FallbackStore::new(shared, MemoryStore::new(WINDOW))).await;
+    the_contract(&FallbackStore::new(shared, MemoryStore::new(WINDOW), Arc::default())).await;
 
     drop(redis);
     let port = wstime_cluster::free_port().expect("a free port");
     let target = RedisTarget::parse(&format!("redis://127.0.0.1:{port}/0")).unwrap();
     let absent = Arc::new(RedisStore::new(&target, WINDOW).expect("a Redis store"));
-    let fallback = FallbackStore::new(absent, MemoryStore::new(WINDOW));
+    let fallback = FallbackStore::new(absent, MemoryStore::new(WINDOW), Arc::default());
     the_contract(&fallback).await;
     assert_eq!((fallback.status().kind, fallback.status().reachable), ("redis", false));
 }
