@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use wstime_cluster::{RedisCluster, SentinelGroup};
+use wstime_cluster::{redis::ask, sentinel::MASTER_NAME, RedisCluster, SentinelGroup};
 
 use crate::helpers::{eventually, Client, TestServer};
 
@@ -167,6 +167,53 @@ async fn a_sentinel_failover_under_load_keeps_ticks_going_and_sessions_resuming(
     // New sessions are shared again.
     let last = Ticking::start(&a, "after-failover".into()).await.finish().await.1.last;
     assert!(first_count(&b, "after-failover").await > last);
+}
+
+#[actix_web::test]
+async fn a_master_demoted_while_still_running_is_left_for_the_new_one() {
+    // A manual failover turns the master into a replica without stopping it: the
+    // instances' connections to it stay open, and every write on them fails with READONLY.
+    let group = SentinelGroup::start(false).expect("start a Sentinel group");
+    let url = group.url();
+    let a = instance(&url, "demoted-a");
+    let b = instance(&url, "demoted-b");
+    assert_eq!(first_count(&a, "before").await, 0, "both instances hold the first master");
+    assert_eq!(first_count(&b, "before-too").await, 0);
+    let first_master = group.servers[0].port;
+    let failover = redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME).clone();
+    ask::<String>(group.sentinels[0].port, &failover).expect("a manual failover");
+    eventually("the sentinels to name the replica", || async {
+        group.master_port().is_ok_and(|port| port != first_master)
+    })
+    .await;
+    // The sentinels reconfigure the old master once they next read its INFO (every ten
+    // seconds, faster during a failover).
+    let demoting = Instant::now();
+    while !ask::<String>(first_master, redis::cmd("INFO").arg("replication"))
+        .is_ok_and(|info| info.contains("role:slave"))
+    {
+        assert!(demoting.elapsed() < FAILOVER_LIMIT, "the first master was never demoted");
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+    eprintln!(
+        "the first master was a replica {:?} after the new one was named",
+        demoting.elapsed()
+    );
+
+    // Sessions are shared again: one opened on A resumes on B, so both write to the new
+    // master (a session opened while an instance still wrote to the old one stays local).
+    let mut attempt = 0;
+    eventually("a session opened on A to resume on B", || {
+        attempt += 1;
+        let id = format!("after-demotion-{attempt}");
+        let (a, b) = (&a, &b);
+        async move {
+            assert_eq!(first_count(a, &id).await, 0);
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            first_count(b, &id).await > 0
+        }
+    })
+    .await;
 }
 
 #[actix_web::test]
