@@ -2,27 +2,21 @@
 //! sharing a real Redis, 300 clients that behave like the page on the first two, then the
 //! third starts. The cluster must even out, and every moved client resume its count.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use wstime_bench::scale_out::{BenchCluster, ScaleOut};
-
-/// The workspace's binaries sit beside this test's directory (`target/<profile>/`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").join(name)
-}
+use wstime_cluster::paths::{built_binary, workspace};
 
 #[test]
 fn after_a_scale_out_the_cluster_evens_out_and_every_moved_client_resumes() {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let server_bin = binary("wstime-server");
+    let server_bin = built_binary("wstime-server");
     assert!(server_bin.exists(), "{} is missing: build the workspace first", server_bin.display());
     let dist = tempfile::tempdir().unwrap();
     std::fs::write(dist.path().join("index.html"), "<!doctype html><title>wstime</title>").unwrap();
     let cluster = BenchCluster {
         server_bin,
         static_dir: dist.path().to_owned(),
-        haproxy_config: workspace.join("deploy/haproxy.cfg"),
+        haproxy_config: workspace().join("deploy/haproxy.cfg"),
         env: Vec::new(),
     };
     let scale_out = ScaleOut {

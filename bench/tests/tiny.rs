@@ -2,21 +2,13 @@
 //! generators, strace, and the cluster with Redis and HAProxy), writes a sound report. Where
 //! Node is installed, the post's Node server and the independent Node client run too.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
-/// The workspace's binaries sit beside this test's directory (`target/<profile>/`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").join(name)
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
-}
+use wstime_cluster::paths::{built_binary, workspace};
 
 #[test]
 fn a_tiny_benchmark_writes_a_sound_report() {
-    let server = binary("wstime-server");
+    let server = built_binary("wstime-server");
     assert!(server.exists(), "{} is missing: build the workspace first", server.display());
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_wstime-bench"))

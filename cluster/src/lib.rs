@@ -14,6 +14,7 @@
 //! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
 //! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
 //! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
+//! - [`paths`]: the workspace's root and the binaries built beside the running one.
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart).
 
@@ -22,6 +23,7 @@ pub mod control;
 pub mod haproxy;
 pub mod http;
 pub mod instance;
+pub mod paths;
 pub mod process;
 pub mod prometheus;
 pub mod redis;

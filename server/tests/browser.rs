@@ -9,7 +9,7 @@
 //! Needs the built page (`trunk build --release`, which `make test` runs first).
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -18,16 +18,13 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use wstime_cluster::{
-    free_port, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup, Supervised,
+    free_port, paths::workspace, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
+    Supervised,
 };
 use wstime_protocol::Tick;
 
 /// A generous bound on anything the page must do.
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
-}
 
 /// Chromium and its chromedriver, stopped and their files removed when dropped.
 struct Browser {

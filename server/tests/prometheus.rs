@@ -7,7 +7,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use wstime_cluster::{
     cluster::{node_name, PrometheusSpec},
+    paths::workspace,
     Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
 };
 use wstime_protocol::Tick;
@@ -27,10 +27,6 @@ const CLIENTS: usize = 40;
 const LIMIT: Duration = Duration::from_secs(30);
 /// A connect, or the wait for the next tick, that takes longer than this has failed.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_owned()
-}
 
 /// One connection after another's end, as one client saw it.
 #[derive(Debug, Clone)]

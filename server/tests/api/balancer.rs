@@ -7,7 +7,6 @@ use crate::helpers::{eventually, within};
 
 /// Three instances of at most 100 sockets behind HAProxy (`deploy/haproxy.cfg`).
 async fn cluster(dist: &std::path::Path) -> Cluster {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let spec = ClusterSpec {
         instance: InstanceSpec {
             binary: env!("CARGO_BIN_EXE_wstime-server").into(),
@@ -22,7 +21,7 @@ async fn cluster(dist: &std::path::Path) -> Cluster {
         standby: 0,
         redis: None,
         haproxy: Some(HaProxySpec {
-            config: workspace.join("deploy/haproxy.cfg"),
+            config: wstime_cluster::paths::workspace().join("deploy/haproxy.cfg"),
             port: 0,
             tls: false,
         }),

@@ -122,10 +122,12 @@ async fn bloated_headers_get_431() {
 
 #[actix_web::test]
 async fn handshakes_in_flight_are_capped_and_stalled_ones_make_room_when_they_time_out() {
-    // Two workers: a cap of 2 is one handshake in flight per worker.
-    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", "2").start();
+    // The cap is shared out between the workers, one per core: a cap of one per worker,
+    // and as many stalled handshakes, leave no room.
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", workers.to_string()).start();
     let mut stalled = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..workers {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         stalled.push(stream);
@@ -212,7 +214,6 @@ async fn upgrade_from(source: [u8; 4], port: u16, id: &str) -> (u16, tokio::net:
 async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
     let dist = tempfile::tempdir().unwrap();
     crate::helpers::fake_dist(dist.path());
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let spec = wstime_cluster::ClusterSpec {
         instance: wstime_cluster::InstanceSpec {
             binary: env!("CARGO_BIN_EXE_wstime-server").into(),
@@ -224,7 +225,7 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
         standby: 0,
         redis: None,
         haproxy: Some(wstime_cluster::HaProxySpec {
-            config: workspace.join("deploy/haproxy.cfg"),
+            config: wstime_cluster::paths::workspace().join("deploy/haproxy.cfg"),
             port: 0,
             tls: false,
         }),
