@@ -376,6 +376,14 @@ fn post(state_file: &Path, path: &str) -> anyhow::Result<ExitCode> {
     status(state_file)
 }
 
+/// Whether `pid` is a `wstime-cluster up` process (by its command line).
+fn is_cluster_up(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let mut args = cmdline.split(|&byte| byte == 0).map(String::from_utf8_lossy);
+    let program = args.next().unwrap_or_default();
+    pid > 1 && program.ends_with("wstime-cluster") && args.any(|arg| arg == "up")
+}
+
 fn down(state_file: &Path) -> anyhow::Result<ExitCode> {
     let state = match read_state(state_file) {
         Ok(state) => state,
@@ -385,6 +393,13 @@ fn down(state_file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let proc = PathBuf::from(format!("/proc/{}", state.pid));
+    if proc.exists() && !is_cluster_up(state.pid) {
+        // The cluster died without removing its state, and the pid now names another
+        // process: that one is not ours to signal.
+        let _ = std::fs::remove_file(state_file);
+        println!("no cluster is running (pid {} is not `wstime-cluster up`)", state.pid);
+        return Ok(ExitCode::SUCCESS);
+    }
     if proc.exists() {
         std::process::Command::new("kill").arg("-TERM").arg(state.pid.to_string()).status()?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -398,4 +413,24 @@ fn down(state_file: &Path) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(state_file);
     println!("the cluster is down");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_leaves_alone_a_process_that_took_a_dead_clusters_pid() {
+        let mut stranger = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state_file = dir.path().join("cluster.json");
+        let state = State { pid: stranger.id(), control_port: 1 };
+        std::fs::write(&state_file, serde_json::to_string(&state).unwrap()).unwrap();
+
+        down(&state_file).unwrap();
+        assert!(stranger.try_wait().unwrap().is_none(), "the stranger was not signalled");
+        assert!(!state_file.exists(), "the stale state is gone");
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
+    }
 }

@@ -133,7 +133,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
         let place = self.wheel.borrow_mut().insert(next_tick, Rc::clone(&connection));
         if self.closes_scheduled.get() {
             // Admitted in the instant the drain began: it closes at once.
-            connection.drain_at(now);
+            connection.drain();
             self.closes.borrow_mut().push((now, Rc::downgrade(&connection)));
         }
         if !self.turning.replace(true) {
@@ -161,7 +161,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
         let mut closes = self.closes.borrow_mut();
         for connection in self.wheel.borrow().iter() {
             let close_at = now + window.mul_f64(rand::random::<f64>());
-            connection.drain_at(close_at);
+            connection.drain();
             closes.push((close_at, Rc::downgrade(connection)));
         }
         closes.sort_unstable_by_key(|(close_at, _)| std::cmp::Reverse(*close_at));

@@ -67,8 +67,9 @@ pub enum Phase {
     /// Ticking.
     Open,
     /// The drain's closing phase has begun: still ticking, until this socket's own moment
-    /// in the drain window, when it is closed with 1012.
-    Draining { close_at: Instant },
+    /// in the drain window (kept in its worker's close schedule), when it is closed with
+    /// 1012. Not moved by rebalancing meanwhile.
+    Draining,
     /// The server's close frame is sent; waiting for the peer's until `deadline`.
     Closing { deadline: Instant },
     /// Finished: the task ends and the socket is dropped.
@@ -157,7 +158,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 }
                 return;
             }
-            Phase::Open | Phase::Draining { .. } => {}
+            Phase::Open | Phase::Draining => {}
         }
         let state = worker.state();
         let mut schedule = self.schedule.get();
@@ -200,10 +201,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         self.closing(now);
     }
 
-    /// Marks the drain's moment for this socket (see [`Phase::Draining`]).
-    pub fn drain_at(&self, close_at: Instant) {
+    /// Marks the socket as waiting for its moment in the drain (see [`Phase::Draining`]).
+    pub fn drain(&self) {
         if self.phase.get() == Phase::Open {
-            self.phase.set(Phase::Draining { close_at });
+            self.phase.set(Phase::Draining);
         }
     }
 
