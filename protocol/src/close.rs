@@ -49,7 +49,39 @@ pub fn retry_hint(reason: &str) -> Option<std::time::Duration> {
 mod tests {
     use std::time::Duration;
 
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_with_any_believable_hint_reads_back(
+            text in any::<String>(),
+            micros in 0u64..=60_000_000,
+        ) {
+            let after = Duration::from_micros(micros);
+            let read = retry_hint(&with_retry_hint(&text, after)).expect("a hint");
+            prop_assert!(read.abs_diff(after) < Duration::from_nanos(10), "{read:?} for {after:?}");
+        }
+
+        #[test]
+        fn any_reason_gives_a_hint_of_at_most_a_minute_or_none(reason in any::<String>()) {
+            if let Some(after) = retry_hint(&reason) {
+                prop_assert!(after <= Duration::from_secs(60));
+            }
+        }
+
+        #[test]
+        fn reasons_shaped_like_a_hint_never_panic(
+            text in "[ -~]{0,20}",
+            number in "[-+0-9.eEinfNa]{0,12}",
+        ) {
+            let reason = format!("{text}retry in {number} s");
+            if let Some(after) = retry_hint(&reason) {
+                prop_assert!(after <= Duration::from_secs(60));
+            }
+        }
+    }
 
     #[test]
     fn a_retry_hint_reads_back_from_the_reason_it_is_written_into() {
