@@ -107,6 +107,9 @@ cluster-down: ## Stop the cluster and everything it started
 
 .PHONY: bench
 bench: dist packages ## Measure memory, CPU, lateness and failover, beside the post's Node server; writes docs/bench/report.md
+	@# The server once without its per-tick metrics, to measure what they cost a tick.
+	cargo build --release -p wstime-server --no-default-features
+	cp target/release/wstime-server target/release/wstime-server-without-tick-metrics
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench
 

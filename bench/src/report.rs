@@ -72,6 +72,9 @@ pub struct Report {
     pub node: Option<String>,
     pub steady: Vec<SteadyRow>,
     pub syscalls: Option<SyscallRow>,
+    /// Interleaved runs of wstime with and without its per-tick metrics, at one size.
+    #[serde(default)]
+    pub metrics_cost: Vec<SteadyRow>,
     pub failover: Vec<FailoverRow>,
     /// The scale-out run, when there was one.
     #[serde(default)]
@@ -118,6 +121,9 @@ fn markdown(report: &Report) -> String {
     let _ = writeln!(md, "# wstime benchmark\n\n{} · {}\n", report.date, report.machine);
     if !report.steady.is_empty() {
         steady_markdown(report, &mut md);
+    }
+    if !report.metrics_cost.is_empty() {
+        metrics_cost_markdown(&report.metrics_cost, &mut md);
     }
     if let Some(sys) = &report.syscalls {
         let calls: Vec<String> = sys.write_calls.iter().map(|(n, c)| format!("{n} {c}")).collect();
@@ -166,6 +172,48 @@ fn markdown(report: &Report) -> String {
         scale_out_markdown(row, &mut md);
     }
     md
+}
+
+/// The tick's CPU with and without the per-tick metrics, run by run, then the means.
+fn metrics_cost_markdown(rows: &[SteadyRow], md: &mut String) {
+    let size = rows[0].connections;
+    let _ = writeln!(
+        md,
+        "## What the metrics cost a tick, at {size} connections
+
+         The same server built with and without its per-tick metrics (`--no-default-features`:          no tick counter, no lateness histogram), run in turn so that the machine's drift          falls on both alike.
+
+         | run | server | user CPU per tick | kernel CPU per tick | CPU pressure |
+|---:|---|---:|---:|---:|"
+    );
+    for (run, row) in rows.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} µs | {:.2} µs | {} |",
+            run + 1,
+            row.server,
+            row.user_us_per_tick,
+            row.kernel_us_per_tick,
+            percent(row.cpu_pressure_percent)
+        );
+    }
+    let spread = |server: &str| {
+        let users: Vec<f64> =
+            rows.iter().filter(|r| r.server == server).map(|r| r.user_us_per_tick).collect();
+        let mean = users.iter().sum::<f64>() / users.len().max(1) as f64;
+        let (low, high) =
+            users.iter().fold((f64::MAX, f64::MIN), |(l, h), &u| (l.min(u), h.max(u)));
+        (mean, low, high)
+    };
+    let (with, with_low, with_high) = spread("wstime");
+    let (without, without_low, without_high) = spread("wstime-without-tick-metrics");
+    let _ = writeln!(
+        md,
+        "
+User CPU per tick, mean (range): with the metrics {with:.2} µs ({with_low:.2}–{with_high:.2}),          without {without:.2} µs ({without_low:.2}–{without_high:.2}): a difference of          {:+.2} µs.
+",
+        with - without
+    );
 }
 
 fn scale_out_markdown(row: &ScaleOutRow, md: &mut String) {

@@ -12,6 +12,9 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 pub enum Server {
     /// A release `wstime-server`.
     Wstime(InstanceSpec),
+    /// The same built without its per-tick metrics (`--no-default-features`), to measure
+    /// what they cost.
+    WstimeWithoutTickMetrics(InstanceSpec),
     /// The same serving TLS itself (its spec sets `TLS_CERT` and `TLS_KEY`); clients trust
     /// the CA in `ca`.
     WstimeTls { spec: InstanceSpec, ca: PathBuf },
@@ -37,6 +40,7 @@ impl Server {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Wstime(_) => "wstime",
+            Self::WstimeWithoutTickMetrics(_) => "wstime-without-tick-metrics",
             Self::WstimeTls { .. } => "wstime-tls",
             Self::Node { .. } => "node",
         }
@@ -61,7 +65,9 @@ impl Server {
     /// Starts the server on a free port and waits until it listens.
     pub fn start(&self) -> anyhow::Result<Running> {
         match self {
-            Self::Wstime(spec) | Self::WstimeTls { spec, .. } => {
+            Self::Wstime(spec)
+            | Self::WstimeWithoutTickMetrics(spec)
+            | Self::WstimeTls { spec, .. } => {
                 let instance = spec.start("wstime-server", 0, &[])?;
                 Ok(Running { process: instance.process, port: instance.port })
             }

@@ -62,6 +62,13 @@ struct Args {
     scale_out_secs: f64,
     #[arg(long, default_value = "target/release/wstime-server")]
     server_bin: PathBuf,
+    /// The same server built without its per-tick metrics (`make bench` builds it), measured
+    /// in turn with `--server-bin` at the largest size to show what the metrics cost.
+    #[arg(long, default_value = "target/release/wstime-server-without-tick-metrics")]
+    without_tick_metrics_bin: PathBuf,
+    /// Pairs of runs (with, then without the per-tick metrics) for that (0: skip them).
+    #[arg(long, default_value_t = 3)]
+    metrics_cost_pairs: usize,
     #[arg(long, default_value = "target/release/wstime-loadgen")]
     loadgen_bin: PathBuf,
     #[arg(long, default_value = "dist")]
@@ -111,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         node: node.as_ref().map(|n| n.version.clone()),
         steady: Vec::new(),
         syscalls: None,
+        metrics_cost: Vec::new(),
         failover: Vec::new(),
         scale_out: None,
     };
@@ -136,6 +144,10 @@ fn main() -> anyhow::Result<()> {
         spec.env.push(("TLS_KEY".into(), certificate.key.display().to_string()));
         let tls = Server::WstimeTls { spec, ca: certificate.ca.clone() };
         report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
+    }
+    let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    if args.metrics_cost_pairs > 0 && largest > 0 {
+        report.metrics_cost = metrics_cost(&args, &loadgen, largest)?;
     }
     if args.strace_connections > 0 {
         let row = syscalls(&args)?;
@@ -307,6 +319,31 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
         report::percent(row.cpu_pressure_percent)
     );
     Ok(row)
+}
+
+/// The tick's cost with and without the per-tick metrics: `metrics_cost_pairs` pairs of
+/// runs at `size`, interleaved so that the machine's drift falls on both alike. Skipped,
+/// having said so, when the server without them was not built.
+fn metrics_cost(args: &Args, loadgen: &Client, size: usize) -> anyhow::Result<Vec<SteadyRow>> {
+    if !args.without_tick_metrics_bin.exists() {
+        eprintln!(
+            "wstime-bench: no {} (make bench builds it): not measuring what the metrics cost",
+            args.without_tick_metrics_bin.display()
+        );
+        return Ok(Vec::new());
+    }
+    let with = Server::Wstime(wstime_spec(args));
+    let without = Server::WstimeWithoutTickMetrics(InstanceSpec {
+        binary: args.without_tick_metrics_bin.clone(),
+        ..wstime_spec(args)
+    });
+    let mut rows = Vec::new();
+    for _ in 0..args.metrics_cost_pairs {
+        for server in [&with, &without] {
+            rows.push(steady(args, server, loadgen, size)?);
+        }
+    }
+    Ok(rows)
 }
 
 /// Counts the server's write calls per tick under `strace -f` in a steady window, by what

@@ -37,14 +37,17 @@ pub struct TrafficTotals {
 
 impl Traffic {
     /// Counts a tick of `bytes` bytes, sent `late` after its moment. Only the worker that
-    /// owns these counters may call this.
+    /// owns these counters may call this. Without the `tick-metrics` feature only the bytes
+    /// are counted (the capacity model needs them).
     pub fn record_tick(&self, bytes: usize, late: Duration) {
-        bump(&self.ticks, 1);
         bump(&self.bytes, bytes as u64);
-        bump(&self.late_nanos, u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
-        let seconds = late.as_secs_f64();
-        let bucket = LATENESS_BOUNDS.iter().position(|&bound| seconds <= bound);
-        bump(&self.late[bucket.unwrap_or(LATENESS_BOUNDS.len())], 1);
+        if cfg!(feature = "tick-metrics") {
+            bump(&self.ticks, 1);
+            bump(&self.late_nanos, u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
+            let seconds = late.as_secs_f64();
+            let bucket = LATENESS_BOUNDS.iter().position(|&bound| seconds <= bound);
+            bump(&self.late[bucket.unwrap_or(LATENESS_BOUNDS.len())], 1);
+        }
     }
 
     /// Bytes of ticks sent so far.
@@ -73,6 +76,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "tick-metrics")]
     fn ticks_fall_in_the_bucket_of_their_lateness() {
         let traffic = Traffic::default();
         traffic.record_tick(40, Duration::from_micros(300));
