@@ -224,6 +224,16 @@ mod tests {
         assert_eq!(seen, [Up, Up, Over, Over, Over, Over, Up, Up, Over]);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_hysteresis_follows_the_load_between_reads_of_the_health_check() {
+        // Six of ten open for a few seconds, then five: nobody read the health check at six.
+        let sampled = capacity(10);
+        sampled.sample(|| 6, tokio::time::sleep(Duration::from_millis(2500))).await;
+        assert_eq!(sampled.assess(5).0, Health::Overloaded, "it saw six: 5 is not below 0.5");
+        let unsampled = capacity(10);
+        assert_eq!(unsampled.assess(5).0, Health::Ok, "judged at the read alone, 5 is fine");
+    }
+
     #[test]
     fn network_use_counts_as_load() {
         let capacity = capacity(1000);
