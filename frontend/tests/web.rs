@@ -355,3 +355,55 @@ async fn the_cluster_panel_is_there_while_the_page_connects() {
     page.click_connect();
     page.wait_until("the panel gone after Disconnect", |p| p.cluster_rows().is_none()).await;
 }
+
+#[wasm_bindgen_test]
+async fn a_client_moved_to_balance_the_load_says_so_and_comes_back() {
+    use std::{cell::RefCell, rc::Rc};
+
+    use futures::future::{AbortHandle, Abortable};
+    use wstime_frontend::client;
+    use wstime_protocol::RetryPolicy;
+
+    // Eight connection loops on one instance, none on another sharing its registry: the
+    // crowded one moves sockets (1013 with a retry hint) until it is near the mean. The
+    // loops connect to it directly, so a moved one comes back to it and may be moved again.
+    let (_, port, _) = new_instance().await;
+    let _emptier = new_instance().await;
+    let mut loops = Vec::new();
+    for n in 0..8 {
+        let lines = Rc::new(RefCell::new(Vec::<String>::new()));
+        let (handle, registration) = AbortHandle::new_pair();
+        let url = format!("ws://127.0.0.1:{port}/?id=crowded-{n}");
+        let sink = Rc::clone(&lines);
+        let run = client::run(url, RetryPolicy::DEFAULT, move |event| {
+            if let client::Event::Log(line) = event {
+                sink.borrow_mut().push(line);
+            }
+        });
+        leptos::task::spawn_local(async move {
+            let _ = Abortable::new(run, registration).await;
+        });
+        loops.push((handle, lines));
+    }
+    let moved_and_back = |lines: &[String]| {
+        let moved = lines.iter().position(|l| l.contains("moved this connection to balance"));
+        moved
+            .is_some_and(|at| lines[at..].iter().any(|l| l.contains("you have been connected for")))
+    };
+    let deadline = js_sys::Date::now() + 3.0 * LIMIT.as_millis() as f64;
+    while !loops.iter().any(|(_, lines)| moved_and_back(&lines.borrow())) {
+        assert!(js_sys::Date::now() < deadline, "no client was moved and came back");
+        TimeoutFuture::new(100).await;
+    }
+    let (_, lines) = loops.iter().find(|(_, lines)| moved_and_back(&lines.borrow())).unwrap();
+    let line = lines.borrow().iter().find(|l| l.contains("moved this")).cloned().unwrap();
+    let wait: f64 = line
+        .rsplit_once("reconnecting in ")
+        .and_then(|(_, rest)| rest.strip_suffix(" s."))
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("a wait in {line:?}"));
+    assert!(wait >= 0.5, "it waits at least the server's hint of 0.5 s: {line:?}");
+    for (handle, _) in loops {
+        handle.abort();
+    }
+}
