@@ -179,12 +179,12 @@ fn metrics_cost_markdown(rows: &[SteadyRow], md: &mut String) {
     let size = rows[0].connections;
     let _ = writeln!(
         md,
-        "## What the metrics cost a tick, at {size} connections
-
-         The same server built with and without its per-tick metrics (`--no-default-features`:          no tick counter, no lateness histogram), run in turn so that the machine's drift          falls on both alike.
-
-         | run | server | user CPU per tick | kernel CPU per tick | CPU pressure |
-|---:|---|---:|---:|---:|"
+        "## What the metrics cost a tick, at {size} connections\n\n\
+         The same server built with and without its per-tick metrics (`--no-default-features`: \
+         no tick counter, no lateness histogram), run in turn so that the machine's drift \
+         falls on both alike.\n\n\
+         | run | server | user CPU per tick | kernel CPU per tick | CPU pressure |\n\
+         |---:|---|---:|---:|---:|"
     );
     for (run, row) in rows.iter().enumerate() {
         let _ = writeln!(
@@ -209,9 +209,9 @@ fn metrics_cost_markdown(rows: &[SteadyRow], md: &mut String) {
     let (without, without_low, without_high) = spread("wstime-without-tick-metrics");
     let _ = writeln!(
         md,
-        "
-User CPU per tick, mean (range): with the metrics {with:.2} µs ({with_low:.2}–{with_high:.2}),          without {without:.2} µs ({without_low:.2}–{without_high:.2}): a difference of          {:+.2} µs.
-",
+        "\nUser CPU per tick, mean (range): with the metrics {with:.2} µs \
+         ({with_low:.2}–{with_high:.2}), without {without:.2} µs \
+         ({without_low:.2}–{without_high:.2}): a difference of {:+.2} µs.\n",
         with - without
     );
 }
@@ -222,16 +222,13 @@ fn scale_out_markdown(row: &ScaleOutRow, md: &mut String) {
     let moved = &row.moved;
     let _ = writeln!(
         md,
-        "## Scale-out: 3 instances behind HAProxy, {} clients on two, then the third starts
-
-         Rebalancing on (its defaults); every instance's connections read every 250 ms.
-
-         | clients | moved | every instance within ±10 % of the mean after | resumed | restarted from 0 |          gave up | longest gap | gap p50 / p99 | peak load (healthy below) |
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|
-         | {} | {} | {balanced} | {} | {} | {} | {:.0} ms | {:.0} / {:.0} ms | {:.2} ({:.2}) |
-
-         ![connections per instance](scale-out.svg)
-",
+        "## Scale-out: 3 instances behind HAProxy, {} clients on two, then the third starts\n\n\
+         Rebalancing on (its defaults); every instance's connections read every 250 ms.\n\n\
+         | clients | moved | every instance within ±10 % of the mean after | resumed | \
+         restarted from 0 | gave up | longest gap | gap p50 / p99 | peak load (healthy below) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
+         | {} | {} | {balanced} | {} | {} | {} | {:.0} ms | {:.0} / {:.0} ms | {:.2} ({:.2}) |\n\n\
+         ![connections per instance](scale-out.svg)\n",
         row.clients,
         row.clients,
         moved.affected,
