@@ -6,8 +6,10 @@
 //! stay). The weight is the instance's headroom: the smaller of what is left before the
 //! health check's threshold and how far it is below its share of the cluster (its socket
 //! count against twice the cluster's mean), so after a scale-out the new, empty instance is
-//! preferred, and at balance every instance weighs the same. A weight is never 0: the
-//! health check, not the agent, takes an instance out.
+//! preferred, and at balance every instance weighs the same. The share counts only once the
+//! cluster has settled ([`crate::registry::KnownCluster::settled`]): while clients arrive
+//! in numbers the registry's counts lag, and the weight is the headroom alone. A weight is
+//! never 0: the health check, not the agent, takes an instance out.
 
 use std::{future::Future, pin::pin, sync::Arc};
 
@@ -26,7 +28,9 @@ pub fn answer(state: &AppState) -> String {
     }
     let own = state.live_connections();
     let capacity = (limits.healthy_below - state.capacity.load(own)) / limits.healthy_below;
-    let share = rebalance::mean(own, &state.cluster.report())
+    let share = Some(&state.cluster)
+        .filter(|cluster| cluster.settled())
+        .and_then(|cluster| rebalance::mean(own, &cluster.report()))
         .filter(|mean| *mean > 0.0)
         .map_or(1.0, |mean| 1.0 - own as f64 / (2.0 * mean));
     let weight = (capacity.min(share).clamp(0.0, 1.0) * 100.0).round().max(1.0);

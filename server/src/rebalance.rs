@@ -9,7 +9,9 @@
 //! instances, and resume their sessions there. It never sheds below the mean plus the
 //! tolerance, never more than a bounded fraction of its sockets a second, never while
 //! another instance drains, is unhealthy or has missed a refresh (it has likely died, and its
-//! clients are moving already), and not at all when it is the only one. The
+//! clients are moving already), never before the cluster has settled (clients arriving in
+//! numbers make the registry's counts lag, see
+//! [`crate::registry::KnownCluster::settled`]), and not at all when it is the only one. The
 //! workers close the sockets as their wheels come round, so the closes spread over the
 //! second.
 
@@ -95,14 +97,16 @@ pub fn mean(own: usize, cluster: &ClusterView) -> Option<f64> {
     Some((others + own as u64) as f64 / count)
 }
 
-/// How many sockets to move this second, with `own` open.
-pub fn plan(own: usize, cluster: &ClusterView, settings: Rebalancing) -> usize {
+/// How many sockets to move this second, with `own` open, in `cluster` (`settled`: its total
+/// has held still lately).
+pub fn plan(own: usize, cluster: &ClusterView, settled: bool, settings: Rebalancing) -> usize {
     // An instance that missed a refresh has likely died: its figures are old, and its
     // clients are moving already.
-    let calm = cluster.instances.iter().all(|instance| {
-        instance.name == cluster.answered_by
-            || (!instance.draining && instance.health == Health::Ok && !is_stale(instance))
-    });
+    let calm = settled
+        && cluster.instances.iter().all(|instance| {
+            instance.name == cluster.answered_by
+                || (!instance.draining && instance.health == Health::Ok && !is_stale(instance))
+        });
     let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
     let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
     let excess = own.saturating_sub(ceiling);
@@ -122,7 +126,8 @@ pub async fn run(state: Arc<AppState>, settings: Rebalancing, stop: impl Future<
         let moving = if state.lifecycle.is_draining() {
             0
         } else {
-            plan(state.live_connections(), &state.cluster.report(), settings)
+            let cluster = &state.cluster;
+            plan(state.live_connections(), &cluster.report(), cluster.settled(), settings)
         };
         if moving > 0 {
             tracing::debug!(moving, "rebalancing: moving sockets to emptier instances");
@@ -161,27 +166,29 @@ mod tests {
     #[test]
     fn after_a_scale_out_the_full_ones_move_sockets_at_their_pace() {
         let report = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
-        assert_eq!(plan(3000, &report, SETTINGS), 150, "5% of 3,000 a second");
+        assert_eq!(plan(3000, &report, true, SETTINGS), 150, "5% of 3,000 a second");
         // With a mean of 2,000, 2,100 is the mean plus 5%: only what is above it moves.
         let nearly = cluster("a", &[("a", 2150, false), ("b", 2150, false), ("c", 1700, false)]);
-        assert_eq!(plan(2150, &nearly, SETTINGS), 50);
+        assert_eq!(plan(2150, &nearly, true, SETTINGS), 50);
         let empty = cluster("c", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
-        assert_eq!(plan(0, &empty, SETTINGS), 0, "the empty one takes, never gives");
+        assert_eq!(plan(0, &empty, true, SETTINGS), 0, "the empty one takes, never gives");
     }
 
     #[test]
     fn nothing_moves_when_balanced_alone_or_while_another_drains() {
         let balanced = cluster("a", &[("a", 2010, false), ("b", 1995, false), ("c", 1995, false)]);
-        assert_eq!(plan(2010, &balanced, SETTINGS), 0);
+        assert_eq!(plan(2010, &balanced, true, SETTINGS), 0);
         let alone = cluster("a", &[("a", 3000, false)]);
-        assert_eq!(plan(3000, &alone, SETTINGS), 0);
+        assert_eq!(plan(3000, &alone, true, SETTINGS), 0);
         let draining = cluster("a", &[("a", 3000, false), ("b", 3000, true), ("c", 0, false)]);
-        assert_eq!(plan(3000, &draining, SETTINGS), 0);
+        assert_eq!(plan(3000, &draining, true, SETTINGS), 0);
         let mut dead = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
         dead.instances[1].refreshed_ms_ago = 5_000;
-        assert_eq!(plan(3000, &dead, SETTINGS), 0, "b missed its refreshes: it may be dead");
+        assert_eq!(plan(3000, &dead, true, SETTINGS), 0, "b missed its refreshes: it may be dead");
+        let report = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
+        assert_eq!(plan(3000, &report, false, SETTINGS), 0, "clients still arriving in numbers");
         let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
-        assert_eq!(plan(3, &small, SETTINGS), 0, "a socket or two is not worth moving");
+        assert_eq!(plan(3, &small, true, SETTINGS), 0, "a socket or two is not worth moving");
     }
 
     #[test]
