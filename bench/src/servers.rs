@@ -8,6 +8,9 @@ use wstime_cluster::{free_port, InstanceSpec, Supervised};
 /// How long a server may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(20);
 
+/// Ports tried for the post's server before giving up (see [`Server::start`]).
+const PORT_ATTEMPTS: u32 = 3;
+
 /// A server to measure.
 pub enum Server {
     /// A release `wstime-server`.
@@ -73,15 +76,36 @@ impl Server {
             }
             Self::Node { binary, dir } => {
                 // The post's server listens on `process.env.PORT` and prints that variable,
-                // not the port it got: so it is given a free port rather than 0.
-                let port = free_port()?;
-                let mut command = Command::new(binary);
-                command.arg("server.js").current_dir(dir).env_clear().env("PORT", port.to_string());
-                let mut process = Supervised::spawn("node-peer", &mut command, false)?;
-                process
-                    .wait_for_line("Server listening on port ", START_LIMIT)
-                    .with_context(|| format!("start the post's server in {}", dir.display()))?;
-                Ok(Running { process, port })
+                // not the port it got: so it is given a free port rather than 0. It binds
+                // every address (`::`), so a socket on that port on any loopback address,
+                // such as a generator's connection that drew it as its source port, can take
+                // it between our look and Node's bind: then it says EADDRINUSE, and another
+                // port is tried.
+                let mut attempt = 1;
+                loop {
+                    let port = free_port()?;
+                    let mut command = Command::new(binary);
+                    command
+                        .arg("server.js")
+                        .current_dir(dir)
+                        .env_clear()
+                        .env("PORT", port.to_string());
+                    let mut process = Supervised::spawn("node-peer", &mut command, false)?;
+                    match process.wait_for_line("Server listening on port ", START_LIMIT) {
+                        Ok(_) => return Ok(Running { process, port }),
+                        Err(error)
+                            if attempt < PORT_ATTEMPTS
+                                && format!("{error:#}").contains("EADDRINUSE") =>
+                        {
+                            attempt += 1;
+                        }
+                        Err(error) => {
+                            return Err(error).with_context(|| {
+                                format!("start the post's server in {}", dir.display())
+                            })
+                        }
+                    }
+                }
             }
         }
     }
