@@ -1,9 +1,11 @@
 //! HAProxy's agent check (`AGENT_PORT`): the instance's capacity, told to the load balancer
 //! as a weight, so new connections go where there is room, not merely round the pool.
 //!
-//! HAProxy connects every second and reads one line: `up <weight>% maxconn:<limit>`, or
-//! `drain maxconn:<limit>` while the instance drains (no new connections; the open ones
-//! stay). The weight is the instance's headroom: the smaller of what is left before the
+//! HAProxy connects every second and reads one line: `up ready <weight>% maxconn:<limit>`,
+//! or `drain maxconn:<limit>` while the instance drains (no new connections; the open ones
+//! stay). `drain` is an administrative state that HAProxy keeps until an agent says `ready`:
+//! without it, an instance restarted at the same address after a drain would stay out of
+//! the pool for good. The weight is the instance's headroom: the smaller of what is left before the
 //! health check's threshold and how far it is below its share of the cluster (its socket
 //! count against twice the cluster's mean), so after a scale-out the new, empty instance is
 //! preferred, and at balance every instance weighs the same. The share counts only once the
@@ -34,7 +36,7 @@ pub fn answer(state: &AppState) -> String {
         .filter(|mean| *mean > 0.0)
         .map_or(1.0, |mean| 1.0 - own as f64 / (2.0 * mean));
     let weight = (capacity.min(share).clamp(0.0, 1.0) * 100.0).round().max(1.0);
-    format!("up {weight}% maxconn:{}\n", limits.max_connections)
+    format!("up ready {weight}% maxconn:{}\n", limits.max_connections)
 }
 
 /// Answers the agent check on `listener` until `stop`.
@@ -60,6 +62,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use wstime_protocol::{Health, InstanceEntry};
 
     use super::*;
     use crate::{
@@ -91,13 +95,47 @@ mod tests {
     #[test]
     fn the_weight_is_the_headroom_before_the_health_threshold() {
         let state = state(100);
-        assert_eq!(answer(&state), "up 100% maxconn:100\n", "empty");
+        assert_eq!(answer(&state), "up ready 100% maxconn:100\n", "empty");
         let open: Vec<_> = (0..30).map(|_| state.lifecycle.connection()).collect();
         // Load 0.3 of a threshold of 0.6: half the headroom is left.
-        assert_eq!(answer(&state), "up 50% maxconn:100\n");
+        assert_eq!(answer(&state), "up ready 50% maxconn:100\n");
         let more: Vec<_> = (0..40).map(|_| state.lifecycle.connection()).collect();
-        assert_eq!(answer(&state), "up 1% maxconn:100\n", "past the threshold: never 0");
+        assert_eq!(answer(&state), "up ready 1% maxconn:100\n", "past the threshold: never 0");
         drop((open, more));
+    }
+
+    /// `state`'s cluster as the registry would show it: this instance and one other, `views`
+    /// times in a row.
+    fn see(state: &AppState, own: u64, other: u64, views: usize) {
+        let entry = |name: &str, connections| InstanceEntry {
+            name: name.into(),
+            address: String::new(),
+            connections,
+            max_connections: 100,
+            load: 0.0,
+            health: Health::Ok,
+            draining: false,
+            version: String::new(),
+            started_unix_ms: 0,
+            refreshed_ms_ago: 0,
+        };
+        for _ in 0..views {
+            let instances = vec![entry("agent", own), entry("other", other)];
+            state.cluster.replace(true, instances);
+        }
+    }
+
+    #[test]
+    fn above_its_share_of_a_settled_cluster_the_weight_falls() {
+        let state = state(100);
+        let open: Vec<_> = (0..30).map(|_| state.lifecycle.connection()).collect();
+        // Headroom alone: load 0.3 of a threshold of 0.6.
+        see(&state, 30, 10, 1);
+        assert_eq!(answer(&state), "up ready 50% maxconn:100\n", "one view: not settled yet");
+        // Settled: 30 against a mean of 20 is 1 − 30 ÷ 40 of its share.
+        see(&state, 30, 10, 3);
+        assert_eq!(answer(&state), "up ready 25% maxconn:100\n");
+        drop(open);
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
 
     /// A port for HAProxy's agent check: the instance answers with its headroom as a
-    /// weight (`up 37%`), `drain` while draining, and `maxconn` (its hard limit).
+    /// weight (`up ready 37%`), `drain` while draining, and `maxconn` (its hard limit).
     #[arg(long, env = "AGENT_PORT")]
     pub agent_port: Option<u16>,
 

@@ -128,7 +128,8 @@ impl KnownCluster {
         seen.totals.len() == SETTLE_VIEWS && (high - low) as f64 <= SETTLE_BAND * high as f64
     }
 
-    fn replace(&self, shared: bool, mut instances: Vec<InstanceEntry>) {
+    /// Takes a new view of the cluster (from the registry, or this instance alone).
+    pub(crate) fn replace(&self, shared: bool, mut instances: Vec<InstanceEntry>) {
         instances.sort_by(|a, b| a.name.cmp(&b.name));
         let mut seen = self.lock();
         if seen.totals.len() == SETTLE_VIEWS {

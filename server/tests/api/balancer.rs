@@ -1,5 +1,6 @@
 //! What HAProxy learns from the instances' agent checks: each one's headroom as a weight,
-//! which steers new connections to the emptier instances, and `drain` during shutdown.
+//! which steers new connections to the emptier instances, `drain` during shutdown, and
+//! `ready` again from the process that replaces a drained one.
 
 use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec};
 
@@ -80,5 +81,12 @@ async fn haproxy_weighs_instances_by_headroom_and_drains_the_one_that_says_so() 
     assert!(!weight_of(&cluster, "node1").2, "not drained before its drain");
     cluster.signal(0, "TERM").expect("SIGTERM node1");
     eventually("node1 to be drained", || async { weight_of(&cluster, "node1").2 }).await;
+
+    // Restarted at the same address (a rolling restart), it says `ready`: HAProxy keeps a
+    // drain until an agent ends it, and would otherwise leave the new process out for good.
+    cluster.restart(0).expect("node1 restarted");
+    eventually("node1 back in the pool", || async { !weight_of(&cluster, "node1").2 }).await;
+    let _again = open(lb, 30, "again").await;
+    assert!(connections(ports[0]) > 0, "the restarted node1 takes new connections");
     cluster.stop();
 }
