@@ -76,13 +76,13 @@ impl Server {
             }
             Self::Node { binary, dir } => {
                 // The post's server listens on `process.env.PORT` and prints that variable,
-                // not the port it got: so it is given a free port rather than 0. It binds
-                // every address (`::`), so a socket on that port on any loopback address,
-                // such as a generator's connection that drew it as its source port, can take
-                // it between our look and Node's bind: then it says EADDRINUSE, and another
-                // port is tried.
-                let mut attempt = 1;
-                loop {
+                // not the port it got: so it is given a free port rather than 0. Node binds
+                // `::`, every address, and a socket on that port at another loopback address
+                // (a generator's connection that drew it as its source port) is invisible to a
+                // look at 127.0.0.1 and may appear between the look and Node's bind: then
+                // Node says EADDRINUSE, and another port is tried. (The look itself stays on
+                // loopback, as every network test here does.)
+                for attempt in 1..=PORT_ATTEMPTS {
                     let port = free_port()?;
                     let mut command = Command::new(binary);
                     command
@@ -95,17 +95,19 @@ impl Server {
                         Ok(_) => return Ok(Running { process, port }),
                         Err(error)
                             if attempt < PORT_ATTEMPTS
-                                && format!("{error:#}").contains("EADDRINUSE") =>
-                        {
-                            attempt += 1;
-                        }
+                                && format!("{error:#}").contains("EADDRINUSE") => {}
                         Err(error) => {
                             return Err(error).with_context(|| {
-                                format!("start the post's server in {}", dir.display())
+                                format!(
+                                    "start the post's server in {} (port {port}, attempt {attempt} \
+                                     of {PORT_ATTEMPTS})",
+                                    dir.display()
+                                )
                             })
                         }
                     }
                 }
+                unreachable!("the last attempt returns, started or not")
             }
         }
     }

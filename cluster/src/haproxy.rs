@@ -66,17 +66,24 @@ impl HaProxy {
         }
         let process = Supervised::spawn("haproxy", &mut command, echo)?;
         let haproxy = Self { process, port, stats_port, admin_socket, _runtime: runtime };
+        haproxy.wait_until_up(nodes.len(), up)?;
+        Ok(haproxy)
+    }
+
+    /// Waits (at most [`READY_LIMIT`]) until HAProxy knows `servers` instances and sees `up`
+    /// of them up: health checks passed `rise` times, so new connections reach them.
+    pub fn wait_until_up(&self, servers: usize, up: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_LIMIT;
         loop {
-            let states = haproxy.server_states().unwrap_or_default();
+            let states = self.server_states().unwrap_or_default();
             let running = states.iter().filter(|(_, state)| state == "UP").count();
-            if states.len() == nodes.len() && running == up {
-                return Ok(haproxy);
+            if states.len() == servers && running == up {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
                     "HAProxy did not see every instance up within {READY_LIMIT:?} ({states:?}):\n{}",
-                    haproxy.process.lines().join("\n")
+                    self.process.lines().join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(100));

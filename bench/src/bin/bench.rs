@@ -455,8 +455,10 @@ fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
             cluster.wait_exit(node)?;
         }
         cluster.restart(node)?;
-        // Let HAProxy see the restarted instance up again before the next run.
-        std::thread::sleep(Duration::from_secs(3));
+        // The next run's clients must find every instance in HAProxy's pool: arriving while
+        // the restarted one is still out, they would crowd the others, and the rebalancing
+        // that follows would be measured as failover.
+        cluster.balancer().context("HAProxy")?.wait_until_up(3, 3)?;
     }
     cluster.stop();
     Ok(rows)
