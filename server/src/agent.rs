@@ -5,8 +5,8 @@
 //! or `drain maxconn:<limit>` while the instance drains (no new connections; the open ones
 //! stay). `drain` is an administrative state that HAProxy keeps until an agent says `ready`:
 //! without it, an instance restarted at the same address after a drain would stay out of
-//! the pool for good. The weight is the instance's headroom: the smaller of what is left before the
-//! health check's threshold and how far it is below its share of the cluster (its socket
+//! the pool for good. The weight is the instance's headroom: the smaller of what is left
+//! before the health check's threshold and how far it is below its share of the cluster (its socket
 //! count against twice the cluster's mean), so after a scale-out the new, empty instance is
 //! preferred, and at balance every instance weighs the same. The share counts only once the
 //! cluster has settled ([`crate::registry::KnownCluster::settled`]): while clients arrive
@@ -30,9 +30,11 @@ pub fn answer(state: &AppState) -> String {
     }
     let own = state.live_connections();
     let capacity = (limits.healthy_below - state.capacity.load(own)) / limits.healthy_below;
-    let share = Some(&state.cluster)
-        .filter(|cluster| cluster.settled())
-        .and_then(|cluster| rebalance::mean(own, &cluster.report()))
+    let cluster = &state.cluster;
+    let share = cluster
+        .settled()
+        .then(|| cluster.report())
+        .and_then(|view| rebalance::mean(own, &view))
         .filter(|mean| *mean > 0.0)
         .map_or(1.0, |mean| 1.0 - own as f64 / (2.0 * mean));
     let weight = (capacity.min(share).clamp(0.0, 1.0) * 100.0).round().max(1.0);
@@ -63,12 +65,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
 mod tests {
     use std::time::Duration;
 
-    use wstime_protocol::{Health, InstanceEntry};
-
     use super::*;
     use crate::{
         capacity::{Capacity, Limits},
         lifecycle::Stage,
+        registry::test_entry,
         session::{memory::MemoryStore, touches},
         shutdown::DrainTiming,
         state::Timing,
@@ -107,20 +108,8 @@ mod tests {
     /// `state`'s cluster as the registry would show it: this instance and one other, `views`
     /// times in a row.
     fn see(state: &AppState, own: u64, other: u64, views: usize) {
-        let entry = |name: &str, connections| InstanceEntry {
-            name: name.into(),
-            address: String::new(),
-            connections,
-            max_connections: 100,
-            load: 0.0,
-            health: Health::Ok,
-            draining: false,
-            version: String::new(),
-            started_unix_ms: 0,
-            refreshed_ms_ago: 0,
-        };
         for _ in 0..views {
-            let instances = vec![entry("agent", own), entry("other", other)];
+            let instances = vec![test_entry("agent", own), test_entry("other", other)];
             state.cluster.replace(true, instances);
         }
     }

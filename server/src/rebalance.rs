@@ -141,6 +141,7 @@ mod tests {
     use wstime_protocol::InstanceEntry;
 
     use super::*;
+    use crate::registry::test_entry;
 
     const SETTINGS: Rebalancing = Rebalancing { tolerance: 0.05, pace: 0.05 };
 
@@ -148,16 +149,9 @@ mod tests {
         let instances = counts
             .iter()
             .map(|&(name, connections, draining)| InstanceEntry {
-                name: name.into(),
-                address: String::new(),
-                connections,
-                max_connections: 19_000,
-                load: 0.0,
                 health: if draining { Health::Draining } else { Health::Ok },
                 draining,
-                version: String::new(),
-                started_unix_ms: 0,
-                refreshed_ms_ago: 0,
+                ..test_entry(name, connections)
             })
             .collect();
         ClusterView { answered_by: me.into(), shared: true, instances }

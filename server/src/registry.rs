@@ -205,6 +205,23 @@ fn entries(values: &[String]) -> Vec<InstanceEntry> {
         .collect()
 }
 
+/// A serving instance's entry, just refreshed, for the tests of what reads the registry.
+#[cfg(test)]
+pub(crate) fn test_entry(name: &str, connections: u64) -> InstanceEntry {
+    InstanceEntry {
+        name: name.into(),
+        address: String::new(),
+        connections,
+        max_connections: 10,
+        load: 0.1,
+        health: wstime_protocol::Health::Ok,
+        draining: false,
+        version: "0".into(),
+        started_unix_ms: 0,
+        refreshed_ms_ago: 0,
+    }
+}
+
 /// Writes this instance's entry (with Redis) and takes the cluster's back.
 async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) {
     let own = own_entry(state);
@@ -230,29 +247,12 @@ async fn refresh(state: &AppState, redis: Option<&RedisStore>, script: &Script) 
 
 #[cfg(test)]
 mod tests {
-    use wstime_protocol::Health;
-
     use super::*;
-
-    fn entry(name: &str, connections: u64) -> InstanceEntry {
-        InstanceEntry {
-            name: name.into(),
-            address: String::new(),
-            connections,
-            max_connections: 10,
-            load: 0.1,
-            health: Health::Ok,
-            draining: false,
-            version: "0".into(),
-            started_unix_ms: 0,
-            refreshed_ms_ago: 0,
-        }
-    }
 
     #[test]
     fn the_cluster_is_settled_once_its_total_holds_still() {
         let cluster = KnownCluster::new("a");
-        let see = |a, b| cluster.replace(true, vec![entry("a", a), entry("b", b)]);
+        let see = |a, b| cluster.replace(true, vec![test_entry("a", a), test_entry("b", b)]);
         // Clients arriving in numbers: the total grows view after view.
         for (a, b) in [(0, 0), (700, 0), (1400, 700), (2100, 1400)] {
             see(a, b);
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn entries_say_how_long_ago_each_instance_refreshed() {
-        let entry = |name: &str| serde_json::to_string(&entry(name, 1)).unwrap();
+        let entry = |name: &str| serde_json::to_string(&test_entry(name, 1)).unwrap();
         // Redis's time is 100,000 ms; one entry refreshed just now, one 4 s ago.
         let values = [
             "100000".to_owned(),
