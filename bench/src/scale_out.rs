@@ -97,9 +97,9 @@ impl ScaleOut {
             let mut counts = [0u64; 3];
             for (count, port) in counts.iter_mut().zip(&ports) {
                 let health = wstime_cluster::http::health_report(*port)?;
-                *count = health["connections"].as_u64().unwrap_or(0);
-                peak_load = peak_load.max(health["load"].as_f64().unwrap_or(0.0));
-                healthy_below = health["healthy_below"].as_f64().unwrap_or(healthy_below);
+                *count = health.connections;
+                peak_load = peak_load.max(health.load);
+                healthy_below = health.healthy_below;
             }
             let at = started.elapsed().as_secs_f64();
             if balanced_after_secs.is_none() && balanced(&counts) {

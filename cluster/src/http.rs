@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use wstime_protocol::{health, HealthReport};
 
 /// A response: status code and body.
 #[derive(Debug, Clone)]
@@ -39,9 +40,8 @@ pub fn request(
     Ok(Response { status: response.status().as_u16(), body })
 }
 
-/// The `/healthcheck` JSON of the instance on `port`.
-pub fn health_report(port: u16) -> anyhow::Result<serde_json::Value> {
-    let response =
-        request("GET", port, "/healthcheck", "application/json", Duration::from_secs(2))?;
-    serde_json::from_str(&response.body).context("a health check's JSON")
+/// The `/healthcheck` report of the instance on `port`.
+pub fn health_report(port: u16) -> anyhow::Result<HealthReport> {
+    let response = request("GET", port, health::PATH, "application/json", Duration::from_secs(2))?;
+    HealthReport::parse(&response.body).context("a health check's JSON")
 }

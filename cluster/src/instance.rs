@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::Context as _;
 
-use wstime_server::ready::Ready;
+use wstime_protocol::ready::Ready;
 
 use crate::process::Supervised;
 

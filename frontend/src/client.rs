@@ -9,15 +9,12 @@ use std::time::Duration;
 use futures::{future::Either, StreamExt as _};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
-use wstime_protocol::{retry::Next, Disconnect, RetryPolicy, Tick};
+use wstime_protocol::{
+    retry::{Next, CONNECT_TIMEOUT, DEAD_PEER_TIMEOUT},
+    Disconnect, RetryPolicy, Tick,
+};
 
 use crate::status::{reconnection_line, refusal_reason, Status};
-
-/// How long an attempt may take to deliver its first tick (the server sends one at open).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Ticks come every second: this many seconds without one means the peer is dead, even if
-/// the TCP connection has not said so (a dead host or a partition sends no FIN).
-pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Something the page should show.
 #[derive(Debug, Clone, PartialEq)]

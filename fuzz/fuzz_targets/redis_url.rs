@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wstime_server::session::redis::target::RedisTarget;
+use wstime_server::redis::target::RedisTarget;
 
 fuzz_target!(|raw: &str| {
     match RedisTarget::parse(raw) {

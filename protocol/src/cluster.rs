@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::Health;
+
 /// Where every instance serves the answer.
 pub const PATH: &str = "/cluster";
 
@@ -48,36 +50,10 @@ pub struct InstanceEntry {
     pub refreshed_ms_ago: u64,
 }
 
-/// An instance's health, as its `/healthcheck` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Taking new connections.
-    Ok,
-    /// Over its healthy threshold: keeps its sockets, takes no new ones.
-    Overloaded,
-    /// Shutting down.
-    Draining,
-    /// A state a newer server reports that this build does not know; shown, not trusted.
-    #[serde(other)]
-    Unknown,
-}
-
 impl ClusterView {
     /// Reads an answer.
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
-    }
-}
-
-impl std::fmt::Display for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Ok => "ok",
-            Self::Overloaded => "overloaded",
-            Self::Draining => "draining",
-            Self::Unknown => "unknown",
-        })
     }
 }
 
@@ -101,19 +77,6 @@ mod tests {
         assert_eq!(entry.health, Health::Ok);
         assert!(!entry.draining);
         assert_eq!(entry.started_unix_ms, 1_764_748_800_000);
-    }
-
-    #[test]
-    fn every_health_reads_back_and_a_new_one_is_unknown() {
-        for (text, health) in [
-            ("ok", Health::Ok),
-            ("overloaded", Health::Overloaded),
-            ("draining", Health::Draining),
-            ("melting", Health::Unknown),
-        ] {
-            assert_eq!(serde_json::from_str::<Health>(&format!("{text:?}")).unwrap(), health);
-        }
-        assert_eq!(Health::Overloaded.to_string(), "overloaded");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The client's reconnect schedule: exponential backoff with full jitter, close-code aware.
+//! The client's reconnect schedule: exponential backoff with full jitter, close-code aware,
+//! and the timeouts after which an attempt or a connection counts as lost.
 //!
 //! The page and the load generator both follow this schedule, so the benchmark's thundering
 //! herd is the one real browsers would cause. The schedule is pure: the caller supplies the
@@ -7,6 +8,13 @@
 use std::time::Duration;
 
 use crate::CloseCode;
+
+/// How long an attempt may take to deliver its first tick (the server sends one at open).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ticks come every second: this long without one means the peer is dead, even if the TCP
+/// connection has not said so (a dead host or a partition sends no FIN).
+pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the last attempt ended, as far as the retry schedule cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

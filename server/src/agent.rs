@@ -9,7 +9,7 @@
 //! before the health check's threshold and how far it is below its share of the cluster (its socket
 //! count against twice the cluster's mean), so after a scale-out the new, empty instance is
 //! preferred, and at balance every instance weighs the same. The share counts only once the
-//! cluster has settled ([`crate::registry::KnownCluster::settled`]): while clients arrive
+//! cluster has settled ([`crate::cluster::KnownCluster::settled`]): while clients arrive
 //! in numbers the registry's counts lag, and the weight is the headroom alone. A weight is
 //! never 0: the health check, not the agent, takes an instance out.
 
@@ -17,24 +17,26 @@ use std::{future::Future, pin::pin, sync::Arc};
 
 use tokio::{io::AsyncWriteExt as _, net::TcpListener};
 
-use crate::{rebalance, state::AppState};
+use crate::{
+    cluster::{self, KnownCluster},
+    instance::Instance,
+};
 
 /// How long HAProxy may take to read the answer.
 const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The agent's answer now.
-pub fn answer(state: &AppState) -> String {
-    let limits = state.capacity.limits;
-    if state.lifecycle.is_draining() {
+/// The agent's answer now, for `instance` in `cluster`.
+pub fn answer(instance: &Instance, cluster: &KnownCluster) -> String {
+    let limits = instance.capacity.limits;
+    if instance.lifecycle.is_draining() {
         return format!("drain maxconn:{}\n", limits.max_connections);
     }
-    let own = state.live_connections();
-    let capacity = (limits.healthy_below - state.capacity.load(own)) / limits.healthy_below;
-    let cluster = &state.cluster;
+    let own = instance.live_connections();
+    let capacity = (limits.healthy_below - instance.capacity.load(own)) / limits.healthy_below;
     let share = cluster
         .settled()
         .then(|| cluster.report())
-        .and_then(|view| rebalance::mean(own, &view))
+        .and_then(|view| cluster::mean(own, &view))
         .filter(|mean| *mean > 0.0)
         .map_or(1.0, |mean| 1.0 - own as f64 / (2.0 * mean));
     let weight = (capacity.min(share).clamp(0.0, 1.0) * 100.0).round().max(1.0);
@@ -42,7 +44,12 @@ pub fn answer(state: &AppState) -> String {
 }
 
 /// Answers the agent check on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    instance: Arc<Instance>,
+    cluster: Arc<KnownCluster>,
+    stop: impl Future<Output = ()>,
+) {
     let mut stop = pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -50,7 +57,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
             accepted = listener.accept() => accepted,
         };
         let Ok((mut stream, _)) = accepted else { continue };
-        let line = answer(&state);
+        let line = answer(&instance, &cluster);
         actix_web::rt::spawn(async move {
             let written = async {
                 stream.write_all(line.as_bytes()).await?;
@@ -63,74 +70,54 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::{
-        capacity::{Capacity, Limits},
-        lifecycle::Stage,
-        registry::test_entry,
-        session::{memory::MemoryStore, touches},
-        shutdown::DrainTiming,
-        state::Timing,
-    };
+    use crate::{cluster::test_entry, instance::tests::instance, lifecycle::Stage};
 
-    fn state(max_connections: u64) -> AppState {
-        let timing = Timing {
-            ping_interval: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(60),
-        };
-        let drain = DrainTiming { grace: Duration::ZERO, window: Duration::ZERO };
-        let limits = Limits {
-            max_connections,
-            healthy_below: 0.6,
-            recover_below: 0.5,
-            network_capacity_bps: None,
-        };
-        let sessions = Arc::new(MemoryStore::new(Duration::from_secs(300)));
-        let (touches, _) = touches::queue();
-        AppState::new("agent", "local", sessions, touches, timing, drain, Capacity::new(limits))
+    /// An instance called `agent` of at most `max_connections`, alone in its cluster.
+    fn alone(max_connections: u64) -> (Instance, KnownCluster) {
+        (instance("agent", max_connections), KnownCluster::new("agent"))
     }
 
     #[test]
     fn the_weight_is_the_headroom_before_the_health_threshold() {
-        let state = state(100);
-        assert_eq!(answer(&state), "up ready 100% maxconn:100\n", "empty");
-        let open: Vec<_> = (0..30).map(|_| state.lifecycle.connection()).collect();
+        let (instance, cluster) = alone(100);
+        assert_eq!(answer(&instance, &cluster), "up ready 100% maxconn:100\n", "empty");
+        let open: Vec<_> = (0..30).map(|_| instance.lifecycle.connection()).collect();
         // Load 0.3 of a threshold of 0.6: half the headroom is left.
-        assert_eq!(answer(&state), "up ready 50% maxconn:100\n");
-        let more: Vec<_> = (0..40).map(|_| state.lifecycle.connection()).collect();
-        assert_eq!(answer(&state), "up ready 1% maxconn:100\n", "past the threshold: never 0");
+        assert_eq!(answer(&instance, &cluster), "up ready 50% maxconn:100\n");
+        let more: Vec<_> = (0..40).map(|_| instance.lifecycle.connection()).collect();
+        let full = answer(&instance, &cluster);
+        assert_eq!(full, "up ready 1% maxconn:100\n", "past the threshold: never 0");
         drop((open, more));
     }
 
-    /// `state`'s cluster as the registry would show it: this instance and one other, `views`
-    /// times in a row.
-    fn see(state: &AppState, own: u64, other: u64, views: usize) {
+    /// `cluster` as the registry would show it: this instance and one other, `views` times
+    /// in a row.
+    fn see(cluster: &KnownCluster, own: u64, other: u64, views: usize) {
         for _ in 0..views {
             let instances = vec![test_entry("agent", own), test_entry("other", other)];
-            state.cluster.replace(true, instances);
+            cluster.replace(true, instances);
         }
     }
 
     #[test]
     fn above_its_share_of_a_settled_cluster_the_weight_falls() {
-        let state = state(100);
-        let open: Vec<_> = (0..30).map(|_| state.lifecycle.connection()).collect();
+        let (instance, cluster) = alone(100);
+        let open: Vec<_> = (0..30).map(|_| instance.lifecycle.connection()).collect();
         // Headroom alone: load 0.3 of a threshold of 0.6.
-        see(&state, 30, 10, 1);
-        assert_eq!(answer(&state), "up ready 50% maxconn:100\n", "one view: not settled yet");
+        see(&cluster, 30, 10, 1);
+        let unsettled = answer(&instance, &cluster);
+        assert_eq!(unsettled, "up ready 50% maxconn:100\n", "one view: not settled yet");
         // Settled: 30 against a mean of 20 is 1 − 30 ÷ 40 of its share.
-        see(&state, 30, 10, 3);
-        assert_eq!(answer(&state), "up ready 25% maxconn:100\n");
+        see(&cluster, 30, 10, 3);
+        assert_eq!(answer(&instance, &cluster), "up ready 25% maxconn:100\n");
         drop(open);
     }
 
     #[test]
     fn a_draining_instance_says_drain() {
-        let state = state(100);
-        state.lifecycle.advance(Stage::Draining);
-        assert_eq!(answer(&state), "drain maxconn:100\n");
+        let (instance, cluster) = alone(100);
+        instance.lifecycle.advance(Stage::Draining);
+        assert_eq!(answer(&instance, &cluster), "drain maxconn:100\n");
     }
 }

@@ -18,58 +18,16 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wstime_protocol::Health;
 
-use crate::metrics::traffic::{Traffic, TrafficTotals};
+use crate::traffic::{Traffic, TrafficTotals};
 
 /// Files the process needs besides its sockets (listener, Redis, page files, logs, …).
 const RESERVED_FILES: u64 = 64;
 
-/// What the health check says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Ok,
-    Overloaded,
-    Draining,
-}
-
-impl From<Health> for wstime_protocol::Health {
-    fn from(health: Health) -> Self {
-        match health {
-            Health::Ok => Self::Ok,
-            Health::Overloaded => Self::Overloaded,
-            Health::Draining => Self::Draining,
-        }
-    }
-}
-
-impl Health {
-    /// The plain-text body (the post's wording for overload).
-    pub fn text(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Overloaded => "server is overloaded",
-            Self::Draining => "draining",
-        }
-    }
-
-    /// Its name in JSON and in metric labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Overloaded => "overloaded",
-            Self::Draining => "draining",
-        }
-    }
-
-    /// Every health, for metrics that show each as 0 or 1.
-    pub const ALL: [Self; 3] = [Self::Ok, Self::Overloaded, Self::Draining];
-}
-
 /// The thresholds and limits, as configured.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: u64,
     pub healthy_below: f64,
@@ -78,6 +36,7 @@ pub struct Limits {
 }
 
 /// This instance's capacity and how much of it is in use.
+#[derive(Debug)]
 pub struct Capacity {
     pub limits: Limits,
     /// One permit per connection the instance may hold; a connection keeps its permit for
@@ -92,6 +51,7 @@ pub struct Capacity {
 }
 
 impl Capacity {
+    /// Capacity under `limits`, with nothing in use yet.
     pub fn new(limits: Limits) -> Self {
         let permits = usize::try_from(limits.max_connections).unwrap_or(Semaphore::MAX_PERMITS);
         Self {

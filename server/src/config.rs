@@ -7,8 +7,9 @@ use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
 
 use crate::{
     client_addr::TrustedProxies,
-    session::redis::{target::RedisTarget, tls::RedisCa},
-    upgrade::{limits::ConnectRate, origin::AllowedOrigins},
+    client_limits::ConnectRate,
+    redis::{target::RedisTarget, tls::RedisCa},
+    upgrade::origin::AllowedOrigins,
 };
 
 /// How one wstime-server instance runs. The environment variable names are part of the

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use wstime_protocol::ready::Ready;
 use wstime_server::{
-    ready::Ready,
     shutdown::{self, Stopped},
     Application, Config,
 };

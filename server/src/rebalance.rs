@@ -3,7 +3,7 @@
 //!
 //! WebSockets live long and a load balancer only places new ones, so after an instance is
 //! added the old ones would stay full for hours. Once a second, with the cluster registry's
-//! counts ([`crate::registry`]), an instance above the mean plus a tolerance closes some of
+//! counts ([`crate::cluster`]), an instance above the mean plus a tolerance closes some of
 //! its sockets with 1013 and a reason carrying a retry hint; the clients come back through
 //! the balancer, which the agent ([`crate::agent`]) has told to prefer the emptier
 //! instances, and resume their sessions there. It never sheds below the mean plus the
@@ -11,32 +11,19 @@
 //! another instance drains, is unhealthy or has missed a refresh (it has likely died, and its
 //! clients are moving already), never before the cluster has settled (clients arriving in
 //! numbers make the registry's counts lag, see
-//! [`crate::registry::KnownCluster::settled`]), and not at all when it is the only one. The
+//! [`crate::cluster::KnownCluster::settled`]), and not at all when it is the only one. The
 //! workers close the sockets as their wheels come round, so the closes spread over the
 //! second.
 
-use std::{
-    future::Future,
-    pin::pin,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 
 use wstime_protocol::{ClusterView, Health};
 
-use crate::{registry::is_stale, state::AppState};
-
-/// How long a moved client is asked to wait before reconnecting (it adds jitter).
-pub const RETRY_HINT: Duration = Duration::from_millis(500);
-
-/// The close reason of a moved socket, hint included.
-pub fn close_reason() -> &'static str {
-    static REASON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    REASON.get_or_init(|| wstime_protocol::close::with_retry_hint("rebalancing", RETRY_HINT))
-}
+use crate::{
+    cluster::{is_stale, mean, KnownCluster},
+    instance::Instance,
+    worker::moves::Moves,
+};
 
 /// Sockets above the mean an instance keeps however small the tolerance: moving a socket or
 /// two back and forth would be churn, not balance.
@@ -49,52 +36,6 @@ pub struct Rebalancing {
     pub tolerance: f64,
     /// The most of its sockets an instance moves in a second (0.05: 5%).
     pub pace: f64,
-}
-
-/// The sockets the instance's workers are to move, shared between them: the rebalancer
-/// sets it every second, each worker takes a little at each turn of its wheel.
-#[derive(Debug, Default)]
-pub struct Quota(AtomicUsize);
-
-impl Quota {
-    /// Takes some of the quota for one turn of a worker's wheel: about a fiftieth of what is
-    /// left, so the closes spread over the second (a worker turns up to a hundred times).
-    pub fn take_for_a_turn(&self) -> usize {
-        let mut left = self.0.load(Ordering::Relaxed);
-        while left > 0 {
-            let take = (left / 50).max(1);
-            match self.0.compare_exchange_weak(
-                left,
-                left - take,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return take,
-                Err(now) => left = now,
-            }
-        }
-        0
-    }
-
-    fn set(&self, sockets: usize) {
-        self.0.store(sockets, Ordering::Relaxed);
-    }
-}
-
-/// The mean of the cluster's connection counts, this instance's counted as `own` (fresher
-/// than its registry entry); `None` unless the cluster is shared by at least two instances.
-pub fn mean(own: usize, cluster: &ClusterView) -> Option<f64> {
-    if !cluster.shared || cluster.instances.len() < 2 {
-        return None;
-    }
-    let others: u64 = cluster
-        .instances
-        .iter()
-        .filter(|instance| instance.name != cluster.answered_by)
-        .map(|instance| instance.connections)
-        .sum();
-    let count = cluster.instances.len() as f64;
-    Some((others + own as u64) as f64 / count)
 }
 
 /// How many sockets to move this second, with `own` open, in `cluster` (`settled`: its total
@@ -114,8 +55,15 @@ pub fn plan(own: usize, cluster: &ClusterView, settled: bool, settings: Rebalanc
     excess.min(budget)
 }
 
-/// Plans once a second until `stop`; the workers carry the plan out.
-pub async fn run(state: Arc<AppState>, settings: Rebalancing, stop: impl Future<Output = ()>) {
+/// Plans once a second until `stop`, for `instance` in `cluster`; the workers carry the
+/// plan out, taking from `moves`.
+pub async fn run(
+    instance: Arc<Instance>,
+    cluster: Arc<KnownCluster>,
+    moves: Arc<Moves>,
+    settings: Rebalancing,
+    stop: impl Future<Output = ()>,
+) {
     let mut stop = pin!(stop);
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -123,16 +71,15 @@ pub async fn run(state: Arc<AppState>, settings: Rebalancing, stop: impl Future<
             () = &mut stop => return,
             _ = every_second.tick() => {}
         }
-        let moving = if state.lifecycle.is_draining() {
+        let moving = if instance.lifecycle.is_draining() {
             0
         } else {
-            let cluster = &state.cluster;
-            plan(state.live_connections(), &cluster.report(), cluster.settled(), settings)
+            plan(instance.live_connections(), &cluster.report(), cluster.settled(), settings)
         };
         if moving > 0 {
             tracing::debug!(moving, "rebalancing: moving sockets to emptier instances");
         }
-        state.rebalance.set(moving);
+        moves.set(moving);
     }
 }
 
@@ -141,7 +88,7 @@ mod tests {
     use wstime_protocol::InstanceEntry;
 
     use super::*;
-    use crate::registry::test_entry;
+    use crate::cluster::test_entry;
 
     const SETTINGS: Rebalancing = Rebalancing { tolerance: 0.05, pace: 0.05 };
 
@@ -183,17 +130,5 @@ mod tests {
         assert_eq!(plan(3000, &report, false, SETTINGS), 0, "clients still arriving in numbers");
         let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
         assert_eq!(plan(3, &small, true, SETTINGS), 0, "a socket or two is not worth moving");
-    }
-
-    #[test]
-    fn a_quota_is_taken_a_little_at_a_time() {
-        let quota = Quota::default();
-        quota.set(150);
-        assert_eq!(quota.take_for_a_turn(), 3);
-        let mut taken = 3;
-        while quota.take_for_a_turn() > 0 {
-            taken += 1;
-        }
-        assert!(taken > 50, "spread over many turns: {taken}");
     }
 }

@@ -19,7 +19,10 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::{connection::CLOSING_LIMIT, lifecycle::Stage, state::AppState};
+use crate::{
+    connection::CLOSING_LIMIT,
+    lifecycle::{Lifecycle, Stage},
+};
 
 /// A signal that asks the server to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,24 +60,41 @@ pub enum Stopped {
     Forced(Signal),
 }
 
-/// Every SIGINT and SIGTERM, as they arrive. Must be called inside the runtime.
-pub fn signals() -> io::Result<mpsc::Receiver<Signal>> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let (signal_tx, signal_rx) = mpsc::channel(4);
-    actix_web::rt::spawn(async move {
-        loop {
-            let received = tokio::select! {
-                Some(()) = interrupt.recv() => Signal::Interrupt,
-                Some(()) = terminate.recv() => Signal::Terminate,
-                else => return,
-            };
-            if signal_tx.send(received).await.is_err() {
-                return;
-            }
+/// Where a server hears the signals that stop it: the process's own ([`OsSignals`]), or a
+/// test's channel.
+pub trait Signals {
+    /// The next signal; `None` once no more can come.
+    fn next(&mut self) -> impl Future<Output = Option<Signal>>;
+}
+
+/// The process's SIGINT and SIGTERM, as they arrive.
+pub struct OsSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+/// Starts listening for SIGINT and SIGTERM. Must be called inside the runtime.
+pub fn signals() -> io::Result<OsSignals> {
+    Ok(OsSignals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    })
+}
+
+impl Signals for OsSignals {
+    async fn next(&mut self) -> Option<Signal> {
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => Some(Signal::Interrupt),
+            Some(()) = self.terminate.recv() => Some(Signal::Terminate),
+            else => None,
         }
-    });
-    Ok(signal_rx)
+    }
+}
+
+impl Signals for mpsc::Receiver<Signal> {
+    async fn next(&mut self) -> Option<Signal> {
+        self.recv().await
+    }
 }
 
 /// The drain's timing.
@@ -94,11 +114,14 @@ const CLOSING_OVERRUN: Duration = CLOSING_LIMIT.saturating_add(Duration::from_se
 /// How long the last session touches may take to reach the store.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
-/// Runs the drain after the first signal. `touches_written` resolves once the session
-/// touches queued so far are done (the queue stops taking more at [`Stage::Flushing`]).
-pub async fn drain(state: &AppState, touches_written: impl Future<Output = ()>) {
-    let lifecycle = &state.lifecycle;
-    let timing = state.drain;
+/// Runs the drain after the first signal, moving `lifecycle` along with `timing`.
+/// `touches_written` resolves once the session touches queued so far are done (the queue
+/// stops taking more at [`Stage::Flushing`]).
+pub async fn drain(
+    lifecycle: &Lifecycle,
+    timing: DrainTiming,
+    touches_written: impl Future<Output = ()>,
+) {
     lifecycle.advance(Stage::Draining);
     tracing::info!(
         connections = lifecycle.live_connections(),

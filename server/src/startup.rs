@@ -14,32 +14,38 @@ use actix_web::{
     dev::{AppConfig, Server},
     web, App,
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    sync::mpsc,
-};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::task::TaskTracker;
 
 use crate::{
     agent,
     capacity::{self, Capacity, Limits},
     client_addr::TrustedProxies,
+    client_limits::ClientLimits,
+    cluster::KnownCluster,
+    config::Config,
+    connection::schedule::Timing,
+    instance::Instance,
     lifecycle::Stage,
-    metrics::{Metrics, StoreOperation},
+    metrics::{scrape::InstanceCollector, Metrics},
     rebalance::{self, Rebalancing},
-    registry, routes,
+    redis::{topology::ConnectError, Redis},
+    registry::{self, Registry},
+    routes,
     session::{
         self,
         fallback::FallbackStore,
         memory::MemoryStore,
-        redis::{topology::ConnectError, RedisStore},
+        redis::RedisStore,
+        timed::Timed,
         touches::{self, TouchQueue},
         SessionStore,
     },
-    shutdown::{self, DrainTiming, Signal, Stopped},
-    state::{AppState, Timing},
+    shutdown::{self, DrainTiming, Signals, Stopped},
+    state::AppState,
     transport::{self, TlsSetupError},
-    upgrade::{limits::ClientLimits, policy::Policy, UpgradeFactory},
-    Config,
+    upgrade::{policy::Policy, UpgradeFactory},
+    worker::WorkerParts,
 };
 
 /// How long a client has to send its request head (an upgrade's included): slowloris.
@@ -66,19 +72,25 @@ pub enum StartupError {
     RedisRefused(#[source] ConnectError),
 }
 
+/// How long the background tasks may take to finish once the instance has stopped (the
+/// registry's last write is bounded by the Redis client's own limit, well within this).
+const TASKS_LIMIT: Duration = Duration::from_secs(5);
+
 /// A server that is bound and ready to run.
 pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     port: u16,
-    /// The Redis store whose connection must be maintained, when sessions are shared.
-    redis: Option<Arc<RedisStore>>,
+    /// The Redis shared by the session store and the registry, when sessions are shared.
+    redis: Option<Arc<Redis>>,
     /// The session touches the connections queue, worked through while the server runs.
     touches: TouchQueue,
     /// Where HAProxy's agent check is answered, when `AGENT_PORT` is set.
     agent: Option<tokio::net::TcpListener>,
     /// How the instance rebalances, when it does.
     rebalancing: Option<Rebalancing>,
+    /// The drain's grace period and window.
+    drain: DrainTiming,
 }
 
 impl Application {
@@ -99,14 +111,6 @@ impl Application {
 
         let name = config.server_name.clone().unwrap_or_else(random_name);
         tracing::info!("This server is named: {name}");
-        let metrics = Arc::new(Metrics::new());
-        let (sessions, redis) = session_store(&config, &metrics).await?;
-        let timing = Timing {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            keep_alive: session::keep_alive_interval(config.resume_window),
-        };
-        let drain = DrainTiming { grace: config.drain_grace, window: config.drain_window };
         let limits = Limits {
             max_connections: config
                 .max_connections
@@ -121,16 +125,29 @@ impl Application {
             limits.healthy_below,
             limits.recover_below
         );
-        let (touch_requests, touches) = touches::queue();
-        let capacity = Capacity::new(limits);
         let address =
             config.advertise_addr.clone().unwrap_or_else(|| advertised(config.bind, port));
-        let state = AppState {
-            metrics,
-            ..AppState::new(&name, &address, sessions, touch_requests, timing, drain, capacity)
+        let instance = Arc::new(Instance::new(&name, &address, Capacity::new(limits)));
+        let cluster = Arc::new(KnownCluster::new(&name));
+        let collector =
+            InstanceCollector { instance: Arc::clone(&instance), cluster: Arc::clone(&cluster) };
+        let metrics = Arc::new(Metrics::new(collector));
+        let (sessions, redis) = session_store(&config, &metrics).await?;
+        let (touch_requests, touches) = touches::queue();
+        let workers = WorkerParts {
+            instance: Arc::clone(&instance),
+            tick_prefix: wstime_protocol::tick::prefix(&name).into(),
+            timing: Timing {
+                ping_interval: config.ping_interval,
+                idle_timeout: config.idle_timeout,
+                keep_alive: session::keep_alive_interval(config.resume_window),
+            },
+            touches: touch_requests,
+            metrics: Arc::clone(&metrics),
+            drain_window: config.drain_window,
+            moves: Arc::default(),
         };
-        let state = web::Data::new(state);
-        state.metrics.watch(&state.clone().into_inner());
+        let state = web::Data::new(AppState { instance, sessions, metrics, cluster, workers });
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(transport::tls_config(cert, key)?),
             _ => None,
@@ -160,9 +177,10 @@ impl Application {
             tolerance: config.rebalance_tolerance,
             pace: config.rebalance_pace,
         });
+        let drain = DrainTiming { grace: config.drain_grace, window: config.drain_window };
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, state, port, redis, touches, agent, rebalancing })
+        Ok(Self { server, state, port, redis, touches, agent, rebalancing, drain })
     }
 
     /// The port it listens on (the one asked for, or the one the system chose for 0).
@@ -172,47 +190,55 @@ impl Application {
 
     /// Its name, as it appears in every tick.
     pub fn name(&self) -> &str {
-        &self.state.name
+        &self.state.instance.name
     }
 
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
-    /// second signal cuts the drain short.
-    pub async fn run_until(self, mut signals: mpsc::Receiver<Signal>) -> io::Result<Stopped> {
-        let Self { server, state, redis, touches, agent, rebalancing, .. } = self;
+    /// second signal cuts the drain short. Returns once the HTTP server and every background
+    /// task it started have finished (the registry's removal of this instance's entry among
+    /// them), as mini-redis's server waits for its connections.
+    pub async fn run_until(self, mut signals: impl Signals) -> io::Result<Stopped> {
+        let Self { server, state, redis, touches, agent, rebalancing, drain, .. } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
         // Background work hears the lifecycle: it ends when the instance has stopped, and
         // the touch queue is flushed as the drain reaches that step.
-        let lifecycle = &state.lifecycle;
+        let instance = &state.instance;
+        let lifecycle = &instance.lifecycle;
+        let tasks = TaskTracker::new();
         if let Some(redis) = redis.clone() {
             let stopped = lifecycle.reached(Stage::Stopped);
-            actix_web::rt::spawn(async move { redis.maintain(stopped).await });
+            tasks.spawn_local(async move { redis.maintain(stopped).await });
         }
-        let stopped = lifecycle.reached(Stage::Stopped);
-        actix_web::rt::spawn(registry::maintain(state.clone().into_inner(), redis, stopped));
-        let measured = {
-            let state = state.clone();
-            move |took| state.metrics.store_operation(StoreOperation::TOUCH, took)
+        let registry = Registry {
+            instance: Arc::clone(instance),
+            cluster: Arc::clone(&state.cluster),
+            redis,
+            metrics: Arc::clone(&state.metrics),
         };
+        tasks.spawn_local(registry::maintain(registry, lifecycle.reached(Stage::Stopped)));
         let flushing = lifecycle.reached(Stage::Flushing);
-        let touches_written =
-            actix_web::rt::spawn(touches.run(Arc::clone(&state.sessions), flushing, measured));
+        let touches_written = tasks.spawn_local(touches.run(Arc::clone(&state.sessions), flushing));
         if let Some(listener) = agent {
+            let (instance, cluster) = (Arc::clone(instance), Arc::clone(&state.cluster));
             let stopped = lifecycle.reached(Stage::Stopped);
-            actix_web::rt::spawn(agent::serve(listener, state.clone().into_inner(), stopped));
+            tasks.spawn_local(agent::serve(listener, instance, cluster, stopped));
         }
         if let Some(settings) = rebalancing {
+            let (instance, cluster) = (Arc::clone(instance), Arc::clone(&state.cluster));
+            let moves = Arc::clone(&state.workers.moves);
             let stopped = lifecycle.reached(Stage::Stopped);
-            actix_web::rt::spawn(rebalance::run(state.clone().into_inner(), settings, stopped));
+            tasks.spawn_local(rebalance::run(instance, cluster, moves, settings, stopped));
         }
-        let sampled = state.clone();
+        let sampled = Arc::clone(instance);
         let stopped = lifecycle.reached(Stage::Stopped);
-        actix_web::rt::spawn(async move {
+        tasks.spawn_local(async move {
             let connections = || sampled.live_connections();
             sampled.capacity.sample(connections, stopped).await;
         });
+        tasks.close();
 
-        let first = signals.recv().await;
+        let first = signals.next().await;
         tracing::info!(
             "received {}",
             first.map_or("the end of the signal stream".into(), |s| s.to_string())
@@ -221,35 +247,43 @@ impl Application {
             let _ = touches_written.await;
         };
         let stopped = tokio::select! {
-            () = shutdown::drain(&state, written) => Stopped::Drained,
-            Some(second) = signals.recv() => {
+            () = shutdown::drain(lifecycle, drain, written) => Stopped::Drained,
+            Some(second) = signals.next() => {
                 tracing::warn!("received {second} during the drain: exiting now");
-                state.lifecycle.advance(Stage::Stopped);
+                lifecycle.advance(Stage::Stopped);
                 Stopped::Forced(second)
             }
         };
         handle.stop(stopped == Stopped::Drained).await;
         server_task.await.map_err(io::Error::other)??;
+        if tokio::time::timeout(TASKS_LIMIT, tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not finish within {TASKS_LIMIT:?}");
+        }
         Ok(stopped)
     }
 }
 
-/// The session store the configuration asks for. With Redis, one connection attempt is
-/// made now so the first clients are already shared; if it fails the server starts anyway
-/// and `RedisStore::maintain` keeps trying.
+/// The session store the configuration asks for, every operation timed, and the Redis it
+/// uses. With Redis, one connection attempt is made now (with the access check of what the
+/// store and the registry will do) so the first clients are already shared; if it fails
+/// the server starts anyway and `Redis::maintain` keeps trying.
 async fn session_store(
     config: &Config,
     metrics: &Arc<Metrics>,
-) -> Result<(Arc<dyn SessionStore>, Option<Arc<RedisStore>>), StartupError> {
+) -> Result<(Arc<dyn SessionStore>, Option<Arc<Redis>>), StartupError> {
     let window = config.resume_window;
     let Some(target) = &config.redis_url else {
         tracing::info!(
             "sessions are kept in memory (set REDIS_URL to share them between instances)"
         );
-        return Ok((Arc::new(MemoryStore::new(window)), None));
+        let store = Timed::new(MemoryStore::new(window), Arc::clone(metrics));
+        return Ok((Arc::new(store), None));
     };
-    let redis = Arc::new(RedisStore::new(target, window).map_err(StartupError::Redis)?);
-    match redis.connect().await {
+    let redis = Arc::new(Redis::new(target).map_err(StartupError::Redis)?);
+    let shared = Arc::new(RedisStore::new(Arc::clone(&redis), window));
+    let mut probes = shared.access_probes();
+    probes.extend(registry::access_probes());
+    match redis.connect(&probes).await {
         Ok(()) => tracing::info!("sessions are shared through Redis at {}", redis.description()),
         Err(refused @ ConnectError::Refused { .. }) => {
             return Err(StartupError::RedisRefused(refused))
@@ -260,9 +294,8 @@ async fn session_store(
             redis.description()
         ),
     }
-    let store =
-        FallbackStore::new(Arc::clone(&redis), MemoryStore::new(window), Arc::clone(metrics));
-    Ok((Arc::new(store), Some(redis)))
+    let store = FallbackStore::new(shared, MemoryStore::new(window), Arc::clone(metrics));
+    Ok((Arc::new(Timed::new(store, Arc::clone(metrics))), Some(redis)))
 }
 
 /// How the HTTP server meets its connections and admits its WebSockets.

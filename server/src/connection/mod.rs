@@ -1,12 +1,16 @@
 //! One WebSocket connection after its `101`: the socket and the little state it needs.
 //!
 //! A connection is shared by two parties on its worker thread, and nothing else:
-//! - the worker's tick wheel ([`crate::worker`]) comes round to it once a second, in the
-//!   slot of its ticks, and [`Connection::visit`] writes that second's frames (the tick, a
-//!   ping when one is due, the drain's or the idle timeout's close) straight to the socket
-//!   in one write, from a buffer the worker shares between all its connections;
-//! - its own task ([`task::Driving`]) reads what the client sends (pings, pongs, close),
-//!   answers it, and finishes writes the kernel refused.
+//! - the worker's tick wheel comes round to it once a second, in the slot of its ticks, and
+//!   [`Connection::visit`] writes that second's frames (the tick, a ping when one is due,
+//!   the drain's or the idle timeout's close) straight to the socket in one write, from a
+//!   buffer the worker shares between all its connections ([`shared::Shared`]);
+//! - its own task reads what the client sends (pings, pongs, close) through
+//!   [`Connection::receive`], answers it, and finishes writes the kernel refused through
+//!   [`Connection::flush`].
+//!
+//! The connection knows nothing of its worker: what it needs from it comes in a
+//! [`shared::Shared`], which the worker owns.
 //!
 //! Bytes are kept per connection only when the kernel refuses them (a partial write or
 //! `WouldBlock`), up to [`MAX_PARKED_BYTES`]; a peer that lets more pile up is not reading
@@ -27,7 +31,7 @@
 pub mod frames;
 pub mod incoming;
 pub mod schedule;
-pub mod task;
+pub mod shared;
 
 use std::{
     cell::{Cell, RefCell},
@@ -46,8 +50,8 @@ use tokio::{
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use wstime_protocol::{ClientId, CloseCode};
 
-use self::{incoming::Incoming, schedule::Schedule};
-use crate::{upgrade::limits::ClientSlot, worker::Worker};
+use self::{incoming::Incoming, schedule::Schedule, shared::Shared};
+use crate::client_limits::ClientSlot;
 
 /// The largest frame a client may send. Clients have nothing to say beyond pings, so a
 /// small limit keeps a misbehaving peer from making the server buffer much.
@@ -149,7 +153,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
 
     /// The wheel's visit at `now`: sends whatever is due in one write, and closes a
     /// connection that has been closing for too long or whose peer has gone quiet.
-    pub fn visit(&self, now: Instant, worker: &Worker<T>) {
+    pub fn visit(&self, now: Instant, shared: &Shared) {
         match self.phase.get() {
             Phase::Closed => return,
             Phase::Closing { deadline } => {
@@ -160,21 +164,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             }
             Phase::Open | Phase::Draining => {}
         }
-        let state = worker.state();
+        let timing = shared.timing();
         let mut schedule = self.schedule.get();
         let due_at = schedule.next_tick();
-        let due = schedule.advance(now, &state.timing);
+        let due = schedule.advance(now, timing);
         self.schedule.set(schedule);
         if due.keep_alive {
-            state.touches.request(self.client_id.clone());
+            shared.touches().request(self.client_id.clone());
         }
-        let mut out = worker.out();
+        let mut out = shared.out();
         if let Some(seconds) = due.tick {
-            frames::tick(&mut out, &state.tick_prefix, seconds);
-            worker.traffic().record_tick(out.len(), now.saturating_duration_since(due_at));
+            frames::tick(&mut out, shared.tick_prefix(), seconds);
+            shared.traffic().record_tick(out.len(), now.saturating_duration_since(due_at));
         }
-        let idle =
-            due.ping && now.duration_since(self.last_heard.get()) >= state.timing.idle_timeout;
+        let idle = due.ping && now.duration_since(self.last_heard.get()) >= timing.idle_timeout;
         if idle {
             frames::close(&mut out, Some((CloseCode::GoingAway, "idle timeout")));
         } else if due.ping {
@@ -184,20 +187,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         if idle {
             // A peer silent this long will not answer a close either: the close frame is
             // a courtesy, and the socket goes at once.
-            state.metrics.server_closed(CloseCode::GoingAway);
+            shared.metrics().server_closed(CloseCode::GoingAway);
             self.end();
         }
     }
 
     /// Closes the connection with `code`: the close frame, then [`Phase::Closing`].
-    pub fn close(&self, now: Instant, code: CloseCode, reason: &str, worker: &Worker<T>) {
+    pub fn close(&self, now: Instant, code: CloseCode, reason: &str, shared: &Shared) {
         if matches!(self.phase.get(), Phase::Closing { .. } | Phase::Closed) {
             return;
         }
-        let mut out = worker.out();
+        let mut out = shared.out();
         frames::close(&mut out, Some((code, reason)));
         self.send(&out);
-        worker.state().metrics.server_closed(code);
+        shared.metrics().server_closed(code);
         self.closing(now);
     }
 
@@ -269,7 +272,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
 
     /// Writes parked bytes while the socket takes them, then flushes (a TLS stream's last
     /// record); `Pending` leaves the task's waker for writability.
-    fn flush(&self, cx: &mut Context<'_>) {
+    pub fn flush(&self, cx: &mut Context<'_>) {
         let mut parked = self.parked.borrow_mut();
         while !parked.is_empty() {
             match Pin::new(&mut *self.io.borrow_mut()).poll_write(cx, &parked) {
@@ -293,17 +296,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
 
     /// Reads and answers the client's frames until the socket has no more for now;
     /// `Pending` leaves the task's waker for readability.
-    fn receive(&self, cx: &mut Context<'_>, worker: &Worker<T>) {
+    pub fn receive(&self, cx: &mut Context<'_>, shared: &Shared) {
         let mut incoming = self.incoming.borrow_mut();
-        let mut buffer = worker.input();
+        let mut buffer = shared.input();
         incoming.resume(&mut buffer);
         while self.phase.get() != Phase::Closed {
             let decoded = incoming.decode(&mut buffer, |frame| {
-                self.on_frame(frame, worker);
+                self.on_frame(frame, shared);
                 self.phase.get() != Phase::Closed
             });
             if let Err(error) = decoded {
-                self.on_protocol_error(&error, worker);
+                self.on_protocol_error(&error, shared);
             }
             if self.phase.get() == Phase::Closed {
                 break;
@@ -326,12 +329,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
     }
 
-    fn on_frame(&self, frame: Frame, worker: &Worker<T>) {
+    fn on_frame(&self, frame: Frame, shared: &Shared) {
         // Anything from the peer, pongs included, proves it is alive.
         self.last_heard.set(Instant::now());
         match frame {
             Frame::Ping(payload) => {
-                let mut out = worker.out();
+                let mut out = shared.out();
                 frames::pong(&mut out, payload);
                 self.send(&out);
             }
@@ -340,7 +343,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 // 5.5.1); either way the close handshake is over and the server drops the
                 // TCP connection first, as section 7.1.1 has it.
                 if !matches!(self.phase.get(), Phase::Closing { .. }) {
-                    let mut out = worker.out();
+                    let mut out = shared.out();
                     frames::close(&mut out, None);
                     self.send(&out);
                 }
@@ -351,16 +354,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
     }
 
-    fn on_protocol_error(&self, error: &ProtocolError, worker: &Worker<T>) {
+    fn on_protocol_error(&self, error: &ProtocolError, shared: &Shared) {
         let now = Instant::now();
         match error {
             ProtocolError::Overflow => self.close(
                 now,
                 CloseCode::MessageTooBig,
                 "frames are limited to 4096 bytes",
-                worker,
+                shared,
             ),
-            _ => self.close(now, CloseCode::ProtocolError, "protocol error", worker),
+            _ => self.close(now, CloseCode::ProtocolError, "protocol error", shared),
         }
     }
 
@@ -372,7 +375,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     }
 
     /// Keeps the task's waker for [`Connection::wake`].
-    fn remember(&self, waker: &Waker) {
+    pub fn remember(&self, waker: &Waker) {
         let mut kept = self.waker.borrow_mut();
         if !kept.as_ref().is_some_and(|kept| kept.will_wake(waker)) {
             *kept = Some(waker.clone());

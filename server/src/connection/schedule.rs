@@ -5,10 +5,23 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{session::Opened, state::Timing, tick_wheel};
+use crate::{session::Opened, tick_wheel};
 
 /// Time between ticks.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The timers every connection runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Between the server's pings; idleness is checked at each. Pings go out with ticks, so
+    /// at most once a second.
+    pub ping_interval: Duration,
+    /// Silence after which a peer is dropped (noticed at the next ping, so within
+    /// `idle_timeout + ping_interval`).
+    pub idle_timeout: Duration,
+    /// Between refreshes of the session's expiry while the socket holds it.
+    pub keep_alive: Duration,
+}
 
 /// A connection's timetable.
 ///

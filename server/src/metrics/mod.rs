@@ -3,25 +3,23 @@
 //! `_total` counters, labels with a bounded set of values).
 //!
 //! Two kinds of source. Events that happen per connection (upgrades, refusals, sessions,
-//! closes, store operations) are counted here as they happen. What a tick costs is counted
-//! per worker without locks ([`traffic`]), and the state of the instance (connections,
-//! load, health, the cluster) is read at scrape time ([`scrape`]): the hot path pays nothing
-//! for the scrape, and the scrape sees the values of the moment.
+//! closes, store operations) are counted here as they happen, by whichever part sees them.
+//! What a tick costs is counted per worker without locks ([`crate::traffic`]), and the state
+//! of the instance (connections, load, health, the cluster) is read at scrape time
+//! ([`scrape`]): the hot path pays nothing for the scrape, and the scrape sees the values of
+//! the moment.
 
 pub mod scrape;
-pub mod traffic;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
+    collector::Collector,
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 use wstime_protocol::CloseCode;
-
-use self::scrape::InstanceCollector;
-use crate::{session::Opened, state::AppState, upgrade::refusal::Refusal};
 
 /// Bounds (seconds) of the histogram of how long resumed sessions were away: from a
 /// reconnect within the same second to most of the default resume window.
@@ -30,10 +28,62 @@ const AWAY_BOUNDS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 
 /// Bounds (seconds) of the histogram of session-store operations, whose limit is 0.5 s.
 const STORE_BOUNDS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5];
 
+/// Why an upgrade was refused: the `reason` label of `wstime_upgrades_refused_total`, and
+/// the kind its log lines name.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum RefusalReason {
+    BadHandshake,
+    NotAnEndpoint,
+    BadClientId,
+    OriginNotAllowed,
+    ClientLimit,
+    RateLimited,
+    Draining,
+    Full,
+    StoreUnavailable,
+}
+
+impl RefusalReason {
+    /// Every reason: each is exposed at 0 from the start, so a rate over them is defined
+    /// before the first refusal of a kind.
+    pub const ALL: [Self; 9] = [
+        Self::BadHandshake,
+        Self::NotAnEndpoint,
+        Self::BadClientId,
+        Self::OriginNotAllowed,
+        Self::ClientLimit,
+        Self::RateLimited,
+        Self::Draining,
+        Self::Full,
+        Self::StoreUnavailable,
+    ];
+
+    /// Its name, as the label and the logs have it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadHandshake => "bad_handshake",
+            Self::NotAnEndpoint => "not_an_endpoint",
+            Self::BadClientId => "bad_client_id",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::ClientLimit => "client_limit",
+            Self::RateLimited => "rate_limited",
+            Self::Draining => "draining",
+            Self::Full => "full",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+impl EncodeLabelValue for RefusalReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.name(), encoder)
+    }
+}
+
 /// Why an upgrade was refused, as a label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Refused {
-    reason: &'static str,
+    reason: RefusalReason,
 }
 
 /// Whether a session was new or resumed, as a label.
@@ -76,7 +126,6 @@ const SERVER_CLOSE_CODES: [CloseCode; 5] = [
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    instance: Arc<InstanceCollector>,
     upgrades_accepted: Counter,
     upgrades_refused: Family<Refused, Counter>,
     sessions_opened: Family<SessionKind, Counter>,
@@ -87,15 +136,9 @@ pub struct Metrics {
 }
 
 impl Default for Metrics {
+    /// The counters alone, with no instance to read at a scrape: what a session store
+    /// outside a running instance (a test, a tool) counts into.
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Metrics {
-    /// The metrics; [`Metrics::watch`] then points them at the instance's state.
-    pub fn new() -> Self {
-        let instance = Arc::new(InstanceCollector::default());
         let mut registry = Registry::with_prefix("wstime");
         let upgrades_accepted = Counter::default();
         registry.register(
@@ -141,11 +184,10 @@ impl Metrics {
             "Session-store operations Redis failed, by operation (even if kept in memory)",
             store_errors.clone(),
         );
-        registry.register_collector(Box::new(Arc::clone(&instance)));
         // Every labelled series exists from the start, at 0: Prometheus's `rate()` and
         // `increase()` see the first event as a change from 0, not as the series appearing,
         // and an alert on a ratio has both sides before anything has gone wrong.
-        for reason in Refusal::REASONS {
+        for reason in RefusalReason::ALL {
             let _ = upgrades_refused.get_or_create(&Refused { reason });
         }
         for kind in ["new", "resumed"] {
@@ -160,7 +202,6 @@ impl Metrics {
         }
         Self {
             registry,
-            instance,
             upgrades_accepted,
             upgrades_refused,
             sessions_opened,
@@ -170,16 +211,21 @@ impl Metrics {
             store_errors,
         }
     }
+}
 
-    /// Reads `state` at each scrape from now on.
-    pub fn watch(&self, state: &Arc<AppState>) {
-        self.instance.watch(state);
+impl Metrics {
+    /// The metrics of an instance, with `instance` read at each scrape (see [`scrape`]).
+    pub fn new(instance: impl Collector) -> Self {
+        let mut metrics = Self::default();
+        metrics.registry.register_collector(Box::new(instance));
+        metrics
     }
 
-    /// Counts an upgrade answered with 101, for a session the store reported as `opened`.
-    pub fn upgrade_accepted(&self, opened: &Opened) {
+    /// Counts an upgrade answered with 101, for a session that was new (`away` is `None`)
+    /// or resumed after being `away` that long.
+    pub fn upgrade_accepted(&self, away: Option<Duration>) {
         self.upgrades_accepted.inc();
-        let kind = match opened.away {
+        let kind = match away {
             Some(away) => {
                 self.session_away.observe(away.as_secs_f64());
                 "resumed"
@@ -189,8 +235,8 @@ impl Metrics {
         self.sessions_opened.get_or_create(&SessionKind { kind }).inc();
     }
 
-    /// Counts an upgrade refused for `reason` (one of a fixed set of names).
-    pub fn upgrade_refused(&self, reason: &'static str) {
+    /// Counts an upgrade refused for `reason`.
+    pub fn upgrade_refused(&self, reason: RefusalReason) {
         self.upgrades_refused.get_or_create(&Refused { reason }).inc();
     }
 

@@ -1,5 +1,5 @@
-//! What `/metrics` reads at each scrape: the instance's state of the moment, and the
-//! workers' traffic counters, summed.
+//! What `/metrics` reads at each scrape: the instance's state of the moment, the cluster as
+//! it last saw it, and the workers' traffic counters, summed.
 
 use std::sync::Arc;
 
@@ -8,57 +8,48 @@ use prometheus_client::{
     encoding::{DescriptorEncoder, NoLabelSet},
     metrics::MetricType,
 };
+use wstime_protocol::Health;
 
-use super::traffic::LATENESS_BOUNDS;
-use crate::{capacity::Health, state::AppState};
+use crate::{cluster::KnownCluster, instance::Instance, traffic::LATENESS_BOUNDS};
 
-/// Reads the instance at scrape time. It holds the state weakly: the state owns the
-/// metrics, and so, through the registry, this.
-#[derive(Debug, Default)]
+/// Reads the instance and its view of the cluster at scrape time.
+#[derive(Debug)]
 pub struct InstanceCollector {
-    state: std::sync::OnceLock<std::sync::Weak<AppState>>,
-}
-
-impl InstanceCollector {
-    /// Points the collector at the instance's state, once it exists.
-    pub fn watch(&self, state: &Arc<AppState>) {
-        let _ = self.state.set(Arc::downgrade(state));
-    }
+    pub instance: Arc<Instance>,
+    pub cluster: Arc<KnownCluster>,
 }
 
 impl Collector for InstanceCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(state) = self.state.get().and_then(std::sync::Weak::upgrade) else {
-            return Ok(());
-        };
+        let Self { instance, cluster } = self;
         let build = [("version", env!("CARGO_PKG_VERSION")), ("commit", env!("WSTIME_COMMIT"))];
         encoder
             .encode_descriptor("build", "The running build", None, MetricType::Info)?
             .encode_info(&build)?;
 
-        let connections = state.live_connections();
+        let connections = instance.live_connections();
         gauge(&mut encoder, "connections", "WebSockets open now", connections as f64)?;
-        let max = state.capacity.limits.max_connections as f64;
+        let max = instance.capacity.limits.max_connections as f64;
         gauge(&mut encoder, "connections_max", "The hard limit on open WebSockets", max)?;
-        let load = state.capacity.load(connections);
+        let load = instance.capacity.load(connections);
         gauge(&mut encoder, "load", "The largest of the measured load ratios", load)?;
-        let draining = f64::from(u8::from(state.lifecycle.is_draining()));
+        let draining = f64::from(u8::from(instance.lifecycle.is_draining()));
         gauge(&mut encoder, "draining", "1 while the instance drains for shutdown", draining)?;
-        let health = state.health();
+        let health = instance.health();
         let mut states = encoder.encode_descriptor(
             "health",
             "What the health check says: 1 for the current state, 0 for the others",
             None,
             MetricType::Gauge,
         )?;
-        for each in Health::ALL {
+        for each in Health::REPORTED {
             let labels = [("state", each.name())];
             states.encode_family(&labels)?.encode_gauge(&i64::from(each == health))?;
         }
-        let instances = state.cluster.instances() as f64;
+        let instances = cluster.instances() as f64;
         gauge(&mut encoder, "cluster_instances", "Live instances the registry knows", instances)?;
 
-        let traffic = state.capacity.traffic_totals();
+        let traffic = instance.capacity.traffic_totals();
         encoder
             .encode_descriptor("ticks_sent", "Ticks sent", None, MetricType::Counter)?
             .encode_counter::<NoLabelSet, _, u64>(&traffic.ticks, None)?;

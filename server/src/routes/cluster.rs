@@ -1,5 +1,5 @@
 //! `GET /cluster`: the live instances, as the registry last showed them (see
-//! [`crate::registry`]); the same answer from every instance.
+//! [`crate::registry`] and [`crate::cluster`]); the same answer from every instance.
 
 use actix_web::{http::header, web, HttpResponse};
 

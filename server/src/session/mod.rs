@@ -4,7 +4,8 @@
 //! One trait, two backends: [`memory::MemoryStore`] (embedded; one instance needs nothing
 //! else) and [`redis::RedisStore`] (shared by every instance: one Redis, a Sentinel group's
 //! master, or a Redis Cluster). [`fallback::FallbackStore`] puts the two together so that
-//! a Redis outage degrades to per-instance sessions rather than refused connections.
+//! a Redis outage degrades to per-instance sessions rather than refused connections, and
+//! [`timed::Timed`] times every operation of whichever store the instance runs with.
 //!
 //! The store is touched when a socket opens, on a slow keep-alive while it stays open, and
 //! once when it closes; never per tick. The last two go through [`touches`], one queue per
@@ -13,12 +14,12 @@
 pub mod fallback;
 pub mod memory;
 pub mod redis;
+pub mod timed;
 pub mod touches;
 
 use std::{future::Future, time::Duration};
 
 use futures_util::future::BoxFuture;
-use serde::Serialize;
 use wstime_protocol::ClientId;
 
 /// A session as a new connection finds it.
@@ -124,7 +125,7 @@ pub enum StoreError {
 }
 
 /// What the health check reports about the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStatus {
     /// `memory` or `redis`.
     pub kind: &'static str,

@@ -7,10 +7,10 @@
 //! shutdown it is flushed: the touches of the last sockets to close are written before the
 //! process exits.
 
-use std::{future::Future, pin::pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::pin, sync::Arc};
 
 use futures_util::StreamExt as _;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::sync::mpsc;
 use wstime_protocol::ClientId;
 
 use super::SessionStore;
@@ -45,14 +45,7 @@ impl TouchQueue {
     /// requests, finishes the ones already queued and returns. A failed touch is logged and
     /// dropped: the session then expires a little earlier, which only matters if the store
     /// is down, and then nothing could be kept anyway.
-    ///
-    /// `measured` hears how long each touch took.
-    pub async fn run(
-        mut self,
-        store: Arc<dyn SessionStore>,
-        flush: impl Future<Output = ()>,
-        measured: impl Fn(Duration),
-    ) {
+    pub async fn run(mut self, store: Arc<dyn SessionStore>, flush: impl Future<Output = ()>) {
         let mut flush = pin!(flush);
         let mut flushing = false;
         let ids = futures_util::stream::poll_fn(|cx| {
@@ -63,14 +56,10 @@ impl TouchQueue {
             }
             self.0.poll_recv(cx)
         });
-        let measured = &measured;
         ids.for_each_concurrent(CONCURRENT_TOUCHES, |id| {
             let store = Arc::clone(&store);
             async move {
-                let started = Instant::now();
-                let touched = store.touch(&id).await;
-                measured(started.elapsed());
-                if let Err(error) = touched {
+                if let Err(error) = store.touch(&id).await {
                     tracing::debug!(client_id = %id, %error, "session touch failed");
                 }
             }
@@ -84,8 +73,6 @@ mod tests {
     use std::sync::Mutex;
 
     use futures_util::future::BoxFuture;
-
-    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::session::{Opened, StoreError, StoreStatus};
@@ -117,12 +104,7 @@ mod tests {
             touches.request(ClientId::parse(id).unwrap());
         }
         // The senders live on (as the instance's do): the flush alone ends the queue.
-        let touched = std::sync::atomic::AtomicUsize::new(0);
-        let measured = |_: Duration| {
-            touched.fetch_add(1, Ordering::SeqCst);
-        };
-        queue.run(store.clone(), std::future::ready(()), measured).await;
-        assert_eq!(touched.load(Ordering::SeqCst), 3, "each touch measured");
+        queue.run(store.clone(), std::future::ready(())).await;
         touches.request(ClientId::parse("late").unwrap());
         let mut touched = store.0.lock().unwrap().clone();
         touched.sort();

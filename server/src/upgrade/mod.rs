@@ -10,7 +10,6 @@
 //! actix-http's dispatcher, with its buffers, is gone.
 
 pub mod handshake;
-pub mod limits;
 pub mod origin;
 pub mod policy;
 pub mod refusal;
@@ -39,7 +38,7 @@ use self::{
 };
 use crate::{
     connection::{frames, schedule::Schedule, Admission, Connection},
-    metrics::StoreOperation,
+    session::Opened,
     state::AppState,
     worker::Worker,
 };
@@ -75,16 +74,18 @@ where
     type Future = std::future::Ready<Result<Upgrade<T>, ()>>;
 
     fn new_service(&self, (): ()) -> Self::Future {
-        let worker = Worker::new(Arc::clone(&self.state));
+        let worker = Worker::new(&self.state.workers);
+        let state = Arc::clone(&self.state);
         let policy = Arc::clone(&self.policy);
         let refusals = Arc::clone(&self.refusals);
-        std::future::ready(Ok(Upgrade { worker, policy, refusals }))
+        std::future::ready(Ok(Upgrade { worker, state, policy, refusals }))
     }
 }
 
 /// One worker's upgrade service.
 pub struct Upgrade<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     worker: Rc<Worker<T>>,
+    state: Arc<AppState>,
     policy: Arc<Policy>,
     refusals: Arc<Mutex<RefusalLog>>,
 }
@@ -101,6 +102,7 @@ where
 
     fn call(&self, (request, framed): (Request, Framed<T, h1::Codec>)) -> Self::Future {
         let worker = Rc::clone(&self.worker);
+        let state = Arc::clone(&self.state);
         let policy = Arc::clone(&self.policy);
         let refusals = Arc::clone(&self.refusals);
         Box::pin(async move {
@@ -108,11 +110,11 @@ where
             // handshake at once); the dispatcher's buffers go with the rest of the parts.
             let parts = framed.into_parts();
             let (io, early) = (parts.io, parts.read_buf);
-            match admit(worker.state(), &policy, &request).await {
-                Ok(admitted) => open(&worker, io, early, admitted),
+            match admit(&state, &policy, &request).await {
+                Ok(admitted) => open(&worker, &state, io, early, admitted),
                 Err(refused) => {
                     let Refused { refusal, handshake } = &refused;
-                    worker.state().metrics.upgrade_refused(refusal.reason());
+                    state.metrics.upgrade_refused(refusal.reason());
                     log_refusal(
                         &mut refusals.lock().unwrap_or_else(|e| e.into_inner()),
                         &request,
@@ -122,7 +124,7 @@ where
                     match (handshake, refusal.close_code_for_browsers()) {
                         (Some(handshake), Some(code)) if browser => {
                             // A WebSocket, opened to be closed: it counts as a close too.
-                            worker.state().metrics.server_closed(code);
+                            state.metrics.server_closed(code);
                             turn_away(io, handshake, code, refusal).await;
                         }
                         _ => refuse(io, refusal).await,
@@ -137,8 +139,8 @@ where
 /// Logs a refusal, at most once a minute per kind (and, for origins, per origin).
 fn log_refusal(log: &mut RefusalLog, request: &Request, refusal: &Refusal) {
     let kind = match refusal {
-        Refusal::OriginNotAllowed(origin) => format!("{} {origin}", refusal.reason()),
-        _ => refusal.reason().to_owned(),
+        Refusal::OriginNotAllowed(origin) => format!("{} {origin}", refusal.reason().name()),
+        _ => refusal.reason().name().to_owned(),
     };
     if let Some(unlogged) = log.record(&kind, Instant::now()) {
         tracing::info!(
@@ -154,7 +156,7 @@ fn log_refusal(log: &mut RefusalLog, request: &Request, refusal: &Refusal) {
 struct Admitted {
     client_id: ClientId,
     handshake: handshake::Accepted,
-    opened: crate::session::Opened,
+    opened: Opened,
     admission: Admission,
 }
 
@@ -178,16 +180,15 @@ async fn admit(state: &AppState, policy: &Policy, request: &Request) -> Result<A
     let handshake = handshake::check(request.head()).map_err(Refusal::from)?;
     policy.check_origin(request)?;
     let client_id = client_id(request.uri().query()).map_err(Refusal::from)?;
-    if state.lifecycle.is_draining() {
+    let instance = &state.instance;
+    if instance.lifecycle.is_draining() {
         return Err(Refusal::Draining.into());
     }
     let refused = |refusal| Refused { refusal, handshake: Some(handshake) };
     let client = policy.admit_client(policy.client(request)).map_err(refused)?;
-    let slot = state.capacity.admit().ok_or(Refusal::Full)?;
-    let started = Instant::now();
+    let slot = instance.capacity.admit().ok_or(Refusal::Full)?;
     let opened = state.sessions.open(&client_id).await;
-    state.metrics.store_operation(StoreOperation::OPEN, started.elapsed());
-    let admission = Admission { slot, client, live: state.lifecycle.connection() };
+    let admission = Admission { slot, client, live: instance.lifecycle.connection() };
     Ok(Admitted { client_id, handshake, opened: opened.map_err(Refusal::from)?, admission })
 }
 
@@ -205,15 +206,20 @@ fn client_id(query: Option<&str>) -> Result<ClientId, wstime_protocol::InvalidCl
 }
 
 /// Hands the connection to the worker, which writes the `101` and the first tick.
-fn open<T>(worker: &Rc<Worker<T>>, io: T, early: bytes::BytesMut, admitted: Admitted)
-where
+fn open<T>(
+    worker: &Rc<Worker<T>>,
+    state: &AppState,
+    io: T,
+    early: bytes::BytesMut,
+    admitted: Admitted,
+) where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let Admitted { client_id, handshake, opened, admission } = admitted;
-    let state = worker.state();
     tracing::info!("Client connected with ID: {client_id}");
-    state.metrics.upgrade_accepted(&opened);
-    let schedule = Schedule::new(opened, Instant::now(), state.started, &state.timing);
+    state.metrics.upgrade_accepted(opened.away);
+    let timing = worker.shared().timing();
+    let schedule = Schedule::new(opened, Instant::now(), worker.epoch(), timing);
     let connection = Connection::new(io, client_id, schedule, early, admission);
     let mut head = bytes::BytesMut::new();
     handshake.response(&mut head);

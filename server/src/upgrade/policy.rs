@@ -6,12 +6,11 @@ use std::{net::IpAddr, sync::Arc};
 use actix_http::{header, HttpMessage as _, Request};
 use tokio::time::Instant;
 
-use super::{
-    limits::{ClientLimits, ClientSlot, OverLimit},
-    origin::AllowedOrigins,
-    refusal::Refusal,
+use super::{origin::AllowedOrigins, refusal::Refusal};
+use crate::{
+    client_addr::{self, TrustedProxies},
+    client_limits::{ClientLimits, ClientSlot, OverLimit},
 };
-use crate::client_addr::{self, TrustedProxies};
 
 /// The admission policy.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use wstime_protocol::{CloseCode, InvalidClientId};
 
 use super::handshake::{self, BadHandshake};
-use crate::session::StoreError;
+use crate::{metrics::RefusalReason, session::StoreError};
 
 /// How long a client refused with a 503 is asked to wait (`Retry-After`).
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -53,33 +53,19 @@ impl Refusal {
         }
     }
 
-    /// Every [`Refusal::reason`]: the metrics expose each at 0 from the start, so a rate
-    /// over them is defined before the first refusal of a kind.
-    pub const REASONS: [&'static str; 9] = [
-        "bad_handshake",
-        "not_an_endpoint",
-        "bad_client_id",
-        "origin_not_allowed",
-        "client_limit",
-        "rate_limited",
-        "draining",
-        "full",
-        "store_unavailable",
-    ];
-
     /// The kind of refusal, as logs and the `reason` label of
-    /// `wstime_upgrades_refused_total` name it (one of [`Refusal::REASONS`]).
-    pub fn reason(&self) -> &'static str {
+    /// `wstime_upgrades_refused_total` name it.
+    pub fn reason(&self) -> RefusalReason {
         match self {
-            Self::Handshake(_) => "bad_handshake",
-            Self::NotAnEndpoint => "not_an_endpoint",
-            Self::InvalidId(_) => "bad_client_id",
-            Self::OriginNotAllowed(_) => "origin_not_allowed",
-            Self::ClientLimit => "client_limit",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Draining => "draining",
-            Self::Full => "full",
-            Self::Store(_) => "store_unavailable",
+            Self::Handshake(_) => RefusalReason::BadHandshake,
+            Self::NotAnEndpoint => RefusalReason::NotAnEndpoint,
+            Self::InvalidId(_) => RefusalReason::BadClientId,
+            Self::OriginNotAllowed(_) => RefusalReason::OriginNotAllowed,
+            Self::ClientLimit => RefusalReason::ClientLimit,
+            Self::RateLimited(_) => RefusalReason::RateLimited,
+            Self::Draining => RefusalReason::Draining,
+            Self::Full => RefusalReason::Full,
+            Self::Store(_) => RefusalReason::StoreUnavailable,
         }
     }
 
@@ -215,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_is_one_the_metrics_expose() {
+    fn every_refusal_has_its_own_reason_and_every_reason_a_refusal() {
         let every_refusal = [
             Refusal::Handshake(BadHandshake::NotGet),
             Refusal::NotAnEndpoint,
@@ -228,7 +214,7 @@ mod tests {
             Refusal::Store(StoreError::Busy),
         ];
         let reasons: Vec<_> = every_refusal.iter().map(Refusal::reason).collect();
-        assert_eq!(reasons, Refusal::REASONS);
+        assert_eq!(reasons, RefusalReason::ALL);
     }
 
     #[test]

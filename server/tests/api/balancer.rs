@@ -49,8 +49,7 @@ async fn open(port: u16, n: usize, prefix: &str) -> Vec<impl Sized> {
 
 /// The connections instance `port` holds, from its health check.
 fn connections(port: u16) -> u64 {
-    let report = wstime_cluster::http::health_report(port).expect("a health check");
-    report["connections"].as_u64().expect("connections")
+    wstime_cluster::http::health_report(port).expect("a health check").connections
 }
 
 #[actix_web::test]

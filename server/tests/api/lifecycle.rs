@@ -191,3 +191,39 @@ async fn the_last_touches_of_closing_sockets_reach_the_store_before_exit() {
         assert!(left > from_open + 2_000, "{key} expires in {left} ms: not touched at its close");
     }
 }
+
+/// Whether the registry in `redis` holds an entry for `name`.
+fn registered(redis: &Redis, name: &str) -> bool {
+    let key = "wstime:{cluster}:instances";
+    redis.ask(redis::cmd("HEXISTS").arg(key).arg(name)).expect("ask the registry")
+}
+
+/// A stop waits for everything the instance started: the registry's last write removes its
+/// entry before the process exits (or, in this process, before `run_until` returns), so the
+/// cluster does not show a stopped instance for the seconds its entry would take to expire.
+/// Redis holds every write for 0.4 s as the stop begins (within the client's limit of 0.5 s
+/// an operation), longer than the rest of a stop with no grace and no window takes.
+#[actix_web::test]
+async fn a_cleanly_stopped_instance_leaves_no_registry_entry() {
+    let redis = Redis::start(false).expect("start redis-server");
+    let builder = |name: &str| {
+        TestServer::builder()
+            .env("REDIS_URL", redis.url())
+            .env("SERVER_NAME", name)
+            .env("DRAIN_GRACE_SECS", "0")
+            .env("DRAIN_WINDOW_SECS", "0")
+    };
+    let process = builder("stopped-process").start_process();
+    let in_process = builder("stopped-in-process").start();
+    for mut server in [process, in_process] {
+        let name = server.name.clone();
+        crate::helpers::eventually("the instance to register", || async {
+            registered(&redis, &name)
+        })
+        .await;
+        let _: () = redis.ask(redis::cmd("CLIENT").arg(&["PAUSE", "400", "WRITE"])).unwrap();
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
+        assert!(!registered(&redis, &name), "{name} left its entry behind");
+    }
+}

@@ -3,14 +3,17 @@
 //! (a wrong or missing password, a missing permission, an untrusted certificate) stops it
 //! at start-up with one line that names the setting and never the password.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use wstime_cluster::{free_port, Certificates, Redis, RedisCluster, Security, SentinelGroup};
-use wstime_server::session::redis::{target::RedisTarget, tls::RedisCa, RedisStore};
+use wstime_server::{
+    redis::{target::RedisTarget, tls::RedisCa},
+    session::redis::RedisStore,
+};
 
 use crate::{
-    helpers::{assert_one_line_error, run_failing, within, TestServer},
-    session_store::{redis_store, the_contract},
+    helpers::{assert_one_line_error, run_failing, TestServer},
+    session_store::{connected_store, redis_store, the_contract},
 };
 
 /// A password with every character a URL gives a meaning to, written into `REDIS_URL` as
@@ -34,12 +37,10 @@ fn acl_arguments(password: &str, removed: &[&str]) -> Vec<String> {
 }
 
 /// A store for `url` trusting `ca`, connected (what the server builds from its settings).
-async fn tls_store(url: &str, ca: &Certificates, window: Duration) -> RedisStore {
+async fn tls_store(url: &str, ca: &Certificates, window: Duration) -> Arc<RedisStore> {
     let ca = RedisCa::read(&ca.ca).expect("the test CA");
     let target = RedisTarget::parse(url).unwrap().trusting(&ca).expect("a TLS target");
-    let store = RedisStore::new(&target, window).expect("a Redis store");
-    within("the store to connect", store.connect()).await.expect("connect over TLS");
-    store
+    connected_store(&target, window).await
 }
 
 /// Opens a session on one instance and resumes it on another, both with `env`: the count
@@ -180,7 +181,7 @@ async fn rediss_checked_against_redis_ca_cert_shares_sessions() {
     let ca = certificates.ca.display().to_string();
     assert_sessions_shared(&[("REDIS_URL", &url), ("REDIS_CA_CERT", &ca)]).await;
     let store = tls_store(&url, &certificates, Duration::from_millis(1500)).await;
-    the_contract(&store).await;
+    the_contract(&*store).await;
 }
 
 /// A certificate is checked: signed by the CA given, for the name in the URL.

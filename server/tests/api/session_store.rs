@@ -9,11 +9,15 @@ use std::{sync::Arc, time::Duration};
 
 use wstime_cluster::{Redis, RedisCluster, SentinelGroup};
 use wstime_protocol::ClientId;
-use wstime_server::session::{
-    fallback::FallbackStore,
-    memory::MemoryStore,
-    redis::{session_key, target::RedisTarget, RedisStore},
-    Opened, SessionStore,
+use wstime_server::{
+    redis::{target::RedisTarget, Redis as RedisClient},
+    registry,
+    session::{
+        fallback::FallbackStore,
+        memory::MemoryStore,
+        redis::{session_key, RedisStore},
+        Opened, SessionStore,
+    },
 };
 
 use crate::helpers::within;
@@ -41,12 +45,20 @@ async fn touch(store: &dyn SessionStore, name: &str) {
         .unwrap_or_else(|error| panic!("touching {name}: {error}"));
 }
 
+/// A store for the Redis at `target`, connected as the server connects it: after the
+/// access check of everything the server does in Redis.
+pub async fn connected_store(target: &RedisTarget, window: Duration) -> Arc<RedisStore> {
+    let redis = Arc::new(RedisClient::new(target).expect("a Redis client"));
+    let store = RedisStore::new(Arc::clone(&redis), window);
+    let mut probes = store.access_probes();
+    probes.extend(registry::access_probes());
+    within("the store to connect", redis.connect(&probes)).await.expect("connect to Redis");
+    Arc::new(store)
+}
+
 /// A store for the Redis at `url`, connected.
 pub async fn redis_store(url: &str, window: Duration) -> Arc<RedisStore> {
-    let target = RedisTarget::parse(url).expect("a Redis URL");
-    let store = RedisStore::new(&target, window).expect("a Redis store");
-    within("the store to connect", store.connect()).await.expect("connect to the test Redis");
-    Arc::new(store)
+    connected_store(&RedisTarget::parse(url).expect("a Redis URL"), window).await
 }
 
 /// Every rule a store must keep, in turn.
@@ -158,12 +170,14 @@ async fn a_redis_cluster_keeps_the_contract() {
 async fn the_fallback_store_keeps_the_contract_with_redis_up_and_down() {
     let redis = Redis::start(false).expect("start redis-server");
     let shared = redis_store(&redis.url(), WINDOW).await;
-    the_contract(&FallbackStore::new(shared, MemoryStore::new(WINDOW), Arc::default())).await;
+    let metrics = Arc::default();
+    the_contract(&FallbackStore::new(shared, MemoryStore::new(WINDOW), metrics)).await;
 
     drop(redis);
     let port = wstime_cluster::free_port().expect("a free port");
     let target = RedisTarget::parse(&format!("redis://127.0.0.1:{port}/0")).unwrap();
-    let absent = Arc::new(RedisStore::new(&target, WINDOW).expect("a Redis store"));
+    let client = Arc::new(RedisClient::new(&target).expect("a Redis client"));
+    let absent = Arc::new(RedisStore::new(client, WINDOW));
     let fallback = FallbackStore::new(absent, MemoryStore::new(WINDOW), Arc::default());
     the_contract(&fallback).await;
     assert_eq!((fallback.status().kind, fallback.status().reachable), ("redis", false));

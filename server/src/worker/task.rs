@@ -11,8 +11,11 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, Phase};
-use crate::{tick_wheel::Place, worker::Worker};
+use super::Worker;
+use crate::{
+    connection::{Connection, Phase},
+    tick_wheel::Place,
+};
 
 /// The task of one connection; spawned on its worker once the `101` is written.
 pub struct Driving<T: AsyncRead + AsyncWrite + Unpin + 'static> {
@@ -35,7 +38,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Future for Driving<T> {
         let connection = &self.connection;
         connection.remember(cx.waker());
         connection.flush(cx);
-        connection.receive(cx, &self.worker);
+        connection.receive(cx, self.worker.shared());
         if connection.phase() == Phase::Closed {
             Poll::Ready(())
         } else {
@@ -50,6 +53,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Drop for Driving<T> {
     /// window counts from the moment the socket let go.
     fn drop(&mut self) {
         self.worker.leave(self.place);
-        self.worker.state().touches.request(self.connection.client_id().clone());
+        self.worker.shared().touches().request(self.connection.client_id().clone());
     }
 }

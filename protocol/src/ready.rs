@@ -1,6 +1,7 @@
-//! The ready file: how a supervisor (the cluster tool, a test harness, a script) learns that
-//! an instance is listening, and on which port and under which name, without reading its
-//! logs. Written once the port is bound, replaced atomically, so a reader never sees half.
+//! The ready file (`READY_FILE`): how a supervisor (the cluster tool, a test harness, a
+//! script) learns that an instance is listening, on which port and under which name, without
+//! reading its logs. Written once the port is bound, replaced atomically, so a reader never
+//! sees half.
 
 use std::{io, path::Path};
 
@@ -42,12 +43,14 @@ mod tests {
 
     #[test]
     fn a_ready_file_reads_back_and_is_absent_until_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ready.json");
+        let dir = std::env::temp_dir().join(format!("wstime-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ready.json");
         assert_eq!(Ready::read(&path).unwrap(), None);
         let ready = Ready { port: 8080, name: "slimy-cardinal".into(), pid: 42 };
         ready.write(&path).unwrap();
         assert_eq!(Ready::read(&path).unwrap(), Some(ready));
         assert!(!path.with_extension("partial").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

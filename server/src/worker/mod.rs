@@ -5,16 +5,17 @@
 //! upgraded and driven on one worker for its whole life. So everything here is `Rc` and
 //! `RefCell`, shared by the worker's connections without locks.
 
+pub mod moves;
+pub mod task;
+
 use std::{
-    cell::{Cell, RefCell, RefMut},
-    ops::{Deref, DerefMut},
+    cell::{Cell, RefCell},
     pin::pin,
     rc::{Rc, Weak},
     sync::Arc,
     time::Duration,
 };
 
-use bytes::BytesMut;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::Notify,
@@ -22,18 +23,41 @@ use tokio::{
 };
 use wstime_protocol::CloseCode;
 
+use self::{moves::Moves, task::Driving};
 use crate::{
-    connection::{frames, task::Driving, Connection, Phase},
+    connection::{frames, schedule::Timing, shared::Shared, Connection, Phase},
+    instance::Instance,
     lifecycle::Stage,
-    metrics::traffic::Traffic,
-    rebalance,
-    state::AppState,
+    metrics::Metrics,
+    session::touches::Touches,
     tick_wheel::{Place, Wheel},
 };
 
+/// What every worker of an instance is made from.
+#[derive(Clone)]
+pub struct WorkerParts {
+    /// The instance: its lifecycle (the drain), its capacity (traffic counters) and its
+    /// start (the wheels' epoch).
+    pub instance: Arc<Instance>,
+    /// The start of every tick's text (`<name>: you have been connected for `), built once.
+    pub tick_prefix: Arc<str>,
+    /// The connection timers.
+    pub timing: Timing,
+    /// Where connections ask for their session's expiry to be restarted.
+    pub touches: Touches,
+    /// Where closes are counted.
+    pub metrics: Arc<Metrics>,
+    /// The window over which the drain closes the sockets.
+    pub drain_window: Duration,
+    /// Sockets to move to other instances (see [`crate::rebalance`]).
+    pub moves: Arc<Moves>,
+}
+
 /// One worker's connections and what they share.
 pub struct Worker<T: AsyncRead + AsyncWrite + Unpin + 'static> {
-    state: Arc<AppState>,
+    instance: Arc<Instance>,
+    /// What the worker's connections share: its buffers and the instance's settings.
+    shared: Shared,
     wheel: RefCell<Wheel<Rc<Connection<T>>>>,
     /// Whether the task turning the wheel is running (it stops when the wheel is empty).
     turning: Cell<bool>,
@@ -42,99 +66,73 @@ pub struct Worker<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     /// Tells the turning task that a connection joined a slot that comes round before
     /// `wakes_at` (waking a task that is merely sleeping would not cut its sleep short).
     joined_earlier: Notify,
-    /// The drain's closes still to make, latest first; filled when the drain's closing
-    /// phase begins. Weak: a connection that ends by itself meanwhile is not kept open.
-    closes: RefCell<Vec<(Instant, Weak<Connection<T>>)>>,
-    /// Whether this worker has scheduled the drain's closes (at [`Stage::Closing`]).
-    closes_scheduled: Cell<bool>,
-    /// Where outgoing frames are built (the wheel's visits and the connections' answers
-    /// take turns with it): a tick allocates nothing.
-    out: RefCell<BytesMut>,
-    /// Where the clients' bytes are read into, one connection at a time.
-    input: RefCell<BytesMut>,
-    /// This worker's ticks and bytes sent, summed over workers by the capacity sampler.
-    traffic: Arc<Traffic>,
+    /// This worker's part of the drain.
+    drain: RefCell<Drain<T>>,
+    drain_window: Duration,
+    moves: Arc<Moves>,
 }
 
-/// The worker's outgoing buffer, lent to one writer; emptied when given back.
-pub struct Out<'a>(RefMut<'a, BytesMut>);
-
-impl Deref for Out<'_> {
-    type Target = BytesMut;
-    fn deref(&self) -> &BytesMut {
-        &self.0
-    }
-}
-
-impl DerefMut for Out<'_> {
-    fn deref_mut(&mut self) -> &mut BytesMut {
-        &mut self.0
-    }
-}
-
-impl Drop for Out<'_> {
-    fn drop(&mut self) {
-        self.0.clear();
-    }
+/// Where this worker is in the drain's closing phase.
+enum Drain<T> {
+    /// It has not begun.
+    NotYet,
+    /// It has: the closes still to make, latest first. Weak: a connection that ends by
+    /// itself meanwhile is not kept open.
+    Closing(Vec<(Instant, Weak<Connection<T>>)>),
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
-    /// The worker's share of the instance `state`; one per worker thread.
-    pub fn new(state: Arc<AppState>) -> Rc<Self> {
-        let epoch = state.started;
-        let traffic = state.capacity.traffic();
+    /// The worker's share of the instance; one per worker thread.
+    pub fn new(parts: &WorkerParts) -> Rc<Self> {
+        let epoch = parts.instance.started;
+        let shared = Shared::new(
+            parts.instance.capacity.traffic(),
+            Arc::clone(&parts.tick_prefix),
+            parts.timing,
+            parts.touches.clone(),
+            Arc::clone(&parts.metrics),
+        );
         Rc::new(Self {
-            state,
+            instance: Arc::clone(&parts.instance),
+            shared,
             wheel: RefCell::new(Wheel::new(epoch)),
             turning: Cell::new(false),
             wakes_at: Cell::new(epoch),
             joined_earlier: Notify::new(),
-            closes: RefCell::new(Vec::new()),
-            closes_scheduled: Cell::new(false),
-            out: RefCell::new(BytesMut::with_capacity(4096)),
-            input: RefCell::new(BytesMut::new()),
-            traffic,
+            drain: RefCell::new(Drain::NotYet),
+            drain_window: parts.drain_window,
+            moves: Arc::clone(&parts.moves),
         })
     }
 
-    /// What every worker shares.
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// What the worker's connections share.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
-    /// The outgoing buffer, empty.
-    pub fn out(&self) -> Out<'_> {
-        Out(self.out.borrow_mut())
-    }
-
-    /// The buffer clients' bytes are read into, empty.
-    pub fn input(&self) -> Out<'_> {
-        Out(self.input.borrow_mut())
-    }
-
-    /// This worker's traffic counters.
-    pub fn traffic(&self) -> &Traffic {
-        &self.traffic
+    /// Where the wheel's grid is counted from: the instance's start.
+    pub fn epoch(&self) -> Instant {
+        self.instance.started
     }
 
     /// Starts `connection`: writes `head` (the `101`) and its first tick in one write, puts
     /// it on the wheel and spawns its task.
     pub fn start(self: &Rc<Self>, connection: Connection<T>, head: &[u8]) {
         {
-            let mut out = self.out();
+            let mut out = self.shared.out();
             out.extend_from_slice(head);
-            frames::tick(&mut out, &self.state.tick_prefix, connection.seconds());
-            self.traffic.record_tick(out.len() - head.len(), Duration::ZERO);
+            frames::tick(&mut out, self.shared.tick_prefix(), connection.seconds());
+            self.shared.traffic().record_tick(out.len() - head.len(), Duration::ZERO);
             connection.send(&out);
         }
         let now = Instant::now();
         let connection = Rc::new(connection);
         let next_tick = connection.next_tick();
         let place = self.wheel.borrow_mut().insert(next_tick, Rc::clone(&connection));
-        if self.closes_scheduled.get() {
+        if let Drain::Closing(closes) = &mut *self.drain.borrow_mut() {
             // Admitted in the instant the drain began: it closes at once.
             connection.drain();
-            self.closes.borrow_mut().push((now, Rc::downgrade(&connection)));
+            closes.push((now, Rc::downgrade(&connection)));
         }
         if !self.turning.replace(true) {
             self.wakes_at.set(next_tick);
@@ -156,30 +154,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
     /// within the drain window, so the clients' reconnects reach the other instances
     /// spread out rather than as one herd.
     fn schedule_drain(&self, now: Instant) {
-        self.closes_scheduled.set(true);
-        let window = self.state.drain.window;
-        let mut closes = self.closes.borrow_mut();
-        for connection in self.wheel.borrow().iter() {
-            let close_at = now + window.mul_f64(rand::random::<f64>());
-            connection.drain();
-            closes.push((close_at, Rc::downgrade(connection)));
-        }
+        let mut closes: Vec<_> = self
+            .wheel
+            .borrow()
+            .iter()
+            .map(|connection| {
+                connection.drain();
+                let close_at = now + self.drain_window.mul_f64(rand::random::<f64>());
+                (close_at, Rc::downgrade(connection))
+            })
+            .collect();
         closes.sort_unstable_by_key(|(close_at, _)| std::cmp::Reverse(*close_at));
+        *self.drain.borrow_mut() = Drain::Closing(closes);
     }
 
     /// Closes (with 1012) every connection whose moment in the drain has come.
     fn close_due(&self, now: Instant) {
         loop {
-            let due = {
-                let mut closes = self.closes.borrow_mut();
-                match closes.last() {
+            let due = match &mut *self.drain.borrow_mut() {
+                Drain::Closing(closes) => match closes.last() {
                     Some((close_at, _)) if *close_at <= now => closes.pop(),
                     _ => None,
-                }
+                },
+                Drain::NotYet => None,
             };
             let Some((_, connection)) = due else { return };
             if let Some(connection) = connection.upgrade() {
-                connection.close(now, CloseCode::ServiceRestart, "server restarting", self);
+                let reason = "server restarting";
+                connection.close(now, CloseCode::ServiceRestart, reason, &self.shared);
             }
         }
     }
@@ -187,11 +189,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
     /// When the turning task must next wake: the next occupied slot or drain close.
     fn next_wake(&self) -> Option<Instant> {
         let tick = self.wheel.borrow().next_occupied();
-        let close = self.closes.borrow().last().map(|(close_at, _)| *close_at);
+        let close = match &*self.drain.borrow() {
+            Drain::Closing(closes) => closes.last().map(|(close_at, _)| *close_at),
+            Drain::NotYet => None,
+        };
         match (tick, close) {
             (Some(tick), Some(close)) => Some(tick.min(close)),
             (tick, close) => tick.or(close),
         }
+    }
+
+    /// Whether the drain's closing phase has begun on this worker.
+    fn closing(&self) -> bool {
+        matches!(*self.drain.borrow(), Drain::Closing(_))
     }
 }
 
@@ -201,32 +211,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
 /// cooperative budget: its writes go to many sockets, and a budget spent half-way through a
 /// slot would park every later tick in it.
 async fn turn<T: AsyncRead + AsyncWrite + Unpin + 'static>(worker: Rc<Worker<T>>) {
-    let state = Arc::clone(&worker.state);
-    let mut closing = pin!(state.lifecycle.reached(Stage::Closing));
+    let lifecycle = &worker.instance.lifecycle;
+    let mut closing = pin!(lifecycle.reached(Stage::Closing));
     loop {
         let now = Instant::now();
-        if !worker.closes_scheduled.get() && state.lifecycle.stage() >= Stage::Closing {
+        if !worker.closing() && lifecycle.stage() >= Stage::Closing {
             worker.schedule_drain(now);
         }
         // Sockets to move to emptier instances this turn, if the cluster is unbalanced.
-        let mut moving = state.rebalance.take_for_a_turn();
+        let mut moving = worker.moves.take_for_a_turn();
         worker.wheel.borrow_mut().come_round(now, |connection| {
             if moving > 0 && connection.phase() == Phase::Open {
                 moving -= 1;
-                connection.close(now, CloseCode::TryAgainLater, rebalance::close_reason(), &worker);
+                let reason = moves::close_reason();
+                connection.close(now, CloseCode::TryAgainLater, reason, &worker.shared);
             } else {
-                connection.visit(now, &worker);
+                connection.visit(now, &worker.shared);
             }
         });
         worker.close_due(now);
         let Some(wakes_at) = worker.next_wake().filter(|_| !worker.wheel.borrow().is_empty())
         else {
-            worker.closes.borrow_mut().clear();
+            if let Drain::Closing(closes) = &mut *worker.drain.borrow_mut() {
+                closes.clear();
+            }
             worker.turning.set(false);
             return;
         };
         worker.wakes_at.set(wakes_at);
-        let waiting_for_drain = !worker.closes_scheduled.get();
+        let waiting_for_drain = !worker.closing();
         tokio::select! {
             () = tokio::time::sleep_until(wakes_at) => {}
             () = worker.joined_earlier.notified() => {}
@@ -244,6 +257,7 @@ mod tests {
     use std::{future::Future, time::Duration};
 
     use actix_http::ws::{Codec, Frame, Message};
+    use bytes::BytesMut;
     use tokio::{
         io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream},
         task::LocalSet,
@@ -253,34 +267,33 @@ mod tests {
 
     use super::*;
     use crate::{
-        capacity::{Capacity, Limits},
         connection::{schedule::Schedule, Admission, MAX_PARKED_BYTES},
-        session::{memory::MemoryStore, touches, Opened},
-        shutdown::DrainTiming,
-        state::Timing,
+        instance::tests::instance,
+        session::{touches, Opened},
         tick_wheel::on_grid,
     };
 
     /// Room in each direction of a pipe, like a socket's kernel buffers.
     const PIPE_BYTES: usize = 64 * 1024;
 
-    fn state(ping_secs: u64, idle_secs: u64, drain_window: Duration) -> Arc<AppState> {
+    /// A worker's parts with these timers, for an instance called `test`.
+    fn parts(ping_secs: u64, idle_secs: u64, drain_window: Duration) -> WorkerParts {
         let timing = Timing {
             ping_interval: Duration::from_secs(ping_secs),
             idle_timeout: Duration::from_secs(idle_secs),
             keep_alive: Duration::from_secs(60),
         };
-        let drain = DrainTiming { grace: Duration::ZERO, window: drain_window };
-        let limits = Limits {
-            max_connections: 100,
-            healthy_below: 0.6,
-            recover_below: 0.5,
-            network_capacity_bps: None,
-        };
-        let (touches, _) = touches::queue();
-        let sessions = Arc::new(MemoryStore::new(Duration::from_secs(300)));
-        let capacity = Capacity::new(limits);
-        Arc::new(AppState::new("test", "local", sessions, touches, timing, drain, capacity))
+        let instance = Arc::new(instance("test", 100));
+        let metrics = Arc::default();
+        WorkerParts {
+            tick_prefix: wstime_protocol::tick::prefix(&instance.name).into(),
+            instance,
+            timing,
+            touches: touches::queue().0,
+            metrics,
+            drain_window,
+            moves: Arc::default(),
+        }
     }
 
     /// Runs `test` on a current-thread runtime whose clock moves only when every task
@@ -343,18 +356,19 @@ mod tests {
     /// Opens a connection for a new session on `worker`, over a pipe holding `pipe_bytes`.
     fn open_with(worker: &Rc<Worker<DuplexStream>>, id: &str, pipe_bytes: usize) -> Peer {
         let (server, client) = tokio::io::duplex(pipe_bytes);
-        let state = worker.state();
+        let instance = &worker.instance;
         let now = Instant::now();
-        let schedule = Schedule::new(Opened::at(Duration::ZERO), now, state.started, &state.timing);
+        let timing = worker.shared.timing();
+        let schedule = Schedule::new(Opened::at(Duration::ZERO), now, worker.epoch(), timing);
         let connection = Connection::new(
             server,
             ClientId::parse(id).expect("a valid id"),
             schedule,
             BytesMut::new(),
             Admission {
-                slot: state.capacity.admit().expect("a slot"),
+                slot: instance.capacity.admit().expect("a slot"),
                 client: None,
-                live: state.lifecycle.connection(),
+                live: instance.lifecycle.connection(),
             },
         );
         worker.start(connection, b"");
@@ -371,19 +385,19 @@ mod tests {
     }
 
     /// When the tick saying `count` is due on a connection opened at `opened`.
-    fn tick_moment(state: &AppState, opened: Instant, count: u64) -> Duration {
-        on_grid(opened + Duration::from_secs(count), state.started) - opened
+    fn tick_moment(worker: &Worker<DuplexStream>, opened: Instant, count: u64) -> Duration {
+        on_grid(opened + Duration::from_secs(count), worker.epoch()) - opened
     }
 
     #[test]
     fn ticks_go_out_at_open_then_once_a_second_on_the_grid() {
         paused(async {
-            let worker = Worker::new(state(10, 30, Duration::ZERO));
+            let worker = Worker::new(&parts(10, 30, Duration::ZERO));
             tokio::time::sleep(Duration::from_millis(1234)).await;
             let mut peer = open(&worker, "cadence");
             assert_eq!(peer.next().await, (Seen::Tick(0), Duration::ZERO));
             for count in 1..=3 {
-                let due = tick_moment(worker.state(), peer.opened, count);
+                let due = tick_moment(&worker, peer.opened, count);
                 assert_eq!(peer.next().await, (Seen::Tick(count), due));
             }
         });
@@ -392,7 +406,7 @@ mod tests {
     #[test]
     fn a_stalled_worker_sends_one_late_tick_then_keeps_the_moments() {
         paused(async {
-            let worker = Worker::new(state(10, 30, Duration::ZERO));
+            let worker = Worker::new(&parts(10, 30, Duration::ZERO));
             let mut peer = open(&worker, "stalled");
             assert_eq!(peer.next().await.0, Seen::Tick(0));
             assert_eq!(peer.next().await.0, Seen::Tick(1));
@@ -400,7 +414,7 @@ mod tests {
             tokio::time::advance(Duration::from_millis(3_250)).await;
             let stalled_until = peer.opened.elapsed();
             assert_eq!(peer.next().await, (Seen::Tick(2), stalled_until), "one tick, at once");
-            let due = tick_moment(worker.state(), peer.opened, 5);
+            let due = tick_moment(&worker, peer.opened, 5);
             assert_eq!(peer.next().await, (Seen::Tick(3), due), "then back on its moments");
         });
     }
@@ -408,7 +422,7 @@ mod tests {
     #[test]
     fn pings_go_out_with_ticks_and_a_silent_peer_is_closed_then_dropped() {
         paused(async {
-            let worker = Worker::new(state(2, 5, Duration::ZERO));
+            let worker = Worker::new(&parts(2, 5, Duration::ZERO));
             let mut silent = open(&worker, "silent");
             let mut lively = open(&worker, "lively");
             let lively_side = async {
@@ -454,7 +468,7 @@ mod tests {
             );
             assert!(!lively_seen.iter().any(|frame| matches!(frame, Close(_) | Ended)));
             assert_eq!(lively_seen.iter().filter(|frame| **frame == Ping).count(), 4);
-            assert_eq!(worker.state().live_connections(), 1);
+            assert_eq!(worker.instance.live_connections(), 1);
         });
     }
 
@@ -462,12 +476,12 @@ mod tests {
     fn the_drain_closes_each_socket_at_its_own_moment_in_the_window() {
         paused(async {
             let window = Duration::from_secs(2);
-            let worker = Worker::new(state(10, 30, window));
+            let worker = Worker::new(&parts(10, 30, window));
             let mut peers: Vec<Peer> =
                 (0..8).map(|i| open(&worker, &format!("drained-{i}"))).collect();
             tokio::time::sleep(Duration::from_millis(1_500)).await;
             let fired = Instant::now();
-            worker.state().lifecycle.advance(Stage::Closing);
+            worker.instance.lifecycle.advance(Stage::Closing);
             let closes = futures_util::future::join_all(peers.iter_mut().map(|peer| async move {
                 let mut last_tick = 0;
                 loop {
@@ -498,25 +512,25 @@ mod tests {
             moments.sort_unstable();
             moments.dedup();
             assert!(moments.len() > 1, "spread, not all at once: {moments:?}");
-            assert_eq!(worker.state().live_connections(), 0);
+            assert_eq!(worker.instance.live_connections(), 0);
         });
     }
 
     #[test]
     fn a_peer_that_never_reads_is_dropped_once_its_parked_bytes_pass_the_cap() {
         paused(async {
-            let worker = Worker::new(state(10, 30, Duration::ZERO));
+            let worker = Worker::new(&parts(10, 30, Duration::ZERO));
             // Room for 1 KiB in the pipe, like a full socket buffer.
             let mut peer = open_with(&worker, "deaf", 1024);
             // It never reads, but it sends a pong every 5 s, so it is never idle. (Masked,
             // empty: as a client sends it; the last one finds the pipe gone.)
             let mut seconds = 0;
-            while worker.state().live_connections() == 1 && seconds < 3_600 {
+            while worker.instance.live_connections() == 1 && seconds < 3_600 {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 seconds += 5;
                 let _ = peer.stream.write_all(&[0x8a, 0x80, 0, 0, 0, 0]).await;
             }
-            assert_eq!(worker.state().live_connections(), 0, "dropped within an hour of ticks");
+            assert_eq!(worker.instance.live_connections(), 0, "dropped within an hour of ticks");
             // A tick of this server is 45 to 47 bytes: the pipe and the cap held that many.
             let ticks_held = (1024 + MAX_PARKED_BYTES) / 47;
             assert!(
