@@ -246,3 +246,43 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
     assert_eq!((first, second, third, other), (101, 101, 429, 101));
     cluster.stop();
 }
+
+/// An upgrade to `server` with extra `headers`, with its stream: a socket counts against
+/// its client only while it is open.
+async fn upgrade_holding(
+    server: &TestServer,
+    id: &str,
+    headers: &str,
+) -> (RawResponse, tokio::net::TcpStream) {
+    let all = format!("{}{headers}", good_handshake_headers("websocket"));
+    let request = handshake_request(server.port, &format!("/?id={id}"), &all);
+    raw_exchange(server.port, request.as_bytes()).await
+}
+
+#[actix_web::test]
+async fn a_client_cannot_pass_for_another_by_writing_its_own_x_forwarded_for() {
+    let server = TestServer::builder()
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("MAX_CONNECTIONS_PER_CLIENT", "1")
+        .start();
+    // The proxy appends what it saw (FORGED stands for whatever the client sent before it):
+    // each way of writing it is one client, whose second socket is refused.
+    let mut held = Vec::new();
+    for (i, proxy_wrote) in [
+        "X-Forwarded-For: FORGED, 203.0.113.7:4444",
+        "X-Forwarded-For: FORGED, [2001:db8::1]:4444",
+        "X-Forwarded-For: FORGED\r\nX-Forwarded-For: 203.0.113.8:4444",
+        "X-Forwarded-For: FORGED, unknown",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let first = format!("{}\r\n", proxy_wrote.replace("FORGED", "198.51.100.1"));
+        let (response, stream) = upgrade_holding(&server, &format!("xff-{i}-a"), &first).await;
+        assert_eq!(response.status, 101, "{proxy_wrote}: {response:?}");
+        held.push(stream);
+        let second = format!("{}\r\n", proxy_wrote.replace("FORGED", "198.51.100.2"));
+        let (response, _) = upgrade_holding(&server, &format!("xff-{i}-b"), &second).await;
+        assert_eq!(response.status, 429, "{proxy_wrote}: another forged entry: {response:?}");
+    }
+}
