@@ -16,6 +16,15 @@ use std::{
 
 use tokio::time::Instant;
 
+/// The slowest rate `CONNECT_RATE_PER_CLIENT` takes: an upgrade every 1,000 s (about 17
+/// minutes). Slower would be a ban rather than a rate, and a refused client is told to come
+/// back in up to one interval.
+pub const MIN_RATE: f64 = 0.001;
+
+/// The fastest: a million upgrades a second, far more than one instance can accept, so
+/// anything faster would limit nothing (`0` turns the limit off and says so).
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 /// Upgrades per second an address may make, with a burst.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectRate {
@@ -28,7 +37,8 @@ pub struct ConnectRate {
 impl FromStr for ConnectRate {
     type Err = String;
 
-    /// `RATE` (a burst of 20 seconds' worth) or `RATE/BURST`, e.g. `50/1000`.
+    /// `RATE` (a burst of 20 seconds' worth) or `RATE/BURST`, e.g. `50/1000`, with RATE
+    /// from [`MIN_RATE`] to [`MAX_RATE`].
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let (rate, burst) = match raw.split_once('/') {
             Some((rate, burst)) => (rate, Some(burst)),
@@ -38,6 +48,12 @@ impl FromStr for ConnectRate {
             |text: &str| text.trim().parse::<f64>().ok().filter(|n| *n > 0.0 && n.is_finite());
         let message = || format!("{raw:?} is not RATE or RATE/BURST, such as 50 or 50/1000");
         let per_second = number(rate).ok_or_else(message)?;
+        if !(MIN_RATE..=MAX_RATE).contains(&per_second) {
+            // One line, without the value: clap's message quotes it already.
+            return Err(format!(
+                "the rate must be from {MIN_RATE} to {MAX_RATE} upgrades a second"
+            ));
+        }
         let burst = match burst {
             Some(burst) => number(burst).ok_or_else(message)?,
             None => per_second * 20.0,
@@ -114,7 +130,10 @@ impl ClientLimits {
             usage.refilled = now;
             if usage.tokens < 1.0 {
                 let wait = (1.0 - usage.tokens) / rate.per_second;
-                return Err(OverLimit::TooFast(Duration::from_secs_f64(wait)));
+                // The parser's bounds keep it short, but no rate, however it was made, may
+                // panic a request.
+                let wait = Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX);
+                return Err(OverLimit::TooFast(wait));
             }
             usage.tokens -= 1.0;
         }
@@ -160,6 +179,8 @@ fn counted_as(client: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ip(text: &str) -> IpAddr {
@@ -226,6 +247,54 @@ mod tests {
         );
         for bad in ["", "0", "-1", "fast", "5/0", "5/x"] {
             assert!(bad.parse::<ConnectRate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absurd_rates_are_refused_naming_the_bounds() {
+        for absurd in ["1e-20", "0.0009", "1e300", "1000001", "1e-20/5", "0.0001/1000"] {
+            let error = absurd.parse::<ConnectRate>().unwrap_err();
+            assert!(error.contains("0.001") && error.contains("1000000"), "{absurd}: {error}");
+            assert!(!error.contains('\n'), "one line: {error:?}");
+        }
+        for edge in ["0.001", "1000000", "0.001/1"] {
+            assert!(edge.parse::<ConnectRate>().is_ok(), "{edge}");
+        }
+    }
+
+    #[test]
+    fn a_rate_built_past_the_bounds_waits_as_long_as_it_can_and_does_not_panic() {
+        let rate = ConnectRate { per_second: 1e-20, burst: 1.0 };
+        let limits = Arc::new(ClientLimits::new(None, Some(rate)));
+        let now = Instant::now();
+        let _first = limits.admit(ip("192.0.2.1"), now).unwrap();
+        assert_eq!(
+            limits.admit(ip("192.0.2.1"), now).unwrap_err(),
+            OverLimit::TooFast(Duration::MAX)
+        );
+    }
+
+    /// Any rate above zero, down to the smallest subnormal.
+    fn positive_rates() -> impl Strategy<Value = f64> {
+        use prop::num::f64::{NORMAL, POSITIVE, SUBNORMAL};
+        POSITIVE | NORMAL | SUBNORMAL
+    }
+
+    proptest! {
+        /// No rate and no time between two upgrades makes the wait panic.
+        #[test]
+        fn any_rate_gives_a_wait(
+            per_second in positive_rates(),
+            burst in 1.0..3.0f64,
+            after_ms in 0..u64::from(u32::MAX),
+        ) {
+            let rate = ConnectRate { per_second, burst };
+            let limits = Arc::new(ClientLimits::new(None, Some(rate)));
+            let now = Instant::now();
+            let slots: Vec<_> =
+                (0..3).filter_map(|_| limits.admit(ip("192.0.2.1"), now).ok()).collect();
+            let _ = limits.admit(ip("192.0.2.1"), now + Duration::from_millis(after_ms));
+            drop(slots);
         }
     }
 }

@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wstime_cluster::tls::Certificates;
 
 use crate::helpers::{
-    good_handshake_headers, handshake_request, raw_exchange, within, RawResponse, TestServer,
+    assert_one_line_error, good_handshake_headers, handshake_request, raw_exchange, run_failing,
+    within, RawResponse, TestServer,
 };
 
 /// An upgrade to `server` with extra `headers` (each ending in CRLF), as a raw exchange.
@@ -284,5 +285,14 @@ async fn a_client_cannot_pass_for_another_by_writing_its_own_x_forwarded_for() {
         let second = format!("{}\r\n", proxy_wrote.replace("FORGED", "198.51.100.2"));
         let (response, _) = upgrade_holding(&server, &format!("xff-{i}-b"), &second).await;
         assert_eq!(response.status, 429, "{proxy_wrote}: another forged entry: {response:?}");
+    }
+}
+
+#[test]
+fn an_absurd_connect_rate_is_a_one_line_error() {
+    for absurd in ["1e-20", "1e300"] {
+        let (status, stderr) = run_failing(&[("PORT", "0"), ("CONNECT_RATE_PER_CLIENT", absurd)]);
+        assert_ne!(status, Some(0), "{absurd}");
+        assert_one_line_error(&stderr, "from 0.001 to 1000000");
     }
 }
