@@ -296,3 +296,23 @@ fn an_absurd_connect_rate_is_a_one_line_error() {
         assert_one_line_error(&stderr, "from 0.001 to 1000000");
     }
 }
+
+#[actix_web::test]
+async fn an_origin_whose_host_is_no_host_name_is_not_a_listed_subdomain() {
+    let server = TestServer::builder().env("ALLOWED_ORIGINS", "*.example.com").start();
+    let partner = upgrade_with(&server, "sub", "Origin: https://app.example.com\r\n").await;
+    assert_eq!(partner.status, 101);
+    for (i, forged) in [
+        "https://evil.com#.example.com",
+        "https://evil.com?.example.com",
+        "https://evil.com\\.example.com",
+        "https://evil.com%23.example.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let origin = format!("Origin: {forged}\r\n");
+        let refused = upgrade_with(&server, &format!("forged-{i}"), &origin).await;
+        assert_eq!(refused.status, 403, "{forged}: {refused:?}");
+    }
+}
