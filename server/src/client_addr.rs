@@ -132,26 +132,60 @@ pub fn parse_v2(header: &[u8]) -> io::Result<Option<SocketAddr>> {
     }
 }
 
-/// The client's address for a request from `peer` carrying `headers`: the last
-/// `X-Forwarded-For` entry that is not itself a trusted proxy, when `peer` is trusted;
-/// else `peer`'s.
+/// The client's address for a request from `peer` carrying `headers`: what a trusted
+/// `peer` says in `X-Forwarded-For`; else `peer`'s own.
+///
+/// Each proxy appends the address it saw, so the entries (across every header line, a
+/// later line to the right) are read from the right, through our own proxies, up to the
+/// first that is not one: that is the client. Everything to its left came from the client
+/// and is not believed. A proxy may write the address with a port (`203.0.113.7:4444`,
+/// `[2001:db8::1]:4444`) or bracketed (`[2001:db8::1]`); the port is dropped.
+///
+/// An entry that names no address (`unknown`, an obfuscated `_hidden` as RFC 7239 has
+/// them, an empty or mangled one, a line that is not text) ends the scan too: skipping it
+/// would believe whatever the client wrote further left, a fresh identity per socket. The
+/// client is then counted as the trusted proxy that wrote the entry (the nearest hop the
+/// scan passed: the peer, or the entry to its right). That lumps every such client together
+/// under that proxy's limit, which is the conservative choice: the client is unknown, and
+/// no forged entry can buy a share of its own. For the same reason, when every entry is a
+/// trusted proxy the leftmost one is the client: a trusted hop wrote it.
 pub fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     if !trusted.trusts(peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
-        .collect();
-    // Each proxy appends the address it saw: from the right, skip our own proxies.
-    hops.into_iter().rev().find(|hop| !trusted.trusts(*hop)).unwrap_or(peer)
+    let lines: Vec<_> = headers.get_all("x-forwarded-for").collect();
+    let mut client = peer;
+    for line in lines.into_iter().rev() {
+        let Ok(line) = line.to_str() else { return client };
+        for entry in line.rsplit(',') {
+            let Some(hop) = hop_address(entry) else { return client };
+            client = hop;
+            if !trusted.trusts(hop) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
+/// The address one `X-Forwarded-For` entry names, without the port or brackets a proxy
+/// may write around it; `None` for anything else.
+fn hop_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim_matches([' ', '\t']);
+    if let Ok(address) = entry.parse::<IpAddr>() {
+        return Some(address);
+    }
+    if let Ok(socket) = entry.parse::<SocketAddr>() {
+        return Some(socket.ip());
+    }
+    let bracketed = entry.strip_prefix('[')?.strip_suffix(']')?;
+    bracketed.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
 }
 
 #[cfg(test)]
 mod tests {
     use actix_http::header::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -204,5 +238,181 @@ mod tests {
         );
         let stranger: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(forwarded_for(stranger, &headers, &trusted), stranger, "anyone can write it");
+    }
+
+    /// The proxies the examples trust: one local, one network, one IPv6 range.
+    fn our_proxies() -> TrustedProxies {
+        "127.0.0.1, 10.0.0.0/8, 2001:db8:ffff::/48".parse().unwrap()
+    }
+
+    /// A request's headers with one `X-Forwarded-For` line per entry of `lines`.
+    fn forwarded(lines: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::from_str(line).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// The client a request from the local proxy with these lines is counted as.
+    fn client(lines: &[&str]) -> IpAddr {
+        forwarded_for(ip("127.0.0.1"), &forwarded(lines), &our_proxies())
+    }
+
+    #[test]
+    fn an_entry_with_a_port_or_brackets_is_the_address_the_proxy_saw() {
+        for (written, seen) in [
+            ("203.0.113.7:4444", "203.0.113.7"),
+            ("[2001:db8::1]:4444", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("  203.0.113.7\t", "203.0.113.7"),
+        ] {
+            assert_eq!(client(&[&format!("198.51.100.1, {written}")]), ip(seen), "{written}");
+            assert_eq!(client(&[&format!("198.51.100.1, {written}, 10.0.0.5")]), ip(seen));
+        }
+    }
+
+    #[test]
+    fn an_entry_that_names_no_address_ends_the_scan_at_the_proxy_that_wrote_it() {
+        for written in [
+            "unknown",
+            "_hidden",
+            "garbage",
+            "",
+            " ",
+            "[2001:db8::1",
+            "203.0.113.7:99999",
+            "1.2.3.4:",
+        ] {
+            let line = format!("198.51.100.1, {written}");
+            assert_eq!(client(&[&line]), ip("127.0.0.1"), "{written:?}: the peer wrote it");
+            let line = format!("198.51.100.1, {written}, 10.0.0.5");
+            assert_eq!(client(&[&line]), ip("10.0.0.5"), "{written:?}: 10.0.0.5 wrote it");
+        }
+    }
+
+    #[test]
+    fn later_header_lines_are_to_the_right() {
+        assert_eq!(client(&["198.51.100.1", "203.0.113.9, 10.0.0.5"]), ip("203.0.113.9"));
+        assert_eq!(client(&["198.51.100.1, 203.0.113.9", "unknown"]), ip("127.0.0.1"));
+        assert_eq!(client(&["198.51.100.1", "203.0.113.9:80"]), ip("203.0.113.9"));
+        let mut headers = forwarded(&["198.51.100.1"]);
+        headers.append(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        let peer = ip("127.0.0.1");
+        assert_eq!(forwarded_for(peer, &headers, &our_proxies()), peer, "a line that is not text");
+    }
+
+    #[test]
+    fn when_every_entry_is_a_trusted_proxy_the_leftmost_is_the_client() {
+        assert_eq!(client(&["10.0.0.7, 10.0.0.5"]), ip("10.0.0.7"));
+        assert_eq!(client(&[]), ip("127.0.0.1"), "no header: the peer itself");
+    }
+
+    /// How a proxy may write `address`: bare, with a port, bracketed (IPv6), with spaces.
+    fn written(address: IpAddr) -> impl Strategy<Value = String> {
+        (0..3u8, any::<u16>(), " {0,2}", " {0,2}").prop_map(move |(form, port, lead, trail)| {
+            let text = match (form, address) {
+                (0, _) => address.to_string(),
+                (1, _) => SocketAddr::new(address, port).to_string(),
+                (_, IpAddr::V6(v6)) => format!("[{v6}]"),
+                (_, IpAddr::V4(v4)) => v4.to_string(),
+            };
+            format!("{lead}{text}{trail}")
+        })
+    }
+
+    fn any_address() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from)
+        ]
+    }
+
+    /// An address `our_proxies()` trusts.
+    fn proxy_address() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            Just(IpAddr::from([127, 0, 0, 1])),
+            any::<[u8; 3]>().prop_map(|[a, b, c]| IpAddr::from([10, a, b, c])),
+            any::<u128>().prop_map(|low| {
+                let range = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0));
+                IpAddr::from(Ipv6Addr::from(range | (low >> 48)))
+            }),
+        ]
+    }
+
+    /// What is not an address in any form: RFC 7239's `unknown` and obfuscated names, and
+    /// the rest.
+    fn no_address() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("unknown".to_owned()),
+            "_[A-Za-z0-9._-]{1,8}",
+            " {0,2}",
+            "[g-z]{1,8}",
+            Just("[2001:db8::1".to_owned()),
+            Just("203.0.113.7:99999".to_owned()),
+        ]
+    }
+
+    /// Entries of every kind, as a client may write them to the left of its proxies'.
+    fn any_entry() -> impl Strategy<Value = String> {
+        prop_oneof![any_address().prop_flat_map(written), no_address(), "[ -+\\--~]{0,16}"]
+    }
+
+    /// The rightmost entry that is not a trusted proxy: an address, or none.
+    fn boundary() -> impl Strategy<Value = (Option<IpAddr>, String)> {
+        let address = any_address().prop_filter("not a proxy", |a| !our_proxies().trusts(*a));
+        prop_oneof![
+            address.prop_flat_map(|a| written(a).prop_map(move |text| (Some(a), text))),
+            no_address().prop_map(|text| (None, text)),
+        ]
+    }
+
+    /// `entries` as header lines, a new line after entry `i` where `breaks[i]` says so.
+    fn lines(entries: &[String], breaks: &[bool]) -> Vec<String> {
+        let mut lines = vec![Vec::new()];
+        for (i, entry) in entries.iter().enumerate() {
+            lines.last_mut().expect("one line at least").push(entry.as_str());
+            if breaks[i % breaks.len()] && i + 1 < entries.len() {
+                lines.push(Vec::new());
+            }
+        }
+        lines.iter().map(|line| line.join(",")).collect()
+    }
+
+    proptest! {
+        /// Whatever a client writes to the left of the rightmost entry that is not one of
+        /// our proxies, the answer is the same: that entry's address, or, when it names
+        /// none, the proxy that wrote it (the next hop to its right, or the peer).
+        #[test]
+        fn a_forged_prefix_never_changes_the_client(
+            prefix in prop::collection::vec(any_entry(), 0..6),
+            (address, boundary) in boundary(),
+            proxies in prop::collection::vec(
+                proxy_address().prop_flat_map(|p| written(p).prop_map(move |text| (p, text))),
+                0..4,
+            ),
+            breaks in prop::collection::vec(any::<bool>(), 1..12),
+        ) {
+            let peer = ip("127.0.0.1");
+            let expected = address.unwrap_or_else(|| proxies.first().map_or(peer, |(p, _)| *p));
+            let mut entries = prefix;
+            entries.push(boundary);
+            entries.extend(proxies.into_iter().map(|(_, text)| text));
+            let lines = lines(&entries, &breaks);
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let found = forwarded_for(peer, &forwarded(&lines), &our_proxies());
+            prop_assert_eq!(found, expected, "{:?}", lines);
+        }
     }
 }

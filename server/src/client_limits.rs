@@ -3,18 +3,41 @@
 //! a token bucket per address), so one address cannot take every connection slot.
 //!
 //! An address is the client's (see [`crate::client_addr`]); an IPv6 client is counted by
-//! its /64, which is what one subscriber usually holds. The table is bounded: an address
-//! with no socket open and a full bucket carries no state, and is swept out.
+//! its /64, which is what one subscriber usually holds, and its /48 by a looser limit of
+//! [`SHARES_PER_RANGE`] clients' worth, which it shares with the /64s beside it. The table
+//! is bounded: an entry with no socket open and a full bucket carries no state, and is
+//! swept out.
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    iter,
+    net::{IpAddr, Ipv6Addr},
     str::FromStr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tokio::time::Instant;
+
+/// The slowest rate `CONNECT_RATE_PER_CLIENT` takes: an upgrade every 1,000 s (about 17
+/// minutes). Slower would be a ban rather than a rate, and a refused client is told to come
+/// back in up to one interval.
+pub const MIN_RATE: f64 = 0.001;
+
+/// The fastest: a million upgrades a second, far more than one instance can accept, so
+/// anything faster would limit nothing (`0` turns the limit off and says so).
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// How many clients' worth of sockets, rate and burst the /64s of one IPv6 /48 share.
+///
+/// Counted only by /64, whoever holds a /48 would be 65,536 clients, and a /48 is easy to
+/// hold: an ISP hands one to a customer (or a /56: a /64 per network in the home or
+/// office), and anyone can rent one. At a hosting provider, which hands each VM a /64 out
+/// of a /48 it shares between customers, it is a few neighbours. Four shares is room for a
+/// customer with a few busy networks and for those neighbours, since one share is sized for
+/// a whole NAT (`MAX_CONNECTIONS_PER_CLIENT` defaults to 2,000 sockets, and a page opens
+/// one), while one /48 takes no more than four IPv4 addresses could.
+pub const SHARES_PER_RANGE: u32 = 4;
 
 /// Upgrades per second an address may make, with a burst.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,7 +51,8 @@ pub struct ConnectRate {
 impl FromStr for ConnectRate {
     type Err = String;
 
-    /// `RATE` (a burst of 20 seconds' worth) or `RATE/BURST`, e.g. `50/1000`.
+    /// `RATE` (a burst of 20 seconds' worth) or `RATE/BURST`, e.g. `50/1000`, with RATE
+    /// from [`MIN_RATE`] to [`MAX_RATE`].
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let (rate, burst) = match raw.split_once('/') {
             Some((rate, burst)) => (rate, Some(burst)),
@@ -38,6 +62,12 @@ impl FromStr for ConnectRate {
             |text: &str| text.trim().parse::<f64>().ok().filter(|n| *n > 0.0 && n.is_finite());
         let message = || format!("{raw:?} is not RATE or RATE/BURST, such as 50 or 50/1000");
         let per_second = number(rate).ok_or_else(message)?;
+        if !(MIN_RATE..=MAX_RATE).contains(&per_second) {
+            // One line, without the value: clap's message quotes it already.
+            return Err(format!(
+                "the rate must be from {MIN_RATE} to {MAX_RATE} upgrades a second"
+            ));
+        }
         let burst = match burst {
             Some(burst) => number(burst).ok_or_else(message)?,
             None => per_second * 20.0,
@@ -49,26 +79,51 @@ impl FromStr for ConnectRate {
 /// Why an address was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverLimit {
-    /// It holds `MAX_CONNECTIONS_PER_CLIENT` sockets already.
+    /// It holds `MAX_CONNECTIONS_PER_CLIENT` sockets already (or its /48 holds its share).
     TooMany,
     /// It opens them faster than `CONNECT_RATE_PER_CLIENT`; a token is due in this long.
     TooFast(Duration),
 }
 
-/// Addresses the table holds before it sweeps out the idle ones.
+/// Entries the table holds before it sweeps out the idle ones.
 const SWEEP_AT: usize = 4096;
 
-/// The limits, and what each address has used of them.
+/// The limits, and what each client and IPv6 range has used of them.
 #[derive(Debug)]
 pub struct ClientLimits {
+    /// An IPv4 address's or an IPv6 /64's.
+    client: Limit,
+    /// An IPv6 /48's: [`SHARES_PER_RANGE`] times the client's.
+    range: Limit,
+    table: Mutex<Table>,
+}
+
+/// The limits on one bucket; `None` leaves that limit off.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
     max_connections: Option<u32>,
     rate: Option<ConnectRate>,
-    table: Mutex<Table>,
+}
+
+/// What a socket is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    /// An IPv4 address or an IPv6 /64 (its first 64 bits): one client.
+    Client(IpAddr),
+    /// An IPv6 /48 (its first 48 bits): the range its /64s share.
+    Range(Ipv6Addr),
+}
+
+/// The buckets one client's sockets count against.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    client: Bucket,
+    range: Option<Bucket>,
 }
 
 #[derive(Debug)]
 struct Table {
-    clients: HashMap<IpAddr, Usage>,
+    buckets: HashMap<Bucket, Usage>,
     sweep_at: usize,
 }
 
@@ -79,32 +134,90 @@ struct Usage {
     refilled: Instant,
 }
 
-/// One admitted socket's share of its address's limit, given back when dropped.
+/// One admitted socket's share of its client's limits (and its /48's), given back when
+/// dropped.
 #[derive(Debug)]
 pub struct ClientSlot {
     limits: Arc<ClientLimits>,
-    client: IpAddr,
+    buckets: Buckets,
 }
 
 impl ClientLimits {
-    /// Limits of at most `max_connections` sockets and `rate` upgrades per address; `None`
+    /// Limits of at most `max_connections` sockets and `rate` upgrades per client; `None`
     /// leaves that limit off.
     pub fn new(max_connections: Option<u32>, rate: Option<ConnectRate>) -> Self {
-        let table = Table { clients: HashMap::new(), sweep_at: SWEEP_AT };
-        Self { max_connections, rate, table: Mutex::new(table) }
+        let client = Limit { max_connections, rate };
+        let shares = f64::from(SHARES_PER_RANGE);
+        let range = Limit {
+            max_connections: max_connections.map(|max| max.saturating_mul(SHARES_PER_RANGE)),
+            rate: rate.map(|rate| ConnectRate {
+                per_second: rate.per_second * shares,
+                burst: rate.burst * shares,
+            }),
+        };
+        let table = Table { buckets: HashMap::new(), sweep_at: SWEEP_AT };
+        Self { client, range, table: Mutex::new(table) }
     }
 
-    /// Admits one more socket from `client` at `now`, or says which limit it is over.
+    /// Admits one more socket from `client` at `now`, or says which limit it is over. An
+    /// IPv6 client must be within both its /64's limits and its /48's, and a refusal by
+    /// either takes nothing from the other (it costs a second lookup under the same lock).
     pub fn admit(self: &Arc<Self>, client: IpAddr, now: Instant) -> Result<ClientSlot, OverLimit> {
-        let client = counted_as(client);
+        let buckets = Buckets::of(client);
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.clients.len() >= table.sweep_at {
-            table.clients.retain(|_, usage| !self.is_idle(usage, now));
-            table.sweep_at = (table.clients.len() * 2).max(SWEEP_AT);
+        if table.buckets.len() >= table.sweep_at {
+            table.buckets.retain(|bucket, usage| !self.limit(*bucket).is_idle(usage, now));
+            table.sweep_at = (table.buckets.len() * 2).max(SWEEP_AT);
         }
-        let burst = self.rate.map_or(0.0, |rate| rate.burst);
-        let usage =
-            table.clients.entry(client).or_insert(Usage { open: 0, tokens: burst, refilled: now });
+        let mut verdict = Ok(());
+        for bucket in buckets.iter() {
+            let limit = self.limit(bucket);
+            let usage = table.buckets.entry(bucket).or_insert_with(|| limit.unused(now));
+            verdict = worse(verdict, limit.check(usage, now));
+        }
+        verdict?;
+        for bucket in buckets.iter() {
+            let limit = self.limit(bucket);
+            limit.take(table.buckets.entry(bucket).or_insert_with(|| limit.unused(now)));
+        }
+        Ok(ClientSlot { limits: Arc::clone(self), buckets })
+    }
+
+    /// The limits on `bucket`.
+    fn limit(&self, bucket: Bucket) -> &Limit {
+        match bucket {
+            Bucket::Client(_) => &self.client,
+            Bucket::Range(_) => &self.range,
+        }
+    }
+
+    /// Entries (clients and IPv6 ranges) the table holds now.
+    pub fn tracked(&self) -> usize {
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).buckets.len()
+    }
+}
+
+/// The refusal that says more: too many sockets (waiting does not help until one closes),
+/// else the longer wait.
+fn worse(a: Result<(), OverLimit>, b: Result<(), OverLimit>) -> Result<(), OverLimit> {
+    match (a, b) {
+        (Err(OverLimit::TooMany), _) | (_, Err(OverLimit::TooMany)) => Err(OverLimit::TooMany),
+        (Err(OverLimit::TooFast(a)), Err(OverLimit::TooFast(b))) => {
+            Err(OverLimit::TooFast(a.max(b)))
+        }
+        (Err(refused), Ok(())) | (Ok(()), Err(refused)) => Err(refused),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+impl Limit {
+    /// What a bucket nothing has used holds at `now`.
+    fn unused(&self, now: Instant) -> Usage {
+        Usage { open: 0, tokens: self.rate.map_or(0.0, |rate| rate.burst), refilled: now }
+    }
+
+    /// Whether one more socket fits in `usage` at `now`, refilling its tokens to then.
+    fn check(&self, usage: &mut Usage, now: Instant) -> Result<(), OverLimit> {
         if self.max_connections.is_some_and(|max| usage.open >= max) {
             return Err(OverLimit::TooMany);
         }
@@ -114,15 +227,24 @@ impl ClientLimits {
             usage.refilled = now;
             if usage.tokens < 1.0 {
                 let wait = (1.0 - usage.tokens) / rate.per_second;
-                return Err(OverLimit::TooFast(Duration::from_secs_f64(wait)));
+                // The parser's bounds keep it short, but no rate, however it was made, may
+                // panic a request.
+                let wait = Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX);
+                return Err(OverLimit::TooFast(wait));
             }
+        }
+        Ok(())
+    }
+
+    /// Takes one socket's share of `usage`, once [`Limit::check`] said it fits.
+    fn take(&self, usage: &mut Usage) {
+        if self.rate.is_some() {
             usage.tokens -= 1.0;
         }
         usage.open += 1;
-        Ok(ClientSlot { limits: Arc::clone(self), client })
     }
 
-    /// Whether an address's entry carries nothing worth keeping.
+    /// Whether an entry carries nothing worth keeping.
     fn is_idle(&self, usage: &Usage, now: Instant) -> bool {
         usage.open == 0
             && self.rate.is_none_or(|rate| {
@@ -130,36 +252,45 @@ impl ClientLimits {
                 usage.tokens + elapsed * rate.per_second >= rate.burst
             })
     }
+}
 
-    /// Addresses the table holds now.
-    pub fn tracked(&self) -> usize {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).clients.len()
+impl Buckets {
+    /// An IPv4 address is its own client; an IPv6 one is its /64, within its /48.
+    fn of(client: IpAddr) -> Self {
+        match client.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let slash_64 = Ipv6Addr::from(bits & !(u128::MAX >> 64));
+                let slash_48 = Ipv6Addr::from(bits & !(u128::MAX >> 48));
+                Self {
+                    client: Bucket::Client(slash_64.into()),
+                    range: Some(Bucket::Range(slash_48)),
+                }
+            }
+            v4 => Self { client: Bucket::Client(v4), range: None },
+        }
+    }
+
+    fn iter(self) -> impl Iterator<Item = Bucket> {
+        iter::once(self.client).chain(self.range)
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         let mut table = self.limits.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(usage) = table.clients.get_mut(&self.client) {
-            usage.open = usage.open.saturating_sub(1);
+        for bucket in self.buckets.iter() {
+            if let Some(usage) = table.buckets.get_mut(&bucket) {
+                usage.open = usage.open.saturating_sub(1);
+            }
         }
-    }
-}
-
-/// The key an address is counted under: itself for IPv4, its /64 for IPv6.
-fn counted_as(client: IpAddr) -> IpAddr {
-    match client.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut octets = v6.octets();
-            octets[8..].fill(0);
-            IpAddr::from(octets)
-        }
-        v4 => v4,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ip(text: &str) -> IpAddr {
@@ -227,5 +358,115 @@ mod tests {
         for bad in ["", "0", "-1", "fast", "5/0", "5/x"] {
             assert!(bad.parse::<ConnectRate>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn absurd_rates_are_refused_naming_the_bounds() {
+        for absurd in ["1e-20", "0.0009", "1e300", "1000001", "1e-20/5", "0.0001/1000"] {
+            let error = absurd.parse::<ConnectRate>().unwrap_err();
+            assert!(error.contains("0.001") && error.contains("1000000"), "{absurd}: {error}");
+            assert!(!error.contains('\n'), "one line: {error:?}");
+        }
+        for edge in ["0.001", "1000000", "0.001/1"] {
+            assert!(edge.parse::<ConnectRate>().is_ok(), "{edge}");
+        }
+    }
+
+    #[test]
+    fn a_rate_built_past_the_bounds_waits_as_long_as_it_can_and_does_not_panic() {
+        let rate = ConnectRate { per_second: 1e-20, burst: 1.0 };
+        let limits = Arc::new(ClientLimits::new(None, Some(rate)));
+        let now = Instant::now();
+        let _first = limits.admit(ip("192.0.2.1"), now).unwrap();
+        assert_eq!(
+            limits.admit(ip("192.0.2.1"), now).unwrap_err(),
+            OverLimit::TooFast(Duration::MAX)
+        );
+    }
+
+    /// Any rate above zero, down to the smallest subnormal.
+    fn positive_rates() -> impl Strategy<Value = f64> {
+        use prop::num::f64::{NORMAL, POSITIVE, SUBNORMAL};
+        POSITIVE | NORMAL | SUBNORMAL
+    }
+
+    proptest! {
+        /// No rate and no time between two upgrades makes the wait panic.
+        #[test]
+        fn any_rate_gives_a_wait(
+            per_second in positive_rates(),
+            burst in 1.0..3.0f64,
+            after_ms in 0..u64::from(u32::MAX),
+        ) {
+            let rate = ConnectRate { per_second, burst };
+            let limits = Arc::new(ClientLimits::new(None, Some(rate)));
+            let now = Instant::now();
+            let slots: Vec<_> =
+                (0..3).filter_map(|_| limits.admit(ip("192.0.2.1"), now).ok()).collect();
+            let _ = limits.admit(ip("192.0.2.1"), now + Duration::from_millis(after_ms));
+            drop(slots);
+        }
+    }
+
+    /// An address in /64 number `subnet` of the /48 number `range`.
+    fn in_range(range: u16, subnet: u16) -> IpAddr {
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, range, subnet, 0, 0, 0, 1).into()
+    }
+
+    #[test]
+    fn the_slash_64s_of_one_slash_48_share_four_clients_sockets() {
+        let limits = Arc::new(ClientLimits::new(Some(2), None));
+        let now = Instant::now();
+        let held: Vec<_> = (0..8).map(|subnet| limits.admit(in_range(1, subnet), now)).collect();
+        assert!(held.iter().all(Result::is_ok), "4 × 2 sockets, one per /64: {held:?}");
+        let refused = limits.admit(in_range(1, 8), now);
+        assert_eq!(refused.unwrap_err(), OverLimit::TooMany, "a ninth /64 of the same /48");
+        let _other = limits.admit(in_range(2, 0), now).expect("another /48 is its own");
+        drop(held);
+        let again: Vec<_> =
+            (100..108).map(|subnet| limits.admit(in_range(1, subnet), now)).collect();
+        assert!(again.iter().all(Result::is_ok), "the /48's sockets came back: {again:?}");
+        drop(again);
+        let _one = limits.admit(in_range(1, 9), now).unwrap();
+        let _two = limits.admit(in_range(1, 9), now).unwrap();
+        let third = limits.admit(in_range(1, 9), now);
+        assert_eq!(third.unwrap_err(), OverLimit::TooMany, "the /64 keeps its own limit");
+    }
+
+    #[test]
+    fn the_slash_64s_of_one_slash_48_share_four_clients_rate() {
+        // Each /64: a token a second, a burst of 2; the /48: 4 a second, a burst of 8.
+        let rate: ConnectRate = "1/2".parse().unwrap();
+        let limits = Arc::new(ClientLimits::new(None, Some(rate)));
+        let now = Instant::now();
+        let mut slots = Vec::new();
+        for subnet in 0..4 {
+            slots.push(limits.admit(in_range(1, subnet), now).unwrap());
+            slots.push(limits.admit(in_range(1, subnet), now).unwrap());
+            // Refused by its /64, it takes nothing from the /48.
+            assert!(matches!(limits.admit(in_range(1, subnet), now), Err(OverLimit::TooFast(_))));
+        }
+        let Err(OverLimit::TooFast(wait)) = limits.admit(in_range(1, 4), now) else {
+            panic!("the /48's burst is spent")
+        };
+        assert_eq!(wait, Duration::from_millis(250), "the /48 gets a token every quarter second");
+        assert!(limits.admit(in_range(2, 0), now).is_ok(), "another /48 is its own");
+        // Refused by the /48, the fresh /64 took nothing from its own burst either.
+        let later = now + Duration::from_millis(500);
+        assert!(limits.admit(in_range(1, 4), later).is_ok());
+        assert!(limits.admit(in_range(1, 4), later).is_ok());
+        drop(slots);
+    }
+
+    #[test]
+    fn idle_ipv6_ranges_are_swept_too() {
+        let rate: ConnectRate = "10".parse().unwrap();
+        let limits = Arc::new(ClientLimits::new(Some(5), Some(rate)));
+        let start = Instant::now();
+        for i in 0..(3 * SWEEP_AT as u16) {
+            let address = in_range(i, i);
+            drop(limits.admit(address, start + Duration::from_secs(u64::from(i) * 60)));
+        }
+        assert!(limits.tracked() <= 2 * SWEEP_AT, "{} entries held", limits.tracked());
     }
 }

@@ -6,8 +6,13 @@
 //! own origin only: the `Origin`'s host and port are the request's `Host` (or, from a
 //! trusted proxy, its `X-Forwarded-Host`). A request without `Origin` is not a browser's,
 //! and the rule does not apply to it.
+//!
+//! A host is a host name or an IP literal, on both sides: an `Origin` whose host holds
+//! anything else (`#`, `?`, `\`, `%`, `@`, …, where a URL's host ends or is escaped) is
+//! no origin, so `https://evil.com#.example.com` cannot pass for a subdomain of
+//! `example.com`, and a list entry that is not one is a configuration error.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, net::Ipv6Addr, str::FromStr};
 
 /// The configured rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,12 +49,7 @@ impl Origin {
     pub fn parse(raw: &str) -> Option<Self> {
         let (scheme, authority) = raw.trim().split_once("://")?;
         let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" | "ws" => 80,
-            "https" | "wss" => 443,
-            _ => return None,
-        };
-        let (host, port) = split_authority(authority, default_port)?;
+        let (host, port) = split_authority(authority, default_port(&scheme)?)?;
         Some(Self { scheme, host, port })
     }
 }
@@ -60,17 +60,57 @@ impl fmt::Display for Origin {
     }
 }
 
-/// `host[:port]` → (lowercase host, port), `default_port` when none is written. Brackets
-/// around an IPv6 host are kept, so `[::1]:80` and `[::1]` compare as hosts.
-fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if authority.is_empty() || authority.contains(['/', '@', ' ']) {
-        return None;
+/// The port a scheme an origin may have implies.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
     }
+}
+
+/// `host[:port]` → (lowercase host, port), `default_port` when none is written; `None`
+/// unless the host [`is_host`] and the port is digits. Brackets around an IPv6 host are
+/// kept, so `[::1]:80` and `[::1]` compare as hosts.
+fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
+        Some((host, port)) if !port.contains(']') => {
+            // `u16`'s parser would take `+443` too.
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (host, port.parse().ok()?)
+        }
         _ => (authority, default_port),
     };
-    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+    let host = host.to_ascii_lowercase();
+    is_host(&host).then_some((host, port))
+}
+
+/// Whether `host` is one a browser writes in an origin: a host name ([`is_host_name`]; an
+/// IPv4 address is one too) or a bracketed IPv6 address.
+fn is_host(host: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(literal) => literal.strip_suffix(']').is_some_and(|v6| v6.parse::<Ipv6Addr>().is_ok()),
+        None => is_host_name(host),
+    }
+}
+
+/// Whether `name` is a DNS host name: labels of 1 to 63 letters, digits and hyphens,
+/// joined by dots, at most 253 characters, with at most one trailing dot.
+///
+/// The trailing dot (an absolute name) is kept, not dropped: to a browser
+/// `https://x.example.com.` is another origin than `https://x.example.com`, with its own
+/// storage, so it matches neither `https://x.example.com` nor `*.example.com`, only an
+/// entry written with the dot (`*.example.com.`). Refusing a page that was not listed as
+/// written is the safe side of the choice.
+fn is_host_name(name: &str) -> bool {
+    let relative = name.strip_suffix('.').unwrap_or(name);
+    relative.len() <= 253
+        && relative.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 impl FromStr for AllowedOrigins {
@@ -99,13 +139,15 @@ impl OriginPattern {
             None => (None, entry),
         };
         if let Some(suffix) = rest.strip_prefix("*.") {
-            if suffix.is_empty() || suffix.contains(['*', '/', ':']) {
-                return Err(format!("{entry:?}: a pattern is *.domain, such as *.example.com"));
+            let suffix = suffix.to_ascii_lowercase();
+            let known_scheme = scheme.as_deref().is_none_or(|s| default_port(s).is_some());
+            if !known_scheme || !is_host_name(&suffix) {
+                return Err(format!(
+                    "{entry:?}: a pattern is *.domain with a host name for domain, such as \
+                     *.example.com or https://*.example.com"
+                ));
             }
-            return Ok(Self::Subdomains {
-                scheme,
-                suffix: format!(".{}", suffix.to_ascii_lowercase()),
-            });
+            return Ok(Self::Subdomains { scheme, suffix: format!(".{suffix}") });
         }
         Origin::parse(entry).map(Self::Exact).ok_or_else(|| {
             format!("{entry:?} is not an origin such as https://app.example.com or *.example.com")
@@ -147,6 +189,8 @@ impl AllowedOrigins {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -182,6 +226,102 @@ mod tests {
         assert_eq!("".parse::<AllowedOrigins>().unwrap(), AllowedOrigins::SameOrigin);
         for bad in ["example.com", "ftp://x.org", "*.", "https://*.a/b", "http://"] {
             assert!(bad.parse::<AllowedOrigins>().is_err(), "{bad}");
+        }
+    }
+
+    /// Characters no host name or IP literal holds (`:` is left out: it ends the host).
+    const NOT_IN_A_HOST: &[char] = &[
+        '#', '?', '\\', '@', '%', '/', ' ', '\t', '_', '[', ']', '*', ',', ';', '!', '$', '&',
+        '\'', '(', ')', '+', '=', '~', '`', '"', '<', '>', '^', '{', '}', '|', '\0', 'é', 'ß',
+    ];
+
+    #[test]
+    fn a_host_with_characters_no_host_has_is_not_a_subdomain() {
+        let rule: AllowedOrigins = "*.example.com".parse().unwrap();
+        let long_label = format!("https://{}.example.com", "a".repeat(64));
+        for forged in [
+            "https://evil.com#.example.com",
+            "https://evil.com?.example.com",
+            "https://evil.com\\.example.com",
+            "https://user@x.example.com",
+            "https://evil.com%23.example.com",
+            "https://evil.com/.example.com",
+            "https://evil_com.example.com",
+            "https://x..example.com",
+            "https://[::1].example.com",
+            "https://x.example.com:+443",
+            "https://x.example.com:",
+            &long_label,
+        ] {
+            assert!(!rule.allows(Some(forged), Some("ws.example.org")), "{forged}");
+        }
+        assert!(rule.allows(Some("https://X.Example.COM"), Some("ws.example.org")), "case");
+        assert!(rule.allows(Some("https://x-1.example.com:8443"), Some("ws.example.org")));
+    }
+
+    #[test]
+    fn a_trailing_dot_is_another_origin_unless_listed_with_one() {
+        let rule: AllowedOrigins = "*.example.com, https://app.example.org".parse().unwrap();
+        assert!(!rule.allows(Some("https://x.example.com."), Some("ws.example.net")));
+        assert!(!rule.allows(Some("https://app.example.org."), Some("ws.example.net")));
+        let absolute: AllowedOrigins = "*.example.com.".parse().unwrap();
+        assert!(absolute.allows(Some("https://x.example.com."), Some("ws.example.net")));
+        let own = AllowedOrigins::SameOrigin;
+        assert!(own.allows(Some("https://ws.example.net."), Some("ws.example.net.")));
+    }
+
+    #[test]
+    fn ip_literals_are_hosts() {
+        let rule: AllowedOrigins = "http://127.0.0.1:8080, http://[::1]:8080".parse().unwrap();
+        assert!(rule.allows(Some("http://127.0.0.1:8080"), Some("x")));
+        assert!(rule.allows(Some("http://[::1]:8080"), Some("x")));
+        assert!(!rule.allows(Some("http://[::1]:8081"), Some("x")));
+        assert!(!rule.allows(Some("http://[::1"), Some("x")));
+        assert!(!rule.allows(Some("http://[example.com]:8080"), Some("x")));
+    }
+
+    #[test]
+    fn list_entries_must_be_host_names() {
+        for bad in [
+            "*.exa#mple.com",
+            "*.example.com?",
+            "*.ex ample.com",
+            "*.ex%41mple.com",
+            "https://*.a\\b",
+            "*.user@example.com",
+            "*.a..b",
+            "*.example.com:443",
+            "https://app.example.com#x",
+            "https://app.example.com?",
+            "ftp://*.example.com",
+        ] {
+            assert!(bad.parse::<AllowedOrigins>().is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// `https://S.example.com` with a character no host has in S never passes for a
+        /// subdomain, whatever else S holds.
+        #[test]
+        fn a_character_no_host_has_never_passes_for_a_subdomain(
+            before in ".{0,12}",
+            forbidden in prop::sample::select(NOT_IN_A_HOST),
+            after in ".{0,12}",
+        ) {
+            let rule: AllowedOrigins = "*.example.com".parse().unwrap();
+            let origin = format!("https://{before}{forbidden}{after}.example.com");
+            prop_assert!(!rule.allows(Some(&origin), Some("ws.example.org")), "{}", origin);
+        }
+
+        /// What passes for a subdomain is made of a host name's characters.
+        #[test]
+        fn only_host_names_pass_for_a_subdomain(name in ".{0,24}") {
+            let rule: AllowedOrigins = "*.example.com".parse().unwrap();
+            let origin = format!("https://{name}.example.com");
+            if rule.allows(Some(&origin), Some("ws.example.org")) {
+                let host_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+                prop_assert!(name.chars().all(host_name), "{}", origin);
+            }
         }
     }
 }

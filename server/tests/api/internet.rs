@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wstime_cluster::tls::Certificates;
 
 use crate::helpers::{
-    good_handshake_headers, handshake_request, raw_exchange, within, RawResponse, TestServer,
+    assert_one_line_error, good_handshake_headers, handshake_request, raw_exchange, run_failing,
+    within, RawResponse, TestServer,
 };
 
 /// An upgrade to `server` with extra `headers` (each ending in CRLF), as a raw exchange.
@@ -245,4 +246,73 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
     let (other, _c) = upgrade_from([127, 0, 0, 3], lb, "lb-4").await;
     assert_eq!((first, second, third, other), (101, 101, 429, 101));
     cluster.stop();
+}
+
+/// An upgrade to `server` with extra `headers`, with its stream: a socket counts against
+/// its client only while it is open.
+async fn upgrade_holding(
+    server: &TestServer,
+    id: &str,
+    headers: &str,
+) -> (RawResponse, tokio::net::TcpStream) {
+    let all = format!("{}{headers}", good_handshake_headers("websocket"));
+    let request = handshake_request(server.port, &format!("/?id={id}"), &all);
+    raw_exchange(server.port, request.as_bytes()).await
+}
+
+#[actix_web::test]
+async fn a_client_cannot_pass_for_another_by_writing_its_own_x_forwarded_for() {
+    let server = TestServer::builder()
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("MAX_CONNECTIONS_PER_CLIENT", "1")
+        .start();
+    // The proxy appends what it saw (FORGED stands for whatever the client sent before it):
+    // each way of writing it is one client, whose second socket is refused.
+    let mut held = Vec::new();
+    for (i, proxy_wrote) in [
+        "X-Forwarded-For: FORGED, 203.0.113.7:4444",
+        "X-Forwarded-For: FORGED, [2001:db8::1]:4444",
+        "X-Forwarded-For: FORGED\r\nX-Forwarded-For: 203.0.113.8:4444",
+        "X-Forwarded-For: FORGED, unknown",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let first = format!("{}\r\n", proxy_wrote.replace("FORGED", "198.51.100.1"));
+        let (response, stream) = upgrade_holding(&server, &format!("xff-{i}-a"), &first).await;
+        assert_eq!(response.status, 101, "{proxy_wrote}: {response:?}");
+        held.push(stream);
+        let second = format!("{}\r\n", proxy_wrote.replace("FORGED", "198.51.100.2"));
+        let (response, _) = upgrade_holding(&server, &format!("xff-{i}-b"), &second).await;
+        assert_eq!(response.status, 429, "{proxy_wrote}: another forged entry: {response:?}");
+    }
+}
+
+#[test]
+fn an_absurd_connect_rate_is_a_one_line_error() {
+    for absurd in ["1e-20", "1e300"] {
+        let (status, stderr) = run_failing(&[("PORT", "0"), ("CONNECT_RATE_PER_CLIENT", absurd)]);
+        assert_ne!(status, Some(0), "{absurd}");
+        assert_one_line_error(&stderr, "from 0.001 to 1000000");
+    }
+}
+
+#[actix_web::test]
+async fn an_origin_whose_host_is_no_host_name_is_not_a_listed_subdomain() {
+    let server = TestServer::builder().env("ALLOWED_ORIGINS", "*.example.com").start();
+    let partner = upgrade_with(&server, "sub", "Origin: https://app.example.com\r\n").await;
+    assert_eq!(partner.status, 101);
+    for (i, forged) in [
+        "https://evil.com#.example.com",
+        "https://evil.com?.example.com",
+        "https://evil.com\\.example.com",
+        "https://evil.com%23.example.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let origin = format!("Origin: {forged}\r\n");
+        let refused = upgrade_with(&server, &format!("forged-{i}"), &origin).await;
+        assert_eq!(refused.status, 403, "{forged}: {refused:?}");
+    }
 }
