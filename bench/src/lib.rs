@@ -11,7 +11,8 @@
 //! - [`servers`]: the servers measured, wstime and the post's Node server.
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
-//! - [`report`]: the Markdown summary and the SVG charts.
+//! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
+//!   and SVG charts.
 
 pub mod clients;
 pub mod generators;
