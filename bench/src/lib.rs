@@ -10,11 +10,13 @@
 //! - [`node`]: finding Node.js and installing the Node parts' locked dependencies.
 //! - [`servers`]: the servers measured, wstime and the post's Node server.
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
+//! - [`cluster`]: the failover and scale-out runs' cluster, behind HAProxy with Redis.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
 //!   and SVG charts.
 
 pub mod clients;
+pub mod cluster;
 pub mod generators;
 pub mod lateness;
 pub mod node;

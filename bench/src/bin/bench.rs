@@ -23,12 +23,13 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
     clients::Client,
+    cluster::BenchCluster,
     generators,
     node::Node,
     proc,
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
     results::SteadyResult,
-    scale_out::{BenchCluster, ScaleOut},
+    scale_out::ScaleOut,
     servers::Server,
 };
 use wstime_cluster::{tls::Certificates, InstanceSpec};

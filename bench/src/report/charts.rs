@@ -4,8 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Report, SteadyRow, LOADGEN};
-use crate::scale_out::ScaleOutRow;
+use super::{Report, ScaleOutRow, SteadyRow, LOADGEN};
 
 /// Memory per connection, CPU per tick and p99 lateness against connections, a line per
 /// server.

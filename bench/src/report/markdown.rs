@@ -2,8 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, SteadyRow, LOADGEN};
-use crate::scale_out::ScaleOutRow;
+use super::{Report, ScaleOutRow, SteadyRow, LOADGEN};
 
 /// The whole summary: each experiment's section, in the order they ran.
 pub(super) fn render(report: &Report) -> String {

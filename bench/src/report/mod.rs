@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     results::{FailoverResult, SteadyResult},
-    scale_out::ScaleOutRow,
     stats::Summary,
 };
 
@@ -66,6 +65,25 @@ pub struct SyscallRow {
     pub socket_writes: u64,
     /// Every write-family call, by call and what it wrote to (`sendto TCP`, `write eventfd`).
     pub write_calls: Vec<(String, u64)>,
+}
+
+/// The scale-out run, measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleOutRow {
+    pub clients: usize,
+    /// Seconds since the third instance started, and each instance's connections then.
+    pub samples: Vec<(f64, [u64; 3])>,
+    /// When every instance was first within
+    /// [`BALANCED_WITHIN`](crate::scale_out::BALANCED_WITHIN) of the mean (seconds after the
+    /// third started); `None` if never within the watch.
+    pub balanced_after_secs: Option<f64>,
+    /// The highest load any instance reported while watched, and the threshold it stays
+    /// under to be healthy.
+    pub peak_load: f64,
+    pub healthy_below: f64,
+    /// The clients' view: those moved (`affected`), resumed or restarted, and their gaps.
+    pub moved: FailoverResult,
+    pub gap_ms: Summary,
 }
 
 /// Everything a `make bench` run measured.
