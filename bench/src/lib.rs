@@ -8,8 +8,10 @@
 //! - [`generators`]: running client processes and reading what they report.
 //! - [`results`]: what a load generator reports, shared by both binaries.
 //! - [`node`]: finding Node.js and installing the Node parts' locked dependencies.
+//! - [`machine`]: where and when a run happened.
 //! - [`servers`]: the servers measured, wstime and the post's Node server.
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
+//! - [`setup`]: what the experiments start, as the command line gave it.
 //! - [`cluster`]: the failover and scale-out runs' cluster, behind HAProxy with Redis.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
@@ -19,10 +21,12 @@ pub mod clients;
 pub mod cluster;
 pub mod generators;
 pub mod lateness;
+pub mod machine;
 pub mod node;
 pub mod proc;
 pub mod report;
 pub mod results;
 pub mod scale_out;
 pub mod servers;
+pub mod setup;
 pub mod stats;

@@ -23,19 +23,16 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
     clients::Client,
-    cluster::BenchCluster,
-    generators,
-    node::Node,
+    generators, machine,
+    node::NodeParts,
     proc,
     report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
     results::SteadyResult,
     scale_out::ScaleOut,
     servers::Server,
+    setup::Setup,
 };
 use wstime_cluster::{tls::Certificates, InstanceSpec};
-
-/// The server's log filter: start-up lines, but not one line per connect.
-const QUIET: &str = "info,wstime_server::upgrade=warn";
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-bench", about)]
@@ -98,24 +95,21 @@ struct Args {
     out: PathBuf,
 }
 
-/// The Node parts of the benchmark, when this machine has Node.
-struct NodeParts {
-    version: String,
-    /// The post's server.
-    peer: Server,
-    /// The independent client.
-    client: Client,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Children inherit the limit: the post's server, unlike ours, does not raise its own.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let started = Instant::now();
-    let node = node_parts(&args)?;
+    let setup = Setup {
+        server_bin: args.server_bin.clone(),
+        loadgen_bin: args.loadgen_bin.clone(),
+        static_dir: args.static_dir.clone(),
+        haproxy_config: args.haproxy_config.clone(),
+    };
+    let node = NodeParts::install(&args.node, &args.node_peer_dir, &args.node_client_dir)?;
     let mut report = Report {
-        machine: machine(),
-        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        machine: machine::description(),
+        date: machine::date(),
         node: node.as_ref().map(|n| n.version.clone()),
         steady: Vec::new(),
         syscalls: None,
@@ -123,8 +117,8 @@ fn main() -> anyhow::Result<()> {
         failover: Vec::new(),
         scale_out: None,
     };
-    let wstime = Server::Wstime(wstime_spec(&args));
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
+    let wstime = Server::Wstime(setup.wstime());
+    let loadgen = setup.loadgen();
     let peer = node.as_ref().map(|n| &n.peer);
     for &size in &args.sizes {
         for server in std::iter::once(&wstime).chain(peer) {
@@ -140,7 +134,7 @@ fn main() -> anyhow::Result<()> {
     }
     if args.tls_size > 0 {
         let certificate = Certificates::loopback()?;
-        let mut spec = wstime_spec(&args);
+        let mut spec = setup.wstime();
         spec.env.push(("TLS_CERT".into(), certificate.cert.display().to_string()));
         spec.env.push(("TLS_KEY".into(), certificate.key.display().to_string()));
         let tls = Server::WstimeTls { spec, ca: certificate.ca.clone() };
@@ -148,19 +142,19 @@ fn main() -> anyhow::Result<()> {
     }
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
     if args.metrics_cost_pairs > 0 && largest > 0 {
-        report.metrics_cost = metrics_cost(&args, &loadgen, largest)?;
+        report.metrics_cost = metrics_cost(&args, &setup, &loadgen, largest)?;
     }
     if args.strace_connections > 0 {
-        let row = syscalls(&args)?;
+        let row = syscalls(&args, &setup)?;
         eprintln!("wstime-bench: {} socket writes for {} ticks", row.socket_writes, row.ticks);
         report.syscalls = Some(row);
     }
     if args.failover_clients > 0 {
-        report.failover = failover(&args)?;
+        report.failover = failover(&args, &setup)?;
     }
     if args.scale_out_clients > 0 {
         let scale_out = ScaleOut {
-            cluster: bench_cluster(&args),
+            cluster: setup.cluster(),
             loadgen_bin: args.loadgen_bin.clone(),
             clients: args.scale_out_clients,
             watch: Duration::from_secs_f64(args.scale_out_secs),
@@ -185,64 +179,6 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
-}
-
-/// Finds Node and installs the post's server and the independent client; `None`, having
-/// said so, when there is no Node.
-fn node_parts(args: &Args) -> anyhow::Result<Option<NodeParts>> {
-    let Some(node) = Node::find(&args.node) else {
-        eprintln!(
-            "wstime-bench: no Node.js ({:?} not found): measuring wstime alone, without the post's \
-             server and the independent client",
-            args.node
-        );
-        return Ok(None);
-    };
-    node.install(&args.node_peer_dir)?;
-    node.install(&args.node_client_dir)?;
-    let absolute = |dir: &PathBuf| std::path::absolute(dir).context("the current directory");
-    Ok(Some(NodeParts {
-        peer: Server::Node { binary: node.binary.clone(), dir: absolute(&args.node_peer_dir)? },
-        client: Client::NodeWs {
-            binary: node.binary.clone(),
-            script: absolute(&args.node_client_dir)?.join("client.js"),
-        },
-        version: node.version,
-    }))
-}
-
-fn machine() -> String {
-    format!(
-        "{} cores, {}, {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        command_output("uname", &["-sr"]),
-        command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).trim()
-    )
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// A release server, as the steady benchmarks run it.
-fn wstime_spec(args: &Args) -> InstanceSpec {
-    InstanceSpec {
-        binary: args.server_bin.clone(),
-        static_dir: args.static_dir.clone(),
-        // The generators open thousands of sockets a second from eight addresses: the
-        // per-client limits, which guard admission, are off for the steady state.
-        env: vec![
-            ("RUST_LOG".into(), QUIET.into()),
-            ("MAX_CONNECTIONS".into(), "19000".into()),
-            ("MAX_CONNECTIONS_PER_CLIENT".into(), "0".into()),
-            ("CONNECT_RATE_PER_CLIENT".into(), "0".into()),
-        ],
-        echo: false,
-    }
 }
 
 /// Measures `server` holding `size` connections from `client`.
@@ -325,7 +261,12 @@ fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow:
 /// The tick's cost with and without the per-tick metrics: `metrics_cost_pairs` pairs of
 /// runs at `size`, interleaved so that the machine's drift falls on both alike. Skipped,
 /// having said so, when the server without them was not built.
-fn metrics_cost(args: &Args, loadgen: &Client, size: usize) -> anyhow::Result<Vec<SteadyRow>> {
+fn metrics_cost(
+    args: &Args,
+    setup: &Setup,
+    loadgen: &Client,
+    size: usize,
+) -> anyhow::Result<Vec<SteadyRow>> {
     if !args.without_tick_metrics_bin.exists() {
         eprintln!(
             "wstime-bench: no {} (make bench builds it): not measuring what the metrics cost",
@@ -333,10 +274,10 @@ fn metrics_cost(args: &Args, loadgen: &Client, size: usize) -> anyhow::Result<Ve
         );
         return Ok(Vec::new());
     }
-    let with = Server::Wstime(wstime_spec(args));
+    let with = Server::Wstime(setup.wstime());
     let without = Server::WstimeWithoutTickMetrics(InstanceSpec {
         binary: args.without_tick_metrics_bin.clone(),
-        ..wstime_spec(args)
+        ..setup.wstime()
     });
     let mut rows = Vec::new();
     for _ in 0..args.metrics_cost_pairs {
@@ -350,11 +291,11 @@ fn metrics_cost(args: &Args, loadgen: &Client, size: usize) -> anyhow::Result<Ve
 /// Counts the server's write calls per tick under `strace -f` in a steady window, by what
 /// they wrote to: only writes to TCP sockets are a tick's cost (the event loop's own
 /// wake-ups write to an eventfd).
-fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
+fn syscalls(args: &Args, setup: &Setup) -> anyhow::Result<SyscallRow> {
     let connections = args.strace_connections;
-    let instance = Server::Wstime(wstime_spec(args)).start()?;
+    let instance = Server::Wstime(setup.wstime()).start()?;
     let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
+    let loadgen = setup.loadgen();
     let flags = ["--warmup-secs", "0", "--hold-secs", "8"];
     let (mut processes, _) = generators::start(&loadgen, &url, connections, "strace", &flags)?;
     // Attach once every socket is open, so only steady-state ticks are counted.
@@ -419,20 +360,10 @@ fn write_call(line: &str) -> Option<WriteCall> {
     })
 }
 
-/// The failover runs' and the scale-out's cluster.
-fn bench_cluster(args: &Args) -> BenchCluster {
-    BenchCluster {
-        server_bin: args.server_bin.clone(),
-        static_dir: args.static_dir.clone(),
-        haproxy_config: args.haproxy_config.clone(),
-        env: vec![("RUST_LOG".into(), QUIET.into())],
-    }
-}
-
-fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
-    let mut cluster = bench_cluster(args).start(3, 0)?;
+fn failover(args: &Args, setup: &Setup) -> anyhow::Result<Vec<FailoverRow>> {
+    let mut cluster = setup.cluster().start(3, 0)?;
     let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
+    let loadgen = setup.loadgen();
     let mut rows = Vec::new();
     for (run, (signal, node)) in [("KILL", 0), ("TERM", 1)].into_iter().enumerate() {
         let hold = format!("{}", 3.0 + args.failover_secs);
