@@ -13,6 +13,8 @@
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
 //! - [`setup`]: what the experiments start, as the command line gave it.
 //! - [`cluster`]: the failover and scale-out runs' cluster, behind HAProxy with Redis.
+//! - [`steady`]: steady load, one server holding connections, measured over a window.
+//! - [`metrics_cost`]: the tick's cost with and without the per-tick metrics.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
 //!   and SVG charts.
@@ -22,6 +24,7 @@ pub mod cluster;
 pub mod generators;
 pub mod lateness;
 pub mod machine;
+pub mod metrics_cost;
 pub mod node;
 pub mod proc;
 pub mod report;
@@ -30,3 +33,4 @@ pub mod scale_out;
 pub mod servers;
 pub mod setup;
 pub mod stats;
+pub mod steady;

@@ -22,17 +22,16 @@ use std::{
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
-    clients::Client,
     generators, machine,
+    metrics_cost::MetricsCost,
     node::NodeParts,
-    proc,
-    report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
+    report::{self, FailoverRow, Report, SyscallRow},
     results::SteadyResult,
     scale_out::ScaleOut,
     servers::Server,
     setup::Setup,
+    steady::Steady,
 };
-use wstime_cluster::{tls::Certificates, InstanceSpec};
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-bench", about)]
@@ -117,32 +116,23 @@ fn main() -> anyhow::Result<()> {
         failover: Vec::new(),
         scale_out: None,
     };
-    let wstime = Server::Wstime(setup.wstime());
-    let loadgen = setup.loadgen();
-    let peer = node.as_ref().map(|n| &n.peer);
-    for &size in &args.sizes {
-        for server in std::iter::once(&wstime).chain(peer) {
-            report.steady.push(steady(&args, server, &loadgen, size)?);
-        }
-    }
-    let independent_size =
-        args.independent_size.unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(0));
-    if let (Some(node), true) = (&node, independent_size > 0) {
-        for server in [&wstime, &node.peer] {
-            report.steady.push(steady(&args, server, &node.client, independent_size)?);
-        }
-    }
-    if args.tls_size > 0 {
-        let certificate = Certificates::loopback()?;
-        let mut spec = setup.wstime();
-        spec.env.push(("TLS_CERT".into(), certificate.cert.display().to_string()));
-        spec.env.push(("TLS_KEY".into(), certificate.key.display().to_string()));
-        let tls = Server::WstimeTls { spec, ca: certificate.ca.clone() };
-        report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
-    }
+    let window = Duration::from_secs_f64(args.window_secs);
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    let steady = Steady {
+        sizes: args.sizes.clone(),
+        independent_size: args.independent_size.unwrap_or(largest),
+        tls_size: args.tls_size,
+        window,
+    };
+    report.steady = steady.run(&setup, node.as_ref())?;
     if args.metrics_cost_pairs > 0 && largest > 0 {
-        report.metrics_cost = metrics_cost(&args, &setup, &loadgen, largest)?;
+        let metrics_cost = MetricsCost {
+            without_tick_metrics_bin: args.without_tick_metrics_bin.clone(),
+            pairs: args.metrics_cost_pairs,
+            size: largest,
+            window,
+        };
+        report.metrics_cost = metrics_cost.run(&setup)?;
     }
     if args.strace_connections > 0 {
         let row = syscalls(&args, &setup)?;
@@ -179,113 +169,6 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
-}
-
-/// Measures `server` holding `size` connections from `client`.
-fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow::Result<SteadyRow> {
-    let instance = server.start()?;
-    let pid = instance.process.pid();
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_idle = proc::rss_bytes(pid)?;
-    // Measure only once every generator is connected: a generator still opening
-    // connections keeps the server busy with handshakes, which is not the steady state.
-    let settle = 2.0;
-    let hold = format!("{}", args.window_secs + 1.0);
-    let url = server.url(instance.port);
-    let mut flags: Vec<String> =
-        ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold]
-            .map(str::to_owned)
-            .to_vec();
-    flags.extend(server.client_flags());
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (mut processes, connect_secs) = generators::start(client, &url, size, "steady", &flags)?;
-    for process in &mut processes {
-        process.signal("USR1")?;
-    }
-    std::thread::sleep(Duration::from_secs_f64(settle));
-    let (cpu_before, stolen_before) = (proc::cpu_time(pid)?, proc::stolen_us()?);
-    let pressure_before = proc::cpu_pressure_us();
-    let window_start = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(args.window_secs));
-    let (cpu_after, stolen_after) = (proc::cpu_time(pid)?, proc::stolen_us()?);
-    let pressure_after = proc::cpu_pressure_us();
-    let window = window_start.elapsed().as_secs_f64();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let rss_loaded = proc::rss_bytes(pid)?;
-
-    let mut load = SteadyResult { connections: size, ..Default::default() };
-    for process in &mut processes {
-        let part: SteadyResult = generators::result(process, Duration::from_secs(60))?;
-        load.failed_connects += part.failed_connects;
-        load.out_of_order += part.out_of_order;
-        load.ticks += part.ticks;
-        load.dropped += part.dropped;
-        // Percentiles cannot be merged exactly: report the worst generator's.
-        load.lateness_ms = load.lateness_ms.worst(&part.lateness_ms);
-        load.schedule_lateness_ms = load.schedule_lateness_ms.worst(&part.schedule_lateness_ms);
-    }
-    load.connect_secs = connect_secs;
-    let ticks = size as f64 * window;
-    let row = SteadyRow {
-        server: server.label().into(),
-        client: client.label().into(),
-        connections: size,
-        connect_rate: size as f64 / connect_secs.max(0.001),
-        rss_per_connection_kb: rss_loaded.saturating_sub(rss_idle) as f64 / size as f64 / 1000.0,
-        rss_idle_mb: rss_idle as f64 / 1e6,
-        user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
-        kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
-        stolen_percent: (stolen_after - stolen_before) as f64 / (window * 1e6 * cores) * 100.0,
-        cpu_pressure_percent: pressure_before
-            .zip(pressure_after)
-            .map(|(before, after)| (after - before) as f64 / (window * 1e6) * 100.0),
-        load,
-    };
-    eprintln!(
-        "wstime-bench: {} with {}, {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, \
-         p99 lateness {:.1} ms by interval, {:.1} ms by schedule, {:.1}% CPU stolen, \
-         CPU pressure {}",
-        row.server,
-        row.client,
-        row.rss_per_connection_kb,
-        row.user_us_per_tick,
-        row.kernel_us_per_tick,
-        row.load.lateness_ms.p99,
-        row.load.schedule_lateness_ms.p99,
-        row.stolen_percent,
-        report::percent(row.cpu_pressure_percent)
-    );
-    Ok(row)
-}
-
-/// The tick's cost with and without the per-tick metrics: `metrics_cost_pairs` pairs of
-/// runs at `size`, interleaved so that the machine's drift falls on both alike. Skipped,
-/// having said so, when the server without them was not built.
-fn metrics_cost(
-    args: &Args,
-    setup: &Setup,
-    loadgen: &Client,
-    size: usize,
-) -> anyhow::Result<Vec<SteadyRow>> {
-    if !args.without_tick_metrics_bin.exists() {
-        eprintln!(
-            "wstime-bench: no {} (make bench builds it): not measuring what the metrics cost",
-            args.without_tick_metrics_bin.display()
-        );
-        return Ok(Vec::new());
-    }
-    let with = Server::Wstime(setup.wstime());
-    let without = Server::WstimeWithoutTickMetrics(InstanceSpec {
-        binary: args.without_tick_metrics_bin.clone(),
-        ..setup.wstime()
-    });
-    let mut rows = Vec::new();
-    for _ in 0..args.metrics_cost_pairs {
-        for server in [&with, &without] {
-            rows.push(steady(args, server, loadgen, size)?);
-        }
-    }
-    Ok(rows)
 }
 
 /// Counts the server's write calls per tick under `strace -f` in a steady window, by what
