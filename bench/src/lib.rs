@@ -15,12 +15,15 @@
 //! - [`cluster`]: the failover and scale-out runs' cluster, behind HAProxy with Redis.
 //! - [`steady`]: steady load, one server holding connections, measured over a window.
 //! - [`metrics_cost`]: the tick's cost with and without the per-tick metrics.
+//! - [`syscalls`]: a tick's write calls, counted under `strace -f`.
+//! - [`failover`]: one instance of the cluster lost, by SIGKILL and by SIGTERM.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
 //!   and SVG charts.
 
 pub mod clients;
 pub mod cluster;
+pub mod failover;
 pub mod generators;
 pub mod lateness;
 pub mod machine;
@@ -34,3 +37,4 @@ pub mod servers;
 pub mod setup;
 pub mod stats;
 pub mod steady;
+pub mod syscalls;
