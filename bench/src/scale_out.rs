@@ -65,7 +65,7 @@ impl ScaleOut {
         let moved = generators::failover_results(&mut processes, limit)?;
         cluster.stop();
         let gap_ms = Summary::of(moved.gap_ms.clone());
-        Ok(ScaleOutRow {
+        let row = ScaleOutRow {
             clients: self.clients,
             samples,
             balanced_after_secs,
@@ -73,7 +73,18 @@ impl ScaleOut {
             healthy_below,
             moved,
             gap_ms,
-        })
+        };
+        eprintln!(
+            "wstime-bench: scale-out: {} moved, balanced after {:?} s, {} resumed, {} restarted, \
+             longest gap {:.0} ms, peak load {:.2}",
+            row.moved.affected,
+            row.balanced_after_secs,
+            row.moved.resumed,
+            row.moved.restarted,
+            row.gap_ms.max,
+            row.peak_load
+        );
+        Ok(row)
     }
 }
 

@@ -1,17 +1,7 @@
-//! wstime-bench: the benchmark driver behind `make bench`.
-//!
-//! Steady load: for each size, a fresh release `wstime-server`, N connections from
-//! `wstime-loadgen` processes (at most 8,000 each, spread over 127.0.0.2–9), then the
-//! server's resident memory per connection and CPU per tick over a steady window, and the
-//! generators' tick lateness; then the same for the post's Node server (`bench/node-peer`).
-//! At the largest size both servers are measured once more with the independent Node client
-//! (`bench/node-client`) holding the connections. Without `node` on the machine, wstime is
-//! measured alone. wstime is also measured serving TLS itself (`wss://`, with a certificate
-//! made at start) at one size. Then a small run under `strace -c -f` counts write calls per
-//! tick.
-//! Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave like
-//! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed. Scale-out:
-//! clients on two instances, then a third starts, and rebalancing moves a third of them.
+//! wstime-bench: the benchmark driver behind `make bench`. It reads its flags, runs the
+//! library's experiments in order (steady load, what the per-tick metrics cost, write calls
+//! per tick, failover, scale-out; the crate's map says what each measures) and writes the
+//! report.
 
 use std::{
     path::PathBuf,
@@ -150,18 +140,7 @@ fn main() -> anyhow::Result<()> {
             clients: args.scale_out_clients,
             watch: Duration::from_secs_f64(args.scale_out_secs),
         };
-        let row = scale_out.run()?;
-        eprintln!(
-            "wstime-bench: scale-out: {} moved, balanced after {:?} s, {} resumed, {} restarted, \
-             longest gap {:.0} ms, peak load {:.2}",
-            row.moved.affected,
-            row.balanced_after_secs,
-            row.moved.resumed,
-            row.moved.restarted,
-            row.gap_ms.max,
-            row.peak_load
-        );
-        report.scale_out = Some(row);
+        report.scale_out = Some(scale_out.run()?);
     }
     report::write(&report, &args.out)?;
     eprintln!(
