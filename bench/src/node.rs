@@ -1,5 +1,5 @@
 //! Node.js for the benchmark's Node parts (the post's server and the independent client):
-//! finding it, and installing a package's locked dependencies.
+//! finding it, installing a package's locked dependencies, and the parts ready to run.
 
 use std::{
     path::{Path, PathBuf},
@@ -7,6 +7,8 @@ use std::{
 };
 
 use anyhow::{bail, Context as _};
+
+use crate::{clients::Client, servers::Server};
 
 /// A Node.js found on this machine.
 #[derive(Debug, Clone)]
@@ -57,5 +59,40 @@ impl Node {
             bail!("npm ci in {} failed ({status})", dir.display());
         }
         Ok(())
+    }
+}
+
+/// The Node parts of the benchmark, when this machine has Node.
+pub struct NodeParts {
+    /// What `node --version` says, for the report.
+    pub version: String,
+    /// The post's server.
+    pub peer: Server,
+    /// The independent client.
+    pub client: Client,
+}
+
+impl NodeParts {
+    /// Finds `node` (see [`Node::find`]) and installs the post's server in `peer_dir` and the
+    /// independent client in `client_dir`; `None`, having said so, when there is no Node.
+    pub fn install(node: &str, peer_dir: &Path, client_dir: &Path) -> anyhow::Result<Option<Self>> {
+        let Some(found) = Node::find(node) else {
+            eprintln!(
+                "wstime-bench: no Node.js ({node:?} not found): measuring wstime alone, without \
+                 the post's server and the independent client"
+            );
+            return Ok(None);
+        };
+        found.install(peer_dir)?;
+        found.install(client_dir)?;
+        let absolute = |dir: &Path| std::path::absolute(dir).context("the current directory");
+        Ok(Some(Self {
+            peer: Server::Node { binary: found.binary.clone(), dir: absolute(peer_dir)? },
+            client: Client::NodeWs {
+                binary: found.binary.clone(),
+                script: absolute(client_dir)?.join("client.js"),
+            },
+            version: found.version,
+        }))
     }
 }

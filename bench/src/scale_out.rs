@@ -9,45 +9,16 @@ use std::{
 };
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
-use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup};
 
-use crate::{clients::Client, generators, results::FailoverResult, stats::Summary};
+use crate::{
+    clients::Client, cluster::BenchCluster, generators, report::ScaleOutRow, stats::Summary,
+};
 
 /// How far from the mean an instance may be and still count as balanced.
 pub const BALANCED_WITHIN: f64 = 0.10;
 
 /// How often the instances' connection counts are read.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
-
-/// The benchmarks' cluster: instances of `server_bin` behind HAProxy running
-/// `haproxy_config`, sharing one Redis.
-pub struct BenchCluster {
-    pub server_bin: PathBuf,
-    pub static_dir: PathBuf,
-    pub haproxy_config: PathBuf,
-    /// Extra environment for every instance.
-    pub env: Vec<(String, String)>,
-}
-
-impl BenchCluster {
-    /// Starts `instances`, with room for `standby` more that start later.
-    pub fn start(&self, instances: usize, standby: usize) -> anyhow::Result<Cluster> {
-        Cluster::start(ClusterSpec {
-            instance: InstanceSpec {
-                binary: self.server_bin.clone(),
-                static_dir: self.static_dir.clone(),
-                env: self.env.clone(),
-                echo: false,
-            },
-            instances,
-            standby,
-            redis: Some(RedisSetup::Single),
-            haproxy: Some(HaProxySpec { config: self.haproxy_config.clone(), port: 0, tls: false }),
-            prometheus: None,
-        })
-    }
-}
 
 /// What to run.
 pub struct ScaleOut {
@@ -56,24 +27,6 @@ pub struct ScaleOut {
     pub clients: usize,
     /// How long to watch after the third instance starts.
     pub watch: Duration,
-}
-
-/// What it measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScaleOutRow {
-    pub clients: usize,
-    /// Seconds since the third instance started, and each instance's connections then.
-    pub samples: Vec<(f64, [u64; 3])>,
-    /// When every instance was first within [`BALANCED_WITHIN`] of the mean (seconds after
-    /// the third started); `None` if never within the watch.
-    pub balanced_after_secs: Option<f64>,
-    /// The highest load any instance reported while watched, and the threshold it stays
-    /// under to be healthy.
-    pub peak_load: f64,
-    pub healthy_below: f64,
-    /// The clients' view: those moved (`affected`), resumed or restarted, and their gaps.
-    pub moved: FailoverResult,
-    pub gap_ms: Summary,
 }
 
 impl ScaleOut {
@@ -112,7 +65,7 @@ impl ScaleOut {
         let moved = generators::failover_results(&mut processes, limit)?;
         cluster.stop();
         let gap_ms = Summary::of(moved.gap_ms.clone());
-        Ok(ScaleOutRow {
+        let row = ScaleOutRow {
             clients: self.clients,
             samples,
             balanced_after_secs,
@@ -120,7 +73,18 @@ impl ScaleOut {
             healthy_below,
             moved,
             gap_ms,
-        })
+        };
+        eprintln!(
+            "wstime-bench: scale-out: {} moved, balanced after {:?} s, {} resumed, {} restarted, \
+             longest gap {:.0} ms, peak load {:.2}",
+            row.moved.affected,
+            row.balanced_after_secs,
+            row.moved.resumed,
+            row.moved.restarted,
+            row.gap_ms.max,
+            row.peak_load
+        );
+        Ok(row)
     }
 }
 

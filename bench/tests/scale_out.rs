@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wstime_bench::scale_out::{BenchCluster, ScaleOut};
+use wstime_bench::{cluster::BenchCluster, scale_out::ScaleOut};
 use wstime_cluster::paths::{built_binary, workspace};
 
 #[test]

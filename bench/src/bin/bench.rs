@@ -1,40 +1,25 @@
-//! wstime-bench: the benchmark driver behind `make bench`.
-//!
-//! Steady load: for each size, a fresh release `wstime-server`, N connections from
-//! `wstime-loadgen` processes (at most 8,000 each, spread over 127.0.0.2–9), then the
-//! server's resident memory per connection and CPU per tick over a steady window, and the
-//! generators' tick lateness; then the same for the post's Node server (`bench/node-peer`).
-//! At the largest size both servers are measured once more with the independent Node client
-//! (`bench/node-client`) holding the connections. Without `node` on the machine, wstime is
-//! measured alone. wstime is also measured serving TLS itself (`wss://`, with a certificate
-//! made at start) at one size. Then a small run under `strace -c -f` counts write calls per
-//! tick.
-//! Failover: the local cluster (3 instances, Redis, HAProxy) with clients that behave like
-//! the page; one instance is SIGKILLed, and in a second run another is SIGTERMed. Scale-out:
-//! clients on two instances, then a third starts, and rebalancing moves a third of them.
+//! wstime-bench: the benchmark driver behind `make bench`. It reads its flags, runs the
+//! library's experiments in order (steady load, what the per-tick metrics cost, write calls
+//! per tick, failover, scale-out; the crate's map says what each measures) and writes the
+//! report.
 
 use std::{
     path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context as _};
 use clap::Parser;
 use wstime_bench::{
-    clients::Client,
-    generators,
-    node::Node,
-    proc,
-    report::{self, FailoverRow, Report, SteadyRow, SyscallRow},
-    results::SteadyResult,
-    scale_out::{BenchCluster, ScaleOut},
-    servers::Server,
+    failover::Failover,
+    machine,
+    metrics_cost::MetricsCost,
+    node::NodeParts,
+    report::{self, Report},
+    scale_out::ScaleOut,
+    setup::Setup,
+    steady::Steady,
+    syscalls::Syscalls,
 };
-use wstime_cluster::{tls::Certificates, InstanceSpec};
-
-/// The server's log filter: start-up lines, but not one line per connect.
-const QUIET: &str = "info,wstime_server::upgrade=warn";
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-bench", about)]
@@ -97,24 +82,21 @@ struct Args {
     out: PathBuf,
 }
 
-/// The Node parts of the benchmark, when this machine has Node.
-struct NodeParts {
-    version: String,
-    /// The post's server.
-    peer: Server,
-    /// The independent client.
-    client: Client,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Children inherit the limit: the post's server, unlike ours, does not raise its own.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let started = Instant::now();
-    let node = node_parts(&args)?;
+    let setup = Setup {
+        server_bin: args.server_bin.clone(),
+        loadgen_bin: args.loadgen_bin.clone(),
+        static_dir: args.static_dir.clone(),
+        haproxy_config: args.haproxy_config.clone(),
+    };
+    let node = NodeParts::install(&args.node, &args.node_peer_dir, &args.node_client_dir)?;
     let mut report = Report {
-        machine: machine(),
-        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        machine: machine::description(),
+        date: machine::date(),
         node: node.as_ref().map(|n| n.version.clone()),
         steady: Vec::new(),
         syscalls: None,
@@ -122,60 +104,43 @@ fn main() -> anyhow::Result<()> {
         failover: Vec::new(),
         scale_out: None,
     };
-    let wstime = Server::Wstime(wstime_spec(&args));
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
-    let peer = node.as_ref().map(|n| &n.peer);
-    for &size in &args.sizes {
-        for server in std::iter::once(&wstime).chain(peer) {
-            report.steady.push(steady(&args, server, &loadgen, size)?);
-        }
-    }
-    let independent_size =
-        args.independent_size.unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(0));
-    if let (Some(node), true) = (&node, independent_size > 0) {
-        for server in [&wstime, &node.peer] {
-            report.steady.push(steady(&args, server, &node.client, independent_size)?);
-        }
-    }
-    if args.tls_size > 0 {
-        let certificate = Certificates::loopback()?;
-        let mut spec = wstime_spec(&args);
-        spec.env.push(("TLS_CERT".into(), certificate.cert.display().to_string()));
-        spec.env.push(("TLS_KEY".into(), certificate.key.display().to_string()));
-        let tls = Server::WstimeTls { spec, ca: certificate.ca.clone() };
-        report.steady.push(steady(&args, &tls, &loadgen, args.tls_size)?);
-    }
+    let window = Duration::from_secs_f64(args.window_secs);
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    let steady = Steady {
+        sizes: args.sizes.clone(),
+        independent_size: args.independent_size.unwrap_or(largest),
+        tls_size: args.tls_size,
+        window,
+    };
+    report.steady = steady.run(&setup, node.as_ref())?;
     if args.metrics_cost_pairs > 0 && largest > 0 {
-        report.metrics_cost = metrics_cost(&args, &loadgen, largest)?;
+        let metrics_cost = MetricsCost {
+            without_tick_metrics_bin: args.without_tick_metrics_bin.clone(),
+            pairs: args.metrics_cost_pairs,
+            size: largest,
+            window,
+        };
+        report.metrics_cost = metrics_cost.run(&setup)?;
     }
     if args.strace_connections > 0 {
-        let row = syscalls(&args)?;
-        eprintln!("wstime-bench: {} socket writes for {} ticks", row.socket_writes, row.ticks);
-        report.syscalls = Some(row);
+        let syscalls = Syscalls { connections: args.strace_connections };
+        report.syscalls = Some(syscalls.run(&setup)?);
     }
     if args.failover_clients > 0 {
-        report.failover = failover(&args)?;
+        let failover = Failover {
+            clients: args.failover_clients,
+            hold: Duration::from_secs_f64(args.failover_secs),
+        };
+        report.failover = failover.run(&setup)?;
     }
     if args.scale_out_clients > 0 {
         let scale_out = ScaleOut {
-            cluster: bench_cluster(&args),
+            cluster: setup.cluster(),
             loadgen_bin: args.loadgen_bin.clone(),
             clients: args.scale_out_clients,
             watch: Duration::from_secs_f64(args.scale_out_secs),
         };
-        let row = scale_out.run()?;
-        eprintln!(
-            "wstime-bench: scale-out: {} moved, balanced after {:?} s, {} resumed, {} restarted, \
-             longest gap {:.0} ms, peak load {:.2}",
-            row.moved.affected,
-            row.balanced_after_secs,
-            row.moved.resumed,
-            row.moved.restarted,
-            row.gap_ms.max,
-            row.peak_load
-        );
-        report.scale_out = Some(row);
+        report.scale_out = Some(scale_out.run()?);
     }
     report::write(&report, &args.out)?;
     eprintln!(
@@ -184,311 +149,4 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
-}
-
-/// Finds Node and installs the post's server and the independent client; `None`, having
-/// said so, when there is no Node.
-fn node_parts(args: &Args) -> anyhow::Result<Option<NodeParts>> {
-    let Some(node) = Node::find(&args.node) else {
-        eprintln!(
-            "wstime-bench: no Node.js ({:?} not found): measuring wstime alone, without the post's \
-             server and the independent client",
-            args.node
-        );
-        return Ok(None);
-    };
-    node.install(&args.node_peer_dir)?;
-    node.install(&args.node_client_dir)?;
-    let absolute = |dir: &PathBuf| std::path::absolute(dir).context("the current directory");
-    Ok(Some(NodeParts {
-        peer: Server::Node { binary: node.binary.clone(), dir: absolute(&args.node_peer_dir)? },
-        client: Client::NodeWs {
-            binary: node.binary.clone(),
-            script: absolute(&args.node_client_dir)?.join("client.js"),
-        },
-        version: node.version,
-    }))
-}
-
-fn machine() -> String {
-    format!(
-        "{} cores, {}, {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        command_output("uname", &["-sr"]),
-        command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).trim()
-    )
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// A release server, as the steady benchmarks run it.
-fn wstime_spec(args: &Args) -> InstanceSpec {
-    InstanceSpec {
-        binary: args.server_bin.clone(),
-        static_dir: args.static_dir.clone(),
-        // The generators open thousands of sockets a second from eight addresses: the
-        // per-client limits, which guard admission, are off for the steady state.
-        env: vec![
-            ("RUST_LOG".into(), QUIET.into()),
-            ("MAX_CONNECTIONS".into(), "19000".into()),
-            ("MAX_CONNECTIONS_PER_CLIENT".into(), "0".into()),
-            ("CONNECT_RATE_PER_CLIENT".into(), "0".into()),
-        ],
-        echo: false,
-    }
-}
-
-/// Measures `server` holding `size` connections from `client`.
-fn steady(args: &Args, server: &Server, client: &Client, size: usize) -> anyhow::Result<SteadyRow> {
-    let instance = server.start()?;
-    let pid = instance.process.pid();
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_idle = proc::rss_bytes(pid)?;
-    // Measure only once every generator is connected: a generator still opening
-    // connections keeps the server busy with handshakes, which is not the steady state.
-    let settle = 2.0;
-    let hold = format!("{}", args.window_secs + 1.0);
-    let url = server.url(instance.port);
-    let mut flags: Vec<String> =
-        ["--start-on-signal", "--warmup-secs", &settle.to_string(), "--hold-secs", &hold]
-            .map(str::to_owned)
-            .to_vec();
-    flags.extend(server.client_flags());
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (mut processes, connect_secs) = generators::start(client, &url, size, "steady", &flags)?;
-    for process in &mut processes {
-        process.signal("USR1")?;
-    }
-    std::thread::sleep(Duration::from_secs_f64(settle));
-    let (cpu_before, stolen_before) = (proc::cpu_time(pid)?, proc::stolen_us()?);
-    let pressure_before = proc::cpu_pressure_us();
-    let window_start = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(args.window_secs));
-    let (cpu_after, stolen_after) = (proc::cpu_time(pid)?, proc::stolen_us()?);
-    let pressure_after = proc::cpu_pressure_us();
-    let window = window_start.elapsed().as_secs_f64();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let rss_loaded = proc::rss_bytes(pid)?;
-
-    let mut load = SteadyResult { connections: size, ..Default::default() };
-    for process in &mut processes {
-        let part: SteadyResult = generators::result(process, Duration::from_secs(60))?;
-        load.failed_connects += part.failed_connects;
-        load.out_of_order += part.out_of_order;
-        load.ticks += part.ticks;
-        load.dropped += part.dropped;
-        // Percentiles cannot be merged exactly: report the worst generator's.
-        load.lateness_ms = load.lateness_ms.worst(&part.lateness_ms);
-        load.schedule_lateness_ms = load.schedule_lateness_ms.worst(&part.schedule_lateness_ms);
-    }
-    load.connect_secs = connect_secs;
-    let ticks = size as f64 * window;
-    let row = SteadyRow {
-        server: server.label().into(),
-        client: client.label().into(),
-        connections: size,
-        connect_rate: size as f64 / connect_secs.max(0.001),
-        rss_per_connection_kb: rss_loaded.saturating_sub(rss_idle) as f64 / size as f64 / 1000.0,
-        rss_idle_mb: rss_idle as f64 / 1e6,
-        user_us_per_tick: (cpu_after.user_us - cpu_before.user_us) as f64 / ticks,
-        kernel_us_per_tick: (cpu_after.kernel_us - cpu_before.kernel_us) as f64 / ticks,
-        stolen_percent: (stolen_after - stolen_before) as f64 / (window * 1e6 * cores) * 100.0,
-        cpu_pressure_percent: pressure_before
-            .zip(pressure_after)
-            .map(|(before, after)| (after - before) as f64 / (window * 1e6) * 100.0),
-        load,
-    };
-    eprintln!(
-        "wstime-bench: {} with {}, {size} connections: {:.1} KB each, {:.2} + {:.2} µs per tick, \
-         p99 lateness {:.1} ms by interval, {:.1} ms by schedule, {:.1}% CPU stolen, \
-         CPU pressure {}",
-        row.server,
-        row.client,
-        row.rss_per_connection_kb,
-        row.user_us_per_tick,
-        row.kernel_us_per_tick,
-        row.load.lateness_ms.p99,
-        row.load.schedule_lateness_ms.p99,
-        row.stolen_percent,
-        report::percent(row.cpu_pressure_percent)
-    );
-    Ok(row)
-}
-
-/// The tick's cost with and without the per-tick metrics: `metrics_cost_pairs` pairs of
-/// runs at `size`, interleaved so that the machine's drift falls on both alike. Skipped,
-/// having said so, when the server without them was not built.
-fn metrics_cost(args: &Args, loadgen: &Client, size: usize) -> anyhow::Result<Vec<SteadyRow>> {
-    if !args.without_tick_metrics_bin.exists() {
-        eprintln!(
-            "wstime-bench: no {} (make bench builds it): not measuring what the metrics cost",
-            args.without_tick_metrics_bin.display()
-        );
-        return Ok(Vec::new());
-    }
-    let with = Server::Wstime(wstime_spec(args));
-    let without = Server::WstimeWithoutTickMetrics(InstanceSpec {
-        binary: args.without_tick_metrics_bin.clone(),
-        ..wstime_spec(args)
-    });
-    let mut rows = Vec::new();
-    for _ in 0..args.metrics_cost_pairs {
-        for server in [&with, &without] {
-            rows.push(steady(args, server, loadgen, size)?);
-        }
-    }
-    Ok(rows)
-}
-
-/// Counts the server's write calls per tick under `strace -f` in a steady window, by what
-/// they wrote to: only writes to TCP sockets are a tick's cost (the event loop's own
-/// wake-ups write to an eventfd).
-fn syscalls(args: &Args) -> anyhow::Result<SyscallRow> {
-    let connections = args.strace_connections;
-    let instance = Server::Wstime(wstime_spec(args)).start()?;
-    let url = format!("ws://127.0.0.1:{}/", instance.port);
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
-    let flags = ["--warmup-secs", "0", "--hold-secs", "8"];
-    let (mut processes, _) = generators::start(&loadgen, &url, connections, "strace", &flags)?;
-    // Attach once every socket is open, so only steady-state ticks are counted.
-    std::thread::sleep(Duration::from_secs(1));
-    let trace = std::env::temp_dir().join(format!("wstime-strace-{}.txt", std::process::id()));
-    let window = 5;
-    let status = Command::new("timeout")
-        // `-s 256`: each write's bytes in full, so the ticks in it can be counted.
-        .args(["-s", "INT", &window.to_string(), "strace", "-f", "-yy", "-qq", "-s", "256"])
-        .args(["-e", "trace=write,writev,sendto,sendmsg", "-e", "signal=none", "-o"])
-        .arg(&trace)
-        .args(["-p", &instance.process.pid().to_string()])
-        .status()
-        .context("run strace (make bench installs it)")?;
-    if status.code() != Some(124) && !status.success() {
-        bail!("strace failed: {status}");
-    }
-    for process in &mut processes {
-        let _: SteadyResult = generators::result(process, Duration::from_secs(30))?;
-    }
-    let text = std::fs::read_to_string(&trace)?;
-    let _ = std::fs::remove_file(&trace);
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    let mut ticks = 0;
-    for call in text.lines().filter_map(write_call) {
-        if call.name.ends_with(" TCP") {
-            ticks += call.ticks;
-        }
-        *counts.entry(call.name).or_default() += 1;
-    }
-    let socket_writes = counts.iter().filter(|(k, _)| k.ends_with(" TCP")).map(|(_, c)| c).sum();
-    Ok(SyscallRow { connections, ticks, socket_writes, write_calls: counts.into_iter().collect() })
-}
-
-/// One write-family call in a `strace -f -yy -s 256` trace.
-#[derive(Debug, PartialEq)]
-struct WriteCall {
-    /// The call and what it wrote to: `sendto TCP`, `write eventfd`.
-    name: String,
-    /// Tick frames among the bytes written. Counted in the bytes rather than estimated from
-    /// time, because ticks are not spread evenly over a second: sockets opened together
-    /// tick together.
-    ticks: u64,
-}
-
-/// The call in a line such as `7 sendto(25<TCP:[127.0.0.1:80->127.0.0.2:5000]>, "...", ...`;
-/// `None` for the second half of an interrupted call.
-fn write_call(line: &str) -> Option<WriteCall> {
-    // strace pads the thread id to a common width.
-    let (_pid, call) = line.trim_start().split_once(' ')?;
-    let (name, args) = call.trim_start().split_once('(')?;
-    let (_, target) = args.split_once('<')?;
-    let target = target.split(['>', ':']).next()?;
-    let target = if target.starts_with("anon_inode") {
-        args.split_once("[")?.1.split(']').next()?
-    } else {
-        target.trim_end_matches("v6")
-    };
-    Some(WriteCall {
-        name: format!("{} {target}", name.trim()),
-        ticks: args.matches(wstime_protocol::tick::MIDDLE).count() as u64,
-    })
-}
-
-/// The failover runs' and the scale-out's cluster.
-fn bench_cluster(args: &Args) -> BenchCluster {
-    BenchCluster {
-        server_bin: args.server_bin.clone(),
-        static_dir: args.static_dir.clone(),
-        haproxy_config: args.haproxy_config.clone(),
-        env: vec![("RUST_LOG".into(), QUIET.into())],
-    }
-}
-
-fn failover(args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
-    let mut cluster = bench_cluster(args).start(3, 0)?;
-    let url = format!("ws://127.0.0.1:{}/", cluster.balancer_port().context("HAProxy")?);
-    let loadgen = Client::Loadgen(args.loadgen_bin.clone());
-    let mut rows = Vec::new();
-    for (run, (signal, node)) in [("KILL", 0), ("TERM", 1)].into_iter().enumerate() {
-        let hold = format!("{}", 3.0 + args.failover_secs);
-        let flags = ["--failover", "--warmup-secs", "0", "--hold-secs", &hold];
-        let prefix = format!("failover{run}-");
-        let (mut processes, _) =
-            generators::start(&loadgen, &url, args.failover_clients, &prefix, &flags)?;
-        std::thread::sleep(Duration::from_secs(3));
-        cluster.signal(node, signal)?;
-        let merged = generators::failover_results(
-            &mut processes,
-            Duration::from_secs_f64(args.failover_secs + 60.0),
-        )?;
-        let row = FailoverRow::new(&format!("SIG{signal}"), merged);
-        eprintln!(
-            "wstime-bench: SIG{signal}: {} affected, gap p99 {:.0} ms, {} resumed, {} restarted, {} gave up",
-            row.result.affected, row.gap_ms.p99, row.result.resumed, row.result.restarted, row.result.gave_up
-        );
-        rows.push(row);
-        if signal == "TERM" {
-            cluster.wait_exit(node)?;
-        }
-        cluster.restart(node)?;
-        // The next run's clients must find every instance in HAProxy's pool: arriving while
-        // the restarted one is still out, they would crowd the others, and the rebalancing
-        // that follows would be measured as failover.
-        cluster.balancer().context("HAProxy")?.wait_until_up(3, 3)?;
-    }
-    cluster.stop();
-    Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{write_call, WriteCall};
-
-    #[test]
-    fn strace_lines_say_which_call_wrote_how_many_ticks_to_what() {
-        let tick = "\\201%idle: you have been connected for 3 seconds";
-        let lines = [
-            format!("26667 sendto(25<TCP:[127.0.0.1:8080->127.0.0.2:5000]>, \"{tick}\", 39, 0, NULL, 0) = 39"),
-            format!("27338  sendto(9<TCPv6:[::1:8080->::1:5000]>, \"{tick}\\211\\0\", 41, 0, NULL, 0) = 41"),
-            "26667 write(18<anon_inode:[eventfd]>, \"\\1\\0\\0\\0\\0\\0\\0\\0\", 8 <unfinished ...>".into(),
-            "26667 <... write resumed>) = 8".into(),
-            "27338 write(2<pipe:[81234]>, \"log line\\n\", 9) = 9".into(),
-        ];
-        let calls: Vec<_> = lines.iter().map(|line| write_call(line)).collect();
-        let call = |name: &str, ticks| Some(WriteCall { name: name.into(), ticks });
-        assert_eq!(
-            calls,
-            [
-                call("sendto TCP", 1),
-                call("sendto TCP", 1),
-                call("write eventfd", 0),
-                None,
-                call("write pipe", 0),
-            ]
-        );
-    }
 }

@@ -1,0 +1,144 @@
+//! The benchmark report: the rows each experiment measured, and `write`, which puts them in
+//! `results.json` and renders them as a Markdown summary (`markdown`) beside SVG charts
+//! (`charts`).
+
+mod charts;
+mod markdown;
+
+pub use markdown::percent;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    results::{FailoverResult, SteadyResult},
+    stats::Summary,
+};
+
+/// One server at one steady-load size, measured with one client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SteadyRow {
+    /// `wstime`, or `node` for the post's server.
+    pub server: String,
+    /// What held the connections: `loadgen`, or `node-ws` for the independent client.
+    pub client: String,
+    pub connections: usize,
+    pub load: SteadyResult,
+    /// Connects per second while opening the connections.
+    pub connect_rate: f64,
+    /// (RSS loaded − RSS idle) ÷ connections, in KB (1000 bytes).
+    pub rss_per_connection_kb: f64,
+    pub rss_idle_mb: f64,
+    /// Server CPU per tick over the steady window, in µs.
+    pub user_us_per_tick: f64,
+    pub kernel_us_per_tick: f64,
+    /// The share of the machine's CPU time taken by the hypervisor during the window, in %:
+    /// when it is high, so are CPU per tick and lateness, whatever the server does.
+    #[serde(default)]
+    pub stolen_percent: f64,
+    /// The share of the window during which some task on the machine waited for a CPU
+    /// (`/proc/pressure/cpu`), in %; `None` without pressure stall information. It counts
+    /// what steal does not: the machine's own other processes. When it is high the clients
+    /// read their ticks late, whatever the server does (see the README).
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
+}
+
+/// One failover experiment, measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailoverRow {
+    /// `SIGKILL` or `SIGTERM`.
+    pub signal: String,
+    pub result: FailoverResult,
+    pub gap_ms: Summary,
+    /// The most reconnects the surviving instances took in any one second.
+    pub peak_reconnects_per_second: usize,
+}
+
+/// Write calls per tick, from `strace -f` on a small run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyscallRow {
+    pub connections: usize,
+    pub ticks: u64,
+    /// Write-family calls on the server's TCP sockets: what the ticks cost.
+    pub socket_writes: u64,
+    /// Every write-family call, by call and what it wrote to (`sendto TCP`, `write eventfd`).
+    pub write_calls: Vec<(String, u64)>,
+}
+
+/// The scale-out run, measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScaleOutRow {
+    pub clients: usize,
+    /// Seconds since the third instance started, and each instance's connections then.
+    pub samples: Vec<(f64, [u64; 3])>,
+    /// When every instance was first within
+    /// [`BALANCED_WITHIN`](crate::scale_out::BALANCED_WITHIN) of the mean (seconds after the
+    /// third started); `None` if never within the watch.
+    pub balanced_after_secs: Option<f64>,
+    /// The highest load any instance reported while watched, and the threshold it stays
+    /// under to be healthy.
+    pub peak_load: f64,
+    pub healthy_below: f64,
+    /// The clients' view: those moved (`affected`), resumed or restarted, and their gaps.
+    pub moved: FailoverResult,
+    pub gap_ms: Summary,
+}
+
+/// Everything a `make bench` run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub machine: String,
+    pub date: String,
+    /// The Node.js that ran the post's server and the independent client; `None` when the
+    /// machine has none and wstime was measured alone.
+    pub node: Option<String>,
+    pub steady: Vec<SteadyRow>,
+    pub syscalls: Option<SyscallRow>,
+    /// Interleaved runs of wstime with and without its per-tick metrics, at one size.
+    #[serde(default)]
+    pub metrics_cost: Vec<SteadyRow>,
+    pub failover: Vec<FailoverRow>,
+    /// The scale-out run, when there was one.
+    #[serde(default)]
+    pub scale_out: Option<ScaleOutRow>,
+}
+
+impl FailoverRow {
+    pub fn new(signal: &str, result: FailoverResult) -> Self {
+        // A sliding one-second window over the 100 ms buckets (or everything, if shorter).
+        let buckets = &result.reconnects_per_100ms;
+        let peak = if buckets.len() >= 10 {
+            buckets.windows(10).map(|w| w.iter().sum()).max().unwrap_or(0)
+        } else {
+            buckets.iter().sum()
+        };
+        Self {
+            signal: signal.to_owned(),
+            gap_ms: Summary::of(result.gap_ms.clone()),
+            result,
+            peak_reconnects_per_second: peak,
+        }
+    }
+}
+
+/// Writes `report.md`, `results.json` and the charts into `dir`.
+pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(report)?)?;
+    if !report.steady.is_empty() {
+        charts::steady(report, dir)?;
+    }
+    if !report.failover.is_empty() {
+        charts::failover(report, dir)?;
+    }
+    if let Some(row) = &report.scale_out {
+        charts::scale_out(row, dir)?;
+    }
+    std::fs::write(dir.join("report.md"), markdown::render(report))?;
+    Ok(())
+}
+
+/// The client every size is measured with; the independent one runs at one size only.
+const LOADGEN: &str = "loadgen";
