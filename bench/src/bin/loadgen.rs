@@ -30,11 +30,10 @@ use wstime_bench::{
     results::{FailoverResult, SteadyResult},
     stats::Summary,
 };
-use wstime_protocol::{retry::Next, Disconnect, RetryPolicy, Tick};
-
-/// The page's timeouts (frontend/src/client.rs): no first tick, or no tick, for 5 s.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(5);
+use wstime_protocol::{
+    retry::{Next, CONNECT_TIMEOUT, DEAD_PEER_TIMEOUT},
+    Disconnect, RetryPolicy, Tick,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "wstime-loadgen", about)]
