@@ -58,6 +58,10 @@ dist: tools ## Build the page into dist/ with trunk
 run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 	cargo run --release -p wstime-server
 
+.PHONY: config-docs
+config-docs: ## Write docs/configuration.md anew from the server's settings (a test checks it)
+	WSTIME_WRITE_CONFIG_DOCS=1 cargo test -p wstime-server --lib config::reference
+
 # ---------------------------------------------------------------------------------------
 # The post's experiment on one machine: Redis, NODES instances and HAProxy in front
 

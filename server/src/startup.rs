@@ -148,9 +148,9 @@ impl Application {
             moves: Arc::default(),
         };
         let state = web::Data::new(AppState { instance, sessions, metrics, cluster, workers });
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(transport::tls_config(cert, key)?),
-            _ => None,
+        let tls = match &config.tls {
+            Some(files) => Some(transport::tls_config(&files.cert, &files.key)?),
+            None => None,
         };
         let client_limits = ClientLimits::new(
             Some(config.max_connections_per_client).filter(|&max| max > 0),
@@ -173,10 +173,7 @@ impl Application {
             Some(agent_port) => Some(bind_agent(config.bind, agent_port)?),
             None => None,
         };
-        let rebalancing = config.rebalance.then_some(Rebalancing {
-            tolerance: config.rebalance_tolerance,
-            pace: config.rebalance_pace,
-        });
+        let rebalancing = config.rebalancing();
         let drain = DrainTiming { grace: config.drain_grace, window: config.drain_window };
 
         tracing::info!("Server listening on port {port}");

@@ -1,13 +1,23 @@
 //! Configuration: every setting is a flag and an environment variable, with its default here
-//! and nowhere else.
+//! and nowhere else. `docs/configuration.md` is generated from this definition (`make
+//! config-docs`), and a test fails when it is stale.
+
+mod parse;
+#[cfg(test)]
+mod reference;
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{builder::TypedValueParser, error::ErrorKind, Parser};
+use clap::{error::ErrorKind, Args, Parser};
 
+pub use self::parse::RateSetting;
+use self::parse::{
+    parse_fraction, parse_rate, parse_seconds, parse_seconds_or_zero, parse_server_name,
+    parse_switch, read_redis_ca, unusable, RedisUrlParser,
+};
 use crate::{
     client_addr::TrustedProxies,
-    client_limits::ConnectRate,
+    rebalance::Rebalancing,
     redis::{target::RedisTarget, tls::RedisCa},
     upgrade::origin::AllowedOrigins,
 };
@@ -87,8 +97,8 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 2000)]
     pub max_connections_per_client: u32,
 
-    /// Upgrades per second one client address may make, as `RATE` or `RATE/BURST`
-    /// (`0`: no limit). Beyond it, upgrades get 429 with Retry-After.
+    /// Upgrades per second one client address may make, as `RATE` or `RATE/BURST`, RATE
+    /// from 0.001 to 1000000 (`0`: no limit). Beyond it, upgrades get 429 with Retry-After.
     #[arg(long, env = "CONNECT_RATE_PER_CLIENT", default_value = "50/1000", value_parser = parse_rate)]
     pub connect_rate_per_client: RateSetting,
 
@@ -98,32 +108,18 @@ pub struct Config {
     #[arg(long, env = "MAX_PENDING_HANDSHAKES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_handshakes: u32,
 
-    /// A PEM certificate chain: with TLS_KEY, the instance serves HTTPS and WSS itself.
-    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The PEM private key of TLS_CERT.
-    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// TLS on the instance itself, when both files are given.
+    #[command(flatten)]
+    pub tls: Option<TlsFiles>,
 
     /// A port for HAProxy's agent check: the instance answers with its headroom as a
     /// weight (`up ready 37%`), `drain` while draining, and `maxconn` (its hard limit).
     #[arg(long, env = "AGENT_PORT")]
     pub agent_port: Option<u16>,
 
-    /// Move sockets from instances holding clearly more than the cluster's mean to the
-    /// others, after a scale-out (`on` or `off`; needs the cluster registry, so Redis).
-    #[arg(long, env = "REBALANCE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
-    pub rebalance: bool,
-
-    /// How far above the cluster's mean an instance may hold before it moves sockets
-    /// (0.05: 5%).
-    #[arg(long, env = "REBALANCE_TOLERANCE", default_value_t = 0.05, value_parser = parse_fraction)]
-    pub rebalance_tolerance: f64,
-
-    /// The most of its sockets an instance moves in a second while rebalancing (0.05: 5%).
-    #[arg(long, env = "REBALANCE_PACE", default_value_t = 0.05, value_parser = parse_fraction)]
-    pub rebalance_pace: f64,
+    /// Rebalancing after a scale-out: read it with [`Config::rebalancing`].
+    #[command(flatten)]
+    rebalance: RebalanceSettings,
 
     /// Where clients and tools can reach this instance, as the cluster registry shows it
     /// (`http://host:port`). Default: `http://<BIND>:<PORT>`, with the host name when
@@ -151,7 +147,60 @@ pub struct Config {
     pub drain_window: Duration,
 }
 
+/// The instance's own certificate and key: it serves HTTPS and WSS itself. Either both are
+/// given or neither (the group is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct TlsFiles {
+    /// A PEM certificate chain: with TLS_KEY, the instance serves HTTPS and WSS itself.
+    #[arg(
+        id = "tls_cert",
+        long = "tls-cert",
+        env = "TLS_CERT",
+        value_name = "TLS_CERT",
+        required = false,
+        requires = "tls_key"
+    )]
+    pub cert: PathBuf,
+
+    /// The PEM private key of TLS_CERT.
+    #[arg(
+        id = "tls_key",
+        long = "tls-key",
+        env = "TLS_KEY",
+        value_name = "TLS_KEY",
+        required = false,
+        requires = "tls_cert"
+    )]
+    pub key: PathBuf,
+}
+
+/// Rebalancing's switch and settings, as given. Not an optional group like [`TlsFiles`]:
+/// it is on by default, and clap makes an optional group only of flags someone wrote, so
+/// [`Config::rebalancing`] turns the three into `Option<Rebalancing>`.
+#[derive(Debug, Clone, Copy, PartialEq, Args)]
+struct RebalanceSettings {
+    /// Move sockets from instances holding clearly more than the cluster's mean to the
+    /// others, after a scale-out (`on` or `off`; needs the cluster registry, so Redis).
+    #[arg(long = "rebalance", env = "REBALANCE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    enabled: bool,
+
+    /// How far above the cluster's mean an instance may hold before it moves sockets
+    /// (0.05: 5%).
+    #[arg(long = "rebalance-tolerance", env = "REBALANCE_TOLERANCE", default_value_t = 0.05, value_parser = parse_fraction)]
+    tolerance: f64,
+
+    /// The most of its sockets an instance moves in a second while rebalancing (0.05: 5%).
+    #[arg(long = "rebalance-pace", env = "REBALANCE_PACE", default_value_t = 0.05, value_parser = parse_fraction)]
+    pace: f64,
+}
+
 impl Config {
+    /// How the instance rebalances, or `None` when `REBALANCE=off`.
+    pub fn rebalancing(&self) -> Option<Rebalancing> {
+        let RebalanceSettings { enabled, tolerance, pace } = self.rebalance;
+        enabled.then_some(Rebalancing { tolerance, pace })
+    }
+
     /// Parses flags and environment. On `--help`/`--version` it prints and returns success;
     /// on a bad value it prints one line naming the setting and returns failure, so a typo in
     /// a unit file is a clear message in the journal rather than a usage dump.
@@ -163,12 +212,25 @@ impl Config {
                 ExitCode::SUCCESS
             }
             _ => {
-                let rendered = error.to_string();
-                let first_line = rendered.lines().next().unwrap_or("invalid configuration");
-                eprintln!("{first_line} (see --help)");
+                eprintln!("{} (see --help)", one_line(&error));
                 ExitCode::from(2)
             }
         })
+    }
+}
+
+/// clap's message without its usage: its first paragraph (the error, and the arguments it
+/// names on the lines below it, as for a missing `--tls-key`), on one line.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let words: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .flat_map(str::split_whitespace)
+        .collect();
+    match words.is_empty() {
+        true => "invalid configuration".to_owned(),
+        false => words.join(" "),
     }
 }
 
@@ -199,104 +261,10 @@ impl Config {
     }
 }
 
-/// A number of seconds above zero; fractions such as `0.5` are accepted (tests use them).
-fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 =
-        raw.trim().parse().map_err(|_| format!("{raw:?} is not a number of seconds"))?;
-    if !(seconds > 0.0 && seconds <= 86_400.0 * 365.0) {
-        return Err(format!("{raw:?} must be more than 0 seconds and at most a year"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Like [`parse_seconds`], but zero is allowed (no grace, no spreading).
-fn parse_seconds_or_zero(raw: &str) -> Result<Duration, String> {
-    if raw.trim().parse::<f64>() == Ok(0.0) {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(raw)
-}
-
-/// A load fraction in (0, 1].
-fn parse_fraction(raw: &str) -> Result<f64, String> {
-    match raw.trim().parse::<f64>() {
-        Ok(value) if value > 0.0 && value <= 1.0 => Ok(value),
-        _ => Err(format!("{raw:?} must be a fraction above 0 and at most 1, such as 0.6")),
-    }
-}
-
-/// A Redis URL is checked at start-up, so a typo is an error now rather than a silent
-/// fallback to per-instance sessions. A parser of its own because clap's errors quote the
-/// value, and a Redis URL may hold a password.
-#[derive(Debug, Clone, Copy)]
-struct RedisUrlParser;
-
-impl TypedValueParser for RedisUrlParser {
-    type Value = RedisTarget;
-
-    fn parse_ref(
-        &self,
-        _: &clap::Command,
-        _: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<RedisTarget, clap::Error> {
-        let unusable = |reason: &dyn std::fmt::Display| unusable("REDIS_URL", reason);
-        let raw = value.to_str().ok_or_else(|| unusable(&"it is not UTF-8"))?;
-        RedisTarget::parse(raw).map_err(|error| unusable(&error))
-    }
-}
-
-/// `on` or `off` (also `true`/`false`, `1`/`0`).
-fn parse_switch(raw: &str) -> Result<bool, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("{raw:?} is neither on nor off")),
-    }
-}
-
-/// A per-client connect rate, or none (`0`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateSetting(pub Option<ConnectRate>);
-
-fn parse_rate(raw: &str) -> Result<RateSetting, String> {
-    match raw.trim() {
-        "0" => Ok(RateSetting(None)),
-        rate => rate.parse().map(|rate| RateSetting(Some(rate))),
-    }
-}
-
-/// `REDIS_CA_CERT` is read and checked at start-up, so a wrong path or a file that holds
-/// no certificate is a one-line error now, not a TLS failure later.
-fn read_redis_ca(raw: &str) -> Result<RedisCa, String> {
-    RedisCa::read(std::path::Path::new(raw)).map_err(|error| error.to_string())
-}
-
-/// The one-line error for `setting` (an environment variable; its flag is derived from it),
-/// saying why it is not usable.
-fn unusable(setting: &str, reason: &dyn std::fmt::Display) -> clap::Error {
-    let flag = setting.to_ascii_lowercase().replace('_', "-");
-    clap::Error::raw(
-        ErrorKind::ValueValidation,
-        format!("{setting} (--{flag}) is not usable: {reason}\n"),
-    )
-}
-
-/// A server name is shown to users and written in logs: it must be visible and one line.
-fn parse_server_name(raw: &str) -> Result<String, String> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err("the server name must not be empty (unset SERVER_NAME for a random one)".into());
-    }
-    if name.chars().any(char::is_control) || name.len() > 64 {
-        return Err("the server name must be one line of at most 64 bytes".into());
-    }
-    Ok(name.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_limits::ConnectRate;
 
     #[test]
     fn defaults_match_the_documented_table() {
@@ -321,22 +289,26 @@ mod tests {
             RateSetting(Some(ConnectRate { per_second: 50.0, burst: 1000.0 }))
         );
         assert_eq!(config.max_pending_handshakes, 1024);
-        assert_eq!((config.tls_cert, config.tls_key), (None, None));
+        assert_eq!(config.tls, None);
         assert_eq!(config.agent_port, None);
-        assert!(config.rebalance);
-        assert_eq!((config.rebalance_tolerance, config.rebalance_pace), (0.05, 0.05));
+        assert_eq!(config.rebalancing(), Some(Rebalancing { tolerance: 0.05, pace: 0.05 }));
         assert_eq!((config.advertise_addr, config.ready_file), (None, None));
     }
 
     #[test]
-    fn tls_needs_both_halves_and_switches_read_on_or_off() {
-        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
-        assert!(Config::try_parse_from(["s", "--tls-key", "k.pem"]).is_err());
-        assert!(Config::try_parse_from(["s", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
-        assert_eq!(parse_switch("OFF"), Ok(false));
-        assert_eq!(parse_switch("on"), Ok(true));
-        assert!(parse_switch("maybe").is_err());
-        assert_eq!(parse_rate("0"), Ok(RateSetting(None)));
+    fn tls_needs_both_halves_and_rebalancing_can_be_switched_off() {
+        for (half, missing) in [("--tls-cert", "--tls-key"), ("--tls-key", "--tls-cert")] {
+            let error = Config::try_parse_from(["s", half, "f.pem"]).unwrap_err();
+            let line = one_line(&error);
+            assert!(line.contains(missing) && !line.contains('\n'), "{line}");
+        }
+        let both = Config::try_parse_from(["s", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let files = TlsFiles { cert: "c.pem".into(), key: "k.pem".into() };
+        assert_eq!(both.unwrap().tls, Some(files));
+        let off = Config::try_parse_from(["s", "--rebalance", "OFF", "--rebalance-pace", "0.1"]);
+        assert_eq!(off.unwrap().rebalancing(), None);
+        let paced = Config::try_parse_from(["s", "--rebalance-pace", "0.1"]).unwrap();
+        assert_eq!(paced.rebalancing().map(|settings| settings.pace), Some(0.1));
     }
 
     #[test]
