@@ -81,7 +81,7 @@ fn steady(report: &Report, md: &mut String) {
          Each size on a fresh release wstime-server {peer}, the connections held by our load \
          generator. Lateness by interval is each tick's interval less 1 s; by schedule, how much \
          later a tick came than its count says, counted from the connection's best tick since \
-         it opened (a drift or a moved phase stays late; see the README).\n\n{}",
+         it opened (a drift or a moved phase stays late; see docs/benchmarks.md).\n\n{}",
         table_head("server")
     );
     for row in &by_loadgen {

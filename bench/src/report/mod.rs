@@ -40,7 +40,7 @@ pub struct SteadyRow {
     /// The share of the window during which some task on the machine waited for a CPU
     /// (`/proc/pressure/cpu`), in %; `None` without pressure stall information. It counts
     /// what steal does not: the machine's own other processes. When it is high the clients
-    /// read their ticks late, whatever the server does (see the README).
+    /// read their ticks late, whatever the server does (see docs/benchmarks.md).
     #[serde(default)]
     pub cpu_pressure_percent: Option<f64>,
 }

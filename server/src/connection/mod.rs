@@ -24,7 +24,7 @@
 //! socket is dropped). Ticks,
 //! pings, keep-alives, idle checks and drain closes never wake it.
 //!
-//! Measured (README, Benchmarks): this replaced actix-http's HTTP/1 dispatcher as the
+//! Measured (docs/benchmarks.md): this replaced actix-http's HTTP/1 dispatcher as the
 //! socket's driver, which kept an 8 KiB read and an 8 KiB write buffer and a task per socket
 //! for the socket's whole life and was woken for every tick.
 

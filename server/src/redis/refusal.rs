@@ -16,8 +16,8 @@ pub enum Refusal {
     #[error("requires a password: put it in REDIS_URL (redis://user:password@host:port/db)")]
     NoCredentials,
     #[error(
-        "does not let the REDIS_URL user do what wstime needs ({0}): give it the ACL in the \
-         README's \"Redis\" section"
+        "does not let the REDIS_URL user do what wstime needs ({0}): give it the ACL in \
+         docs/deploying.md (\"Redis: a password, an ACL user, TLS\")"
     )]
     NoPermission(String),
     #[error(

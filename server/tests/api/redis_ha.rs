@@ -105,7 +105,7 @@ async fn a_sentinel_failover_under_load_keeps_ticks_going_and_sessions_resuming(
     }
     let sessions = (load.len() + parked.len()) as u64;
     // Replication is asynchronous: wait until the replica holds every session, so what is
-    // measured is the failover, not the replication lag (the README explains that window).
+    // measured is the failover, not the replication lag (docs/sessions.md explains that window).
     let replica = &group.servers[1];
     let last_opened = Instant::now();
     eventually("the replica to hold every session", || async {

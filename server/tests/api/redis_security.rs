@@ -23,7 +23,7 @@ const PASSWORD: &str = "pa/ss?w#rd@x:y";
 const USER_PASSWORD: &str = "hunter2-acl";
 const WRONG: &str = "hunter2-wrong";
 
-/// The README's ACL line for wstime's user, with `password`, less the `removed` rules.
+/// The ACL line docs/deploying.md gives wstime's user, with `password`, less the `removed` rules.
 fn wstime_user(password: &str, removed: &[&str]) -> String {
     let rules = "reset on ~wstime:* +ping +role +cluster|info +cluster|slots +script|load \
                  +evalsha +time +pttl +hmget +hset +hgetall +hdel +pexpire";
@@ -79,7 +79,7 @@ async fn a_password_protected_redis_shares_sessions() {
     assert_sessions_shared(&[("REDIS_URL", &url)]).await;
 }
 
-/// The ACL in the README is enough for all wstime does (the store's contract, and the
+/// The ACL in docs/deploying.md is enough for all wstime does (the store's contract, and the
 /// cluster registry of a running instance), and Redis logged no command it refused.
 #[actix_web::test]
 async fn an_acl_user_confined_to_wstimes_keys_and_commands_is_enough() {
