@@ -23,7 +23,8 @@ use wstime_protocol::Health;
 
 use crate::traffic::{Traffic, TrafficTotals};
 
-/// Files the process needs besides its sockets (listener, Redis, page files, logs, …).
+/// Files the process needs besides its WebSockets and the connections in their HTTP phase
+/// (listener, Redis, page files, logs, …).
 const RESERVED_FILES: u64 = 64;
 
 /// The thresholds and limits, as configured.
@@ -155,11 +156,19 @@ impl Capacity {
 }
 
 /// The default connection limit: the open-file limit (raised to its hard maximum first)
-/// less a reserve for the files that are not sockets.
-pub fn default_max_connections() -> u64 {
+/// less a reserve for the `pending` connections in their HTTP phase and the files that are
+/// not sockets (at least a twentieth of the limit), so a full instance can still answer
+/// its health check.
+pub fn default_max_connections(pending: u64) -> u64 {
     let soft = rlimit::increase_nofile_limit(u64::MAX)
         .unwrap_or_else(|_| rlimit::Resource::NOFILE.get().map_or(1024, |(soft, _)| soft));
-    soft.saturating_sub(RESERVED_FILES.max(soft / 20)).max(1)
+    with_reserve(soft, pending)
+}
+
+/// `files` less the reserve for `pending` connections and everything else.
+fn with_reserve(files: u64, pending: u64) -> u64 {
+    let reserve = pending.saturating_add(RESERVED_FILES).max(files / 20);
+    files.saturating_sub(reserve).max(1)
 }
 
 #[cfg(test)]
@@ -213,9 +222,13 @@ mod tests {
     }
 
     #[test]
-    fn the_default_limit_leaves_a_reserve() {
-        let limit = default_max_connections();
+    fn the_default_limit_leaves_a_reserve_that_covers_the_pending_pool() {
+        let limit = default_max_connections(1024);
         let (soft, _) = rlimit::Resource::NOFILE.get().unwrap();
         assert!(limit < soft && limit >= soft / 2, "{limit} of {soft}");
+        // This machine's 20,000 files: a twentieth (1,000) would not cover 1,024 pending.
+        assert_eq!(with_reserve(20_000, 1024), 20_000 - 1024 - 64);
+        assert_eq!(with_reserve(1_000_000, 1024), 950_000, "a twentieth, when larger");
+        assert_eq!(with_reserve(1_000, 1024), 1, "never zero");
     }
 }

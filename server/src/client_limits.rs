@@ -1,6 +1,9 @@
 //! Per-client limits: how many sockets one address may hold on this instance
-//! (`MAX_CONNECTIONS_PER_CLIENT`) and how fast it may open them (`CONNECT_RATE_PER_CLIENT`,
-//! a token bucket per address), so one address cannot take every connection slot.
+//! (`MAX_CONNECTIONS_PER_CLIENT`), how fast it may open them (`CONNECT_RATE_PER_CLIENT`,
+//! a token bucket per address), and how many of its connections may be in their HTTP phase
+//! at once (`MAX_PENDING_HANDSHAKES_PER_CLIENT`: handshakes, page loads, health checks,
+//! the instance's pending pool), so one address cannot take every connection slot nor hold
+//! up everyone else's handshakes.
 //!
 //! An address is the client's (see [`crate::client_addr`]); an IPv6 client is counted by
 //! its /64, which is what one subscriber usually holds, and its /48 by a looser limit of
@@ -103,6 +106,7 @@ pub struct ClientLimits {
 struct Limit {
     max_connections: Option<u32>,
     rate: Option<ConnectRate>,
+    max_pending: Option<u32>,
 }
 
 /// What a socket is counted under.
@@ -132,6 +136,8 @@ struct Usage {
     open: u32,
     tokens: f64,
     refilled: Instant,
+    /// Connections in their HTTP phase.
+    pending: u32,
 }
 
 /// One admitted socket's share of its client's limits (and its /48's), given back when
@@ -142,11 +148,19 @@ pub struct ClientSlot {
     buckets: Buckets,
 }
 
+/// One connection's place among its client's connections in their HTTP phase, given back
+/// when dropped (the connection closed, or became a WebSocket).
+#[derive(Debug)]
+pub struct PendingSlot {
+    limits: Arc<ClientLimits>,
+    buckets: Buckets,
+}
+
 impl ClientLimits {
     /// Limits of at most `max_connections` sockets and `rate` upgrades per client; `None`
     /// leaves that limit off.
     pub fn new(max_connections: Option<u32>, rate: Option<ConnectRate>) -> Self {
-        let client = Limit { max_connections, rate };
+        let client = Limit { max_connections, rate, max_pending: None };
         let shares = f64::from(SHARES_PER_RANGE);
         let range = Limit {
             max_connections: max_connections.map(|max| max.saturating_mul(SHARES_PER_RANGE)),
@@ -154,9 +168,40 @@ impl ClientLimits {
                 per_second: rate.per_second * shares,
                 burst: rate.burst * shares,
             }),
+            max_pending: None,
         };
         let table = Table { buckets: HashMap::new(), sweep_at: SWEEP_AT };
         Self { client, range, table: Mutex::new(table) }
+    }
+
+    /// The same limits, and at most `max_pending` connections per client in their HTTP
+    /// phase at once (its /48: [`SHARES_PER_RANGE`] times that).
+    pub fn with_max_pending(mut self, max_pending: Option<u32>) -> Self {
+        self.client.max_pending = max_pending;
+        self.range.max_pending = max_pending.map(|max| max.saturating_mul(SHARES_PER_RANGE));
+        self
+    }
+
+    /// Counts one more connection of `client` in its HTTP phase, or `None` when the client
+    /// (or its /48) already holds its share of the instance's pending pool. No time: a
+    /// connection is counted from its accept to its end or its `101`.
+    pub fn admit_pending(self: &Arc<Self>, client: IpAddr) -> Option<PendingSlot> {
+        let buckets = Buckets::of(client);
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let full = buckets.iter().any(|bucket| {
+            let limit = self.limit(bucket);
+            let usage = table.buckets.get(&bucket).map_or(0, |usage| usage.pending);
+            limit.max_pending.is_some_and(|max| usage >= max)
+        });
+        if full {
+            return None;
+        }
+        for bucket in buckets.iter() {
+            let limit = self.limit(bucket);
+            table.buckets.entry(bucket).or_insert_with(|| limit.unused(now)).pending += 1;
+        }
+        Some(PendingSlot { limits: Arc::clone(self), buckets })
     }
 
     /// Admits one more socket from `client` at `now`, or says which limit it is over. An
@@ -213,7 +258,8 @@ fn worse(a: Result<(), OverLimit>, b: Result<(), OverLimit>) -> Result<(), OverL
 impl Limit {
     /// What a bucket nothing has used holds at `now`.
     fn unused(&self, now: Instant) -> Usage {
-        Usage { open: 0, tokens: self.rate.map_or(0.0, |rate| rate.burst), refilled: now }
+        let tokens = self.rate.map_or(0.0, |rate| rate.burst);
+        Usage { open: 0, tokens, refilled: now, pending: 0 }
     }
 
     /// Whether one more socket fits in `usage` at `now`, refilling its tokens to then.
@@ -247,6 +293,7 @@ impl Limit {
     /// Whether an entry carries nothing worth keeping.
     fn is_idle(&self, usage: &Usage, now: Instant) -> bool {
         usage.open == 0
+            && usage.pending == 0
             && self.rate.is_none_or(|rate| {
                 let elapsed = now.saturating_duration_since(usage.refilled).as_secs_f64();
                 usage.tokens + elapsed * rate.per_second >= rate.burst
@@ -287,6 +334,17 @@ impl Drop for ClientSlot {
     }
 }
 
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut table = self.limits.table.lock().unwrap_or_else(|e| e.into_inner());
+        for bucket in self.buckets.iter() {
+            if let Some(usage) = table.buckets.get_mut(&bucket) {
+                usage.pending = usage.pending.saturating_sub(1);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -295,6 +353,25 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_holds_at_most_its_share_of_the_pending_pool() {
+        let limits = Arc::new(ClientLimits::new(None, None).with_max_pending(Some(2)));
+        let held: Vec<_> = (0..2).map(|_| limits.admit_pending(ip("203.0.113.1"))).collect();
+        assert!(held.iter().all(Option::is_some));
+        assert!(limits.admit_pending(ip("203.0.113.1")).is_none(), "its share is held");
+        assert!(limits.admit_pending(ip("203.0.113.2")).is_some(), "another address is its own");
+        drop(held);
+        assert!(limits.admit_pending(ip("203.0.113.1")).is_some(), "given back at the end");
+        // Eight /64s of one /48 hold the /48's four shares between them.
+        let range: Vec<_> = (0..8)
+            .filter_map(|i| limits.admit_pending(ip(&format!("2001:db8:1:{i}::1"))))
+            .collect();
+        assert_eq!(range.len(), 8);
+        assert!(limits.admit_pending(ip("2001:db8:1:ff::1")).is_none(), "the /48 is full");
+        drop(range);
+        assert!(limits.admit_pending(ip("2001:db8:1:ff::1")).is_some(), "given back too");
     }
 
     #[test]

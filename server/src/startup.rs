@@ -4,11 +4,11 @@ use std::{
     io,
     net::TcpListener,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use actix_http::{error::DispatchError, Protocol};
+use actix_http::{error::DispatchError, KeepAlive, Protocol};
 use actix_service::{map_config, ServiceFactory, ServiceFactoryExt as _};
 use actix_web::{
     dev::{AppConfig, Server},
@@ -20,7 +20,6 @@ use tokio_util::task::TaskTracker;
 use crate::{
     agent,
     capacity::{self, Capacity, Limits},
-    client_addr::TrustedProxies,
     client_limits::ClientLimits,
     cluster::KnownCluster,
     config::Config,
@@ -43,7 +42,7 @@ use crate::{
     },
     shutdown::{self, DrainTiming, Signals, Stopped},
     state::AppState,
-    transport::{self, TlsSetupError},
+    transport::{self, Doorway, Stream, TlsSetupError},
     upgrade::{policy::Policy, UpgradeFactory},
     worker::WorkerParts,
 };
@@ -111,10 +110,11 @@ impl Application {
 
         let name = config.server_name.clone().unwrap_or_else(random_name);
         tracing::info!("This server is named: {name}");
+        let pending = config.max_pending_handshakes;
         let limits = Limits {
             max_connections: config
                 .max_connections
-                .unwrap_or_else(capacity::default_max_connections),
+                .unwrap_or_else(|| capacity::default_max_connections(pending.into())),
             healthy_below: config.healthy_below,
             recover_below: config.recover_below,
             network_capacity_bps: config.network_capacity_bps,
@@ -155,14 +155,22 @@ impl Application {
         let client_limits = ClientLimits::new(
             Some(config.max_connections_per_client).filter(|&max| max > 0),
             config.connect_rate_per_client.0,
-        );
+        )
+        .with_max_pending(config.pending_share());
+        let client_limits = Arc::new(client_limits);
         let policy = Policy {
             origins: config.allowed_origins.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
-            client_limits: Arc::new(client_limits),
+            client_limits: Arc::clone(&client_limits),
+        };
+        let doorway = Doorway {
+            trusted: config.trusted_proxies.clone(),
+            limits: client_limits,
+            metrics: Arc::clone(&state.metrics),
+            logged: Mutex::default(),
         };
         let edge = Edge {
-            trusted: config.trusted_proxies.clone(),
+            doorway: Arc::new(doorway),
             tls,
             policy: Arc::new(policy),
             max_pending_handshakes: config.max_pending_handshakes as usize,
@@ -297,7 +305,7 @@ async fn session_store(
 
 /// How the HTTP server meets its connections and admits its WebSockets.
 struct Edge {
-    trusted: TrustedProxies,
+    doorway: Arc<Doorway>,
     tls: Option<Arc<rustls::ServerConfig>>,
     policy: Arc<Policy>,
     max_pending_handshakes: usize,
@@ -313,10 +321,15 @@ struct Edge {
 /// [`crate::connection`]). And since actix-web 4.14, `HttpServer` gives every connection a
 /// graceful-shutdown future that the dispatcher polls on every wake (8% of the server's
 /// user time in a `perf` profile at 10,000 sockets), with no setting to leave it out; our
-/// drain closes the sockets itself. The other settings are `HttpServer`'s defaults, made
-/// explicit where they bound a handshake: 5 s to send the request head, and at most
-/// `MAX_PENDING_HANDSHAKES` connections in HTTP at once (a WebSocket leaves HTTP at its
-/// `101`, so it does not count).
+/// drain closes the sockets itself.
+///
+/// What bounds a connection's HTTP phase: at most `MAX_PENDING_HANDSHAKES` connections in
+/// HTTP at once (a WebSocket leaves HTTP at its `101`, so it does not count), each client a
+/// share of them ([`transport`]), and one request per connection, whose head must arrive
+/// within 5 s. actix-http's head deadline covers a connection's first request only, and a
+/// keep-alive connection's timer is reset by any byte, so a second request sent a byte at a
+/// time had no deadline at all; with keep-alive off every request is a first. What that
+/// costs a page load, measured, is in docs/deploying.md.
 fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -330,28 +343,28 @@ fn serve(
         .shutdown_timeout(1)
         .workers(workers)
         .max_concurrent_connections(edge.max_pending_handshakes.div_ceil(workers));
-    let Edge { trusted, tls, policy, .. } = edge;
+    let Edge { doorway, tls, policy, .. } = edge;
     let builder = match tls {
         None => builder.listen("wstime", listener, move || {
             let http = http(&state, &static_dir, &policy, false);
-            transport::plain(trusted.clone()).and_then(http)
+            transport::plain(Arc::clone(&doorway)).and_then(http)
         }),
         Some(config) => builder.listen("wstime-tls", listener, move || {
             let http = http(&state, &static_dir, &policy, true);
-            transport::tls(trusted.clone(), Arc::clone(&config)).and_then(http)
+            transport::tls(Arc::clone(&doorway), Arc::clone(&config)).and_then(http)
         }),
     };
     Ok(builder.map_err(StartupError::Server)?.run())
 }
 
-/// One worker's HTTP service over streams of type `T`.
-fn http<T: AsyncRead + AsyncWrite + Unpin + 'static>(
+/// One worker's HTTP service over connections of type `S`.
+fn http<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     state: &web::Data<AppState>,
     static_dir: &Path,
     policy: &Arc<Policy>,
     secure: bool,
 ) -> impl ServiceFactory<
-    (T, Protocol, Option<std::net::SocketAddr>),
+    (Stream<S>, Protocol, Option<std::net::SocketAddr>),
     Config = (),
     Response = (),
     Error = DispatchError,
@@ -360,6 +373,7 @@ fn http<T: AsyncRead + AsyncWrite + Unpin + 'static>(
     let app =
         App::new().app_data(state.clone()).configure(|cfg| routes::configure(cfg, static_dir));
     let builder = actix_http::HttpService::build()
+        .keep_alive(KeepAlive::Disabled)
         .client_request_timeout(HANDSHAKE_TIMEOUT)
         .client_disconnect_timeout(Duration::from_secs(1));
     let builder = if secure { builder.secure() } else { builder };

@@ -1,21 +1,54 @@
 //! How an accepted TCP connection becomes an HTTP one: `TCP_NODELAY`, the client's address
-//! (from a trusted proxy's PROXY header, see [`crate::client_addr`]), then TLS when the
-//! instance has a certificate (`TLS_CERT`, `TLS_KEY`). What comes out is a stream for
-//! actix-http, and the WebSocket code above it is the same over either: it only asks for
-//! `AsyncRead + AsyncWrite`.
+//! (from a trusted proxy's PROXY header, see [`crate::client_addr`]), the client's place in
+//! the instance's pending pool, then TLS when the instance has a certificate (`TLS_CERT`,
+//! `TLS_KEY`). What comes out is a [`Stream`] for actix-http, and the WebSocket code above
+//! it is the same over either: it only asks for `AsyncRead + AsyncWrite`.
+//!
+//! The pending pool is every connection in its HTTP phase (a handshake, a page load, a
+//! health check): actix-server takes at most `MAX_PENDING_HANDSHAKES` of them at once and
+//! leaves the rest in the listen backlog. One client (an address, or an IPv6 /64 within its
+//! /48) holds at most its share, `MAX_PENDING_HANDSHAKES_PER_CLIENT`: beyond it, its new
+//! connections are closed at once (a plain one told so with a 429), so that half-sent
+//! requests from one address cannot hold every place while the health check and other
+//! clients' handshakes wait. A trusted proxy that names no client (no PROXY header, or its
+//! own health check) is not counted: it has limits of its own, and it carries everyone.
 
-use std::{io, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    path::Path,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use actix_http::{error::DispatchError, Protocol};
 use actix_service::{fn_service, ServiceFactory};
 use rustls_pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    time::Instant,
+};
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
-use crate::client_addr::{self, TrustedProxies};
+use crate::{
+    client_addr::{self, TrustedProxies},
+    client_limits::{ClientLimits, PendingSlot},
+    metrics::Metrics,
+};
 
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How often a client turned away for its pending share is logged, at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// What a plain connection over its client's share is told before it is closed.
+const OVER_SHARE: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; \
+    charset=utf-8\r\ncontent-length: 59\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
+    too many requests in progress from your address; try again\n";
 
 /// Why the instance's certificate could not be used. Names the setting, never the key.
 #[derive(Debug, thiserror::Error)]
@@ -54,57 +87,177 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(config))
 }
 
+/// What every connection is met with, shared by every worker.
+pub struct Doorway {
+    /// Whose PROXY headers are read.
+    pub trusted: TrustedProxies,
+    /// Each client's share of the pending pool.
+    pub limits: Arc<ClientLimits>,
+    /// Where turned-away connections are counted.
+    pub metrics: Arc<Metrics>,
+    /// When a turned-away connection was last logged.
+    pub logged: Mutex<Option<Instant>>,
+}
+
+/// A connection in its HTTP phase: the stream, and its client's place in the pending pool,
+/// held until the connection ends or becomes a WebSocket ([`Stream::upgraded`]).
+pub struct Stream<S> {
+    inner: S,
+    _pending: Option<PendingSlot>,
+}
+
+impl<S> Stream<S> {
+    /// The stream of a connection that has left HTTP (its `101` is on its way): its place
+    /// in the pending pool is given back.
+    pub fn upgraded(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 /// Accepts plain TCP connections for actix-http.
 pub fn plain(
-    trusted: TrustedProxies,
+    doorway: Arc<Doorway>,
 ) -> impl ServiceFactory<
     TcpStream,
     Config = (),
-    Response = (TcpStream, Protocol, Option<SocketAddr>),
+    Response = (Stream<TcpStream>, Protocol, Option<SocketAddr>),
     Error = DispatchError,
     InitError = (),
 > {
     fn_service(move |mut stream: TcpStream| {
-        let trusted = trusted.clone();
+        let doorway = Arc::clone(&doorway);
         async move {
-            let client = prepare(&mut stream, &trusted).await.map_err(DispatchError::Io)?;
-            Ok((stream, Protocol::Http1, Some(client)))
+            let (client, pending) = doorway.meet(&mut stream, true).await?;
+            Ok((Stream { inner: stream, _pending: pending }, Protocol::Http1, Some(client)))
         }
     })
 }
 
 /// Accepts TLS connections for actix-http, with `config`.
 pub fn tls(
-    trusted: TrustedProxies,
+    doorway: Arc<Doorway>,
     config: Arc<rustls::ServerConfig>,
 ) -> impl ServiceFactory<
     TcpStream,
     Config = (),
-    Response = (TlsStream<TcpStream>, Protocol, Option<SocketAddr>),
+    Response = (Stream<TlsStream<TcpStream>>, Protocol, Option<SocketAddr>),
     Error = DispatchError,
     InitError = (),
 > {
     let acceptor = TlsAcceptor::from(config);
     fn_service(move |mut stream: TcpStream| {
-        let (trusted, acceptor) = (trusted.clone(), acceptor.clone());
+        let (doorway, acceptor) = (Arc::clone(&doorway), acceptor.clone());
         async move {
-            let client = prepare(&mut stream, &trusted).await.map_err(DispatchError::Io)?;
+            // Counted before the TLS handshake: it is the costliest part of a connection.
+            let (client, pending) = doorway.meet(&mut stream, false).await?;
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream));
             let stream = handshake
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake too slow"))
                 .and_then(|accepted| accepted)
                 .map_err(DispatchError::Io)?;
-            Ok((stream, Protocol::Http1, Some(client)))
+            Ok((Stream { inner: stream, _pending: pending }, Protocol::Http1, Some(client)))
         }
     })
 }
 
-/// What every connection gets before its protocol: `TCP_NODELAY` (a tick is a whole
-/// message; Nagle's algorithm could only hold one back behind the client's delayed
-/// acknowledgement of the last), and its client's address.
-async fn prepare(stream: &mut TcpStream, trusted: &TrustedProxies) -> io::Result<SocketAddr> {
-    stream.set_nodelay(true)?;
-    let peer = stream.peer_addr()?;
-    client_addr::accept(stream, peer, trusted).await
+impl Doorway {
+    /// What every connection gets before its protocol: `TCP_NODELAY` (a tick is a whole
+    /// message; Nagle's algorithm could only hold one back behind the client's delayed
+    /// acknowledgement of the last), its client's address, and its client's place in the
+    /// pending pool, or an error that closes it (`plain`: told why first).
+    async fn meet(
+        &self,
+        stream: &mut TcpStream,
+        plain: bool,
+    ) -> Result<(SocketAddr, Option<PendingSlot>), DispatchError> {
+        stream.set_nodelay(true).map_err(DispatchError::Io)?;
+        let peer = stream.peer_addr().map_err(DispatchError::Io)?;
+        let client =
+            client_addr::accept(stream, peer, &self.trusted).await.map_err(DispatchError::Io)?;
+        let named_by_proxy = client != peer || !self.trusted.trusts(peer.ip());
+        if !named_by_proxy {
+            return Ok((client, None));
+        }
+        match self.limits.admit_pending(client.ip()) {
+            Some(slot) => Ok((client, Some(slot))),
+            None => {
+                self.turned_away(client);
+                if plain {
+                    // No waiting on a client that holds its share already: what the socket
+                    // takes at once, then the close.
+                    let _ = stream.try_write(OVER_SHARE);
+                }
+                let over = "the client holds its share of the pending pool";
+                Err(DispatchError::Io(io::Error::other(over)))
+            }
+        }
+    }
+
+    /// Counts (and, once a minute, logs) a connection turned away for its client's share.
+    fn turned_away(&self, client: SocketAddr) {
+        self.metrics.pending_refused();
+        let now = Instant::now();
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+            *logged = Some(now);
+            tracing::info!(
+                client = %client.ip(),
+                "a client holds its share of the pending pool (MAX_PENDING_HANDSHAKES_PER_CLIENT): \
+                 its new connections are closed at once"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_429_says_its_length() {
+        let text = std::str::from_utf8(OVER_SHARE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())), "{text}");
+    }
 }

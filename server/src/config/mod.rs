@@ -102,11 +102,19 @@ pub struct Config {
     #[arg(long, env = "CONNECT_RATE_PER_CLIENT", default_value = "50/1000", value_parser = parse_rate)]
     pub connect_rate_per_client: RateSetting,
 
-    /// Handshakes (and plain HTTP requests) one instance works on at once; more wait to be
-    /// accepted. With the 5 s header timeout and actix-http's 128 KiB header cap, this
-    /// bounds what slow or bloated handshakes can cost.
+    /// Connections in their HTTP phase (handshakes, page loads, health checks: one request
+    /// each) one instance works on at once; more wait to be accepted. With the 5 s deadline
+    /// on every request head and actix-http's 128 KiB header cap, this bounds what slow or
+    /// bloated requests can cost.
     #[arg(long, env = "MAX_PENDING_HANDSHAKES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_handshakes: u32,
+
+    /// Of those, how many one client address (an IPv6 /64; its /48 four times as many) may
+    /// hold; beyond it its new connections are closed at once (a 429 for plain HTTP), so one
+    /// address cannot keep the health check and everyone else's handshakes waiting. Must be
+    /// below MAX_PENDING_HANDSHAKES (0: no limit). Default: a sixteenth of it (64 of 1,024).
+    #[arg(long, env = "MAX_PENDING_HANDSHAKES_PER_CLIENT")]
+    pub max_pending_handshakes_per_client: Option<u32>,
 
     /// TLS on the instance itself, when both files are given.
     #[command(flatten)]
@@ -195,6 +203,15 @@ struct RebalanceSettings {
 }
 
 impl Config {
+    /// How many connections in their HTTP phase one client may hold (`None`: no limit).
+    pub fn pending_share(&self) -> Option<u32> {
+        match self.max_pending_handshakes_per_client {
+            Some(0) => None,
+            Some(share) => Some(share),
+            None => Some((self.max_pending_handshakes / 16).max(1)),
+        }
+    }
+
     /// How the instance rebalances, or `None` when `REBALANCE=off`.
     pub fn rebalancing(&self) -> Option<Rebalancing> {
         let RebalanceSettings { enabled, tolerance, pace } = self.rebalance;
@@ -250,6 +267,16 @@ impl Config {
             let target = self.redis_url.take().ok_or_else(|| unusable(&"REDIS_URL is not set"))?;
             self.redis_url = Some(target.trusting(ca).map_err(|error| unusable(&error))?);
         }
+        if self
+            .max_pending_handshakes_per_client
+            .is_some_and(|share| share >= self.max_pending_handshakes)
+        {
+            return Err(clap::Error::raw(
+                ErrorKind::ValueValidation,
+                "MAX_PENDING_HANDSHAKES_PER_CLIENT must be below MAX_PENDING_HANDSHAKES (one \
+                 client may hold only a share of the pool; 0 turns the limit off)\n",
+            ));
+        }
         if self.recover_below > self.healthy_below {
             return Err(clap::Error::raw(
                 ErrorKind::ValueValidation,
@@ -289,6 +316,7 @@ mod tests {
             RateSetting(Some(ConnectRate { per_second: 50.0, burst: 1000.0 }))
         );
         assert_eq!(config.max_pending_handshakes, 1024);
+        assert_eq!(config.pending_share(), Some(64));
         assert_eq!(config.tls, None);
         assert_eq!(config.agent_port, None);
         assert_eq!(config.rebalancing(), Some(Rebalancing { tolerance: 0.05, pace: 0.05 }));

@@ -133,6 +133,7 @@ pub struct Metrics {
     server_closes: Family<Closed, Counter>,
     store_duration: Family<StoreOperation, Histogram>,
     store_errors: Family<StoreOperation, Counter>,
+    pending_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -184,6 +185,13 @@ impl Default for Metrics {
             "Session-store operations Redis failed, by operation (even if kept in memory)",
             store_errors.clone(),
         );
+        let pending_refused = Counter::default();
+        registry.register(
+            "pending_refused",
+            "Connections closed at once because their client held its share of the pending \
+             pool (MAX_PENDING_HANDSHAKES_PER_CLIENT)",
+            pending_refused.clone(),
+        );
         // Every labelled series exists from the start, at 0: Prometheus's `rate()` and
         // `increase()` see the first event as a change from 0, not as the series appearing,
         // and an alert on a ratio has both sides before anything has gone wrong.
@@ -209,6 +217,7 @@ impl Default for Metrics {
             server_closes,
             store_duration,
             store_errors,
+            pending_refused,
         }
     }
 }
@@ -238,6 +247,12 @@ impl Metrics {
     /// Counts an upgrade refused for `reason`.
     pub fn upgrade_refused(&self, reason: RefusalReason) {
         self.upgrades_refused.get_or_create(&Refused { reason }).inc();
+    }
+
+    /// Counts a connection closed at once because its client held its share of the pending
+    /// pool.
+    pub fn pending_refused(&self) {
+        self.pending_refused.inc();
     }
 
     /// Counts a socket the server closed with `code`.

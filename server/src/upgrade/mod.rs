@@ -40,6 +40,7 @@ use crate::{
     connection::{frames, schedule::Schedule, Admission, Connection},
     session::Opened,
     state::AppState,
+    transport::Stream,
     worker::Worker,
 };
 
@@ -62,7 +63,7 @@ impl UpgradeFactory {
     }
 }
 
-impl<T> ServiceFactory<(Request, Framed<T, h1::Codec>)> for UpgradeFactory
+impl<T> ServiceFactory<(Request, Framed<Stream<T>, h1::Codec>)> for UpgradeFactory
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -90,7 +91,7 @@ pub struct Upgrade<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     refusals: Arc<Mutex<RefusalLog>>,
 }
 
-impl<T> Service<(Request, Framed<T, h1::Codec>)> for Upgrade<T>
+impl<T> Service<(Request, Framed<Stream<T>, h1::Codec>)> for Upgrade<T>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -100,16 +101,17 @@ where
 
     actix_service::always_ready!();
 
-    fn call(&self, (request, framed): (Request, Framed<T, h1::Codec>)) -> Self::Future {
+    fn call(&self, (request, framed): (Request, Framed<Stream<T>, h1::Codec>)) -> Self::Future {
         let worker = Rc::clone(&self.worker);
         let state = Arc::clone(&self.state);
         let policy = Arc::clone(&self.policy);
         let refusals = Arc::clone(&self.refusals);
         Box::pin(async move {
-            // The socket, and what the client sent after its request (frames may follow a
-            // handshake at once); the dispatcher's buffers go with the rest of the parts.
+            // The socket, out of HTTP and off its client's pending share, and what the
+            // client sent after its request (frames may follow a handshake at once); the
+            // dispatcher's buffers go with the rest of the parts.
             let parts = framed.into_parts();
-            let (io, early) = (parts.io, parts.read_buf);
+            let (io, early) = (parts.io.upgraded(), parts.read_buf);
             match admit(&state, &policy, &request).await {
                 Ok(admitted) => open(&worker, &state, io, early, admitted),
                 Err(refused) => {

@@ -126,7 +126,11 @@ async fn handshakes_in_flight_are_capped_and_stalled_ones_make_room_when_they_ti
     // The cap is shared out between the workers, one per core: a cap of one per worker,
     // and as many stalled handshakes, leave no room.
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
-    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", workers.to_string()).start();
+    // Each client's share is off: here one address holds the whole pool on purpose.
+    let server = TestServer::builder()
+        .env("MAX_PENDING_HANDSHAKES", workers.to_string())
+        .env("MAX_PENDING_HANDSHAKES_PER_CLIENT", "0")
+        .start();
     let mut stalled = Vec::new();
     for _ in 0..workers {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
@@ -315,4 +319,84 @@ async fn an_origin_whose_host_is_no_host_name_is_not_a_listed_subdomain() {
         let refused = upgrade_with(&server, &format!("forged-{i}"), &origin).await;
         assert_eq!(refused.status, 403, "{forged}: {refused:?}");
     }
+}
+
+/// A connection to `port` from the loopback address `source`.
+async fn connect_from(source: [u8; 4], port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+    within("a connect", socket.connect(([127, 0, 0, 1], port).into())).await.expect("connect")
+}
+
+/// `GET /healthcheck` from `source`, within two seconds: the status, or `None` if the
+/// instance did not answer in time.
+async fn health_from(source: [u8; 4], port: u16) -> Option<u16> {
+    let exchange = async {
+        let mut stream = connect_from(source, port).await;
+        let request = format!("GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        String::from_utf8_lossy(&head[9..12]).parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange).await.ok().flatten()
+}
+
+/// The attack the hardening issue found: one address makes one complete request on each of
+/// many connections and then sends a byte of a second, or sends only part of a first, and
+/// goes quiet. Neither may take every place in the instance's pending pool: the health
+/// check and upgrades from other addresses are answered at once, and still are after the
+/// request-head deadline has passed, while the attacker holds on.
+#[actix_web::test]
+async fn one_address_holding_half_sent_requests_cannot_take_the_instance_off_the_balancer() {
+    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", "128").start();
+    let attacker = [127, 0, 0, 1];
+    let second = Duration::from_secs(1);
+    let attempt = |connect| tokio::time::timeout(second, connect);
+    let mut held = Vec::new();
+    for _ in 0..160 {
+        // A connect that is not accepted within a second: the pool is the attacker's.
+        let Ok(mut stream) = attempt(connect_from(attacker, server.port)).await else { break };
+        let _ = stream.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut answer = [0u8; 256];
+        let answered = tokio::time::timeout(second, stream.read(&mut answer)).await.is_ok();
+        let _ = stream.write_all(b"G").await;
+        held.push(stream);
+        if !answered {
+            break;
+        }
+    }
+    for _ in 0..160 {
+        let Ok(mut stream) = attempt(connect_from(attacker, server.port)).await else { break };
+        let _ = stream.write_all(b"GET /healthcheck HTTP/1.1\r\nHo").await;
+        held.push(stream);
+    }
+    for moment in ["at once", "past the request-head deadline"] {
+        assert_eq!(health_from([127, 0, 0, 2], server.port).await, Some(200), "{moment}");
+        let (status, _) = upgrade_from([127, 0, 0, 3], server.port, "bystander").await;
+        assert_eq!(status, 101, "{moment}");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    drop(held);
+    let mut stream = connect_from([127, 0, 0, 4], server.port).await;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    within("the metrics", stream.read_to_string(&mut text)).await.unwrap();
+    let refused = text.lines().find_map(|line| line.strip_prefix("wstime_pending_refused_total "));
+    let refused: f64 = refused.expect("the counter").parse().unwrap();
+    assert!(refused >= 100.0, "the attacker's connections past its share: {refused}");
+}
+
+/// Every request head has a deadline, a connection's second included: a client that sends
+/// one request and then a byte of another is not waited for (each connection serves one
+/// request, so the second is never read).
+#[actix_web::test]
+async fn a_half_sent_second_request_is_not_waited_for() {
+    let server = TestServer::start("deadline");
+    let mut stream = connect_from([127, 0, 0, 1], server.port).await;
+    stream.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\nG").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(7), stream.read_to_end(&mut answer));
+    assert!(read.await.is_ok(), "the connection was held open for the second request");
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "{}", String::from_utf8_lossy(&answer));
 }

@@ -72,6 +72,7 @@ async fn every_metric_is_exposed_with_its_type_and_the_build() {
         ("wstime_load", "gauge"),
         ("wstime_draining", "gauge"),
         ("wstime_cluster_instances", "gauge"),
+        ("wstime_pending_refused", "counter"),
     ] {
         assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "{family} {kind}:\n{text}");
     }
