@@ -41,7 +41,7 @@ use std::{
 };
 
 use actix_http::ws::{Frame, ProtocolError};
-use bytes::{Buf as _, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::OwnedSemaphorePermit,
@@ -65,6 +65,12 @@ pub const MAX_PARKED_BYTES: usize = 8 * 1024;
 /// How long, after the server's close frame, the peer has to answer with its own.
 pub const CLOSING_LIMIT: Duration = Duration::from_secs(2);
 
+/// Pings a client may send between two of its ticks (a second): far more than any client's
+/// keep-alive needs (browsers send none), few enough that a flood is stopped within its
+/// first second, with 1008. Each read's pings are answered with one pong, for the last of
+/// them (RFC 6455 section 5.5.3 allows it), so a flood costs little until then.
+pub const MAX_PINGS_PER_SECOND: u16 = 20;
+
 /// Where a connection is in its life. The phases only ever move forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -87,6 +93,8 @@ pub struct Connection<T> {
     schedule: Cell<Schedule>,
     /// When the client last sent anything (a pong is enough): idleness is judged from it.
     last_heard: Cell<Instant>,
+    /// Pings received since the last tick (see [`MAX_PINGS_PER_SECOND`]).
+    pings: Cell<u16>,
     /// Bytes the kernel did not take yet, in order; empty (no buffer) almost always.
     parked: RefCell<BytesMut>,
     incoming: RefCell<Incoming>,
@@ -123,6 +131,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             phase: Cell::new(Phase::Open),
             schedule: Cell::new(schedule),
             last_heard: Cell::new(Instant::now()),
+            pings: Cell::new(0),
             parked: RefCell::new(BytesMut::new()),
             incoming: RefCell::new(Incoming::new(early)),
             waker: RefCell::new(None),
@@ -174,6 +183,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
         let mut out = shared.out();
         if let Some(seconds) = due.tick {
+            self.pings.set(0);
             frames::tick(&mut out, shared.tick_prefix(), seconds);
             shared.traffic().record_tick(out.len(), now.saturating_duration_since(due_at));
         }
@@ -301,10 +311,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let mut buffer = shared.input();
         incoming.resume(&mut buffer);
         while self.phase.get() != Phase::Closed {
+            let mut last_ping = None;
             let decoded = incoming.decode(&mut buffer, |frame| {
-                self.on_frame(frame, shared);
+                self.on_frame(frame, &mut last_ping, shared);
                 self.phase.get() != Phase::Closed
             });
+            if let Some(payload) = last_ping {
+                let mut out = shared.out();
+                frames::pong(&mut out, payload);
+                self.send(&out);
+            }
             if let Err(error) = decoded {
                 self.on_protocol_error(&error, shared);
             }
@@ -329,14 +345,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
     }
 
-    fn on_frame(&self, frame: Frame, shared: &Shared) {
+    /// Acts on one frame of a read; a ping's payload is kept in `last_ping`, to be answered
+    /// once the read's frames are all decoded.
+    fn on_frame(&self, frame: Frame, last_ping: &mut Option<Bytes>, shared: &Shared) {
+        let now = Instant::now();
         // Anything from the peer, pongs included, proves it is alive.
-        self.last_heard.set(Instant::now());
+        self.last_heard.set(now);
         match frame {
             Frame::Ping(payload) => {
-                let mut out = shared.out();
-                frames::pong(&mut out, payload);
-                self.send(&out);
+                let pings = self.pings.get().saturating_add(1);
+                self.pings.set(pings);
+                if pings > MAX_PINGS_PER_SECOND {
+                    *last_ping = None;
+                    self.close(now, CloseCode::PolicyViolation, "too many pings", shared);
+                } else if matches!(self.phase.get(), Phase::Open | Phase::Draining) {
+                    *last_ping = Some(payload);
+                }
             }
             Frame::Close(_) => {
                 // The peer's close answers ours, or asks for an answer (RFC 6455 section

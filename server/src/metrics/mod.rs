@@ -112,11 +112,12 @@ impl StoreOperation {
 }
 
 /// The close codes the server sends, each exposed at 0 from the start. (1008, policy
-/// violation, is not among them: a page from a disallowed origin is refused with a 403
-/// before any WebSocket exists.)
-const SERVER_CLOSE_CODES: [CloseCode; 5] = [
+/// violation, goes to a client that floods it with pings; a page from a disallowed origin is
+/// refused with a 403 before any WebSocket exists.)
+const SERVER_CLOSE_CODES: [CloseCode; 6] = [
     CloseCode::GoingAway,
     CloseCode::ProtocolError,
+    CloseCode::PolicyViolation,
     CloseCode::MessageTooBig,
     CloseCode::ServiceRestart,
     CloseCode::TryAgainLater,

@@ -267,7 +267,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        connection::{schedule::Schedule, Admission, MAX_PARKED_BYTES},
+        connection::{schedule::Schedule, Admission, MAX_PARKED_BYTES, MAX_PINGS_PER_SECOND},
         instance::tests::instance,
         session::{touches, Opened},
         tick_wheel::on_grid,
@@ -320,6 +320,7 @@ mod tests {
     enum Seen {
         Tick(u64),
         Ping,
+        Pong(Vec<u8>),
         Close(u16),
         Ended,
     }
@@ -335,6 +336,7 @@ mod tests {
                             Seen::Tick(Tick::parse(text).expect("a tick").seconds)
                         }
                         Frame::Ping(_) => Seen::Ping,
+                        Frame::Pong(payload) => Seen::Pong(payload.to_vec()),
                         Frame::Close(reason) => Seen::Close(reason.map_or(0, |r| r.code.into())),
                         other => panic!("unexpected {other:?}"),
                     };
@@ -513,6 +515,32 @@ mod tests {
             moments.dedup();
             assert!(moments.len() > 1, "spread, not all at once: {moments:?}");
             assert_eq!(worker.instance.live_connections(), 0);
+        });
+    }
+
+    #[test]
+    fn a_reads_pings_get_one_pong_and_a_flood_of_them_a_1008() {
+        paused(async {
+            let worker = Worker::new(&parts(10, 30, Duration::ZERO));
+            let mut peer = open(&worker, "pinger");
+            assert_eq!(peer.next().await.0, Seen::Tick(0));
+            let pings = |count: u8| {
+                let mut codec = Codec::new().client_mode();
+                let mut bytes = BytesMut::new();
+                for i in 0..count {
+                    let payload = bytes::Bytes::from(vec![i]);
+                    codec.encode(Message::Ping(payload), &mut bytes).expect("a ping");
+                }
+                bytes
+            };
+            // Ten pings in one write: one pong, for the last.
+            peer.stream.write_all(&pings(10)).await.expect("write the pings");
+            assert_eq!(peer.next().await.0, Seen::Pong(vec![9]));
+            // The next second, more than MAX_PINGS_PER_SECOND: closed with 1008.
+            assert_eq!(peer.next().await.0, Seen::Tick(1));
+            let flood = u8::try_from(MAX_PINGS_PER_SECOND).unwrap() + 1;
+            peer.stream.write_all(&pings(flood)).await.expect("write the flood");
+            assert_eq!(peer.next().await.0, Seen::Close(1008));
         });
     }
 
