@@ -13,9 +13,10 @@
 //! in numbers the registry's counts lag, and the weight is the headroom alone. A weight is
 //! never 0: the health check, not the agent, takes an instance out.
 
-use std::{future::Future, pin::pin, sync::Arc};
+use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 
 use tokio::{io::AsyncWriteExt as _, net::TcpListener};
+use tokio_util::task::TaskTracker;
 
 use crate::{
     cluster::{self, KnownCluster},
@@ -23,7 +24,13 @@ use crate::{
 };
 
 /// How long HAProxy may take to read the answer.
-const WRITE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+const WRITE_LIMIT: Duration = Duration::from_secs(2);
+
+/// The first wait after a failed accept (out of file descriptors, say), doubled at each
+/// failure in a row up to [`MOST_BACKOFF`]: a failing accept returns at once, and retrying
+/// it at once would spin a core.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MOST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The agent's answer now, for `instance` in `cluster`.
 pub fn answer(instance: &Instance, cluster: &KnownCluster) -> String {
@@ -51,14 +58,32 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = pin!(stop);
+    let answers = TaskTracker::new();
+    let mut backoff = FIRST_BACKOFF;
     loop {
         let accepted = tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => break,
             accepted = listener.accept() => accepted,
         };
-        let Ok((mut stream, _)) = accepted else { continue };
+        let mut stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = FIRST_BACKOFF;
+                stream
+            }
+            Err(error) => {
+                if backoff == FIRST_BACKOFF {
+                    tracing::warn!("the agent check cannot accept ({error}); retrying");
+                }
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MOST_BACKOFF);
+                continue;
+            }
+        };
         let line = answer(&instance, &cluster);
-        actix_web::rt::spawn(async move {
+        answers.spawn_local(async move {
             let written = async {
                 stream.write_all(line.as_bytes()).await?;
                 stream.shutdown().await
@@ -66,6 +91,9 @@ pub async fn serve(
             let _ = tokio::time::timeout(WRITE_LIMIT, written).await;
         });
     }
+    // The answers under way end within their write limit.
+    answers.close();
+    answers.wait().await;
 }
 
 #[cfg(test)]

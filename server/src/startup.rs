@@ -133,7 +133,9 @@ impl Application {
             InstanceCollector { instance: Arc::clone(&instance), cluster: Arc::clone(&cluster) };
         let metrics = Arc::new(Metrics::new(collector));
         let (sessions, redis) = session_store(&config, &metrics).await?;
-        let (touch_requests, touches) = touches::queue();
+        // Room for every socket's last touch at once (a drain), and as many again.
+        let waiting = usize::try_from(limits.max_connections).unwrap_or(usize::MAX);
+        let (touch_requests, touches) = touches::queue(waiting.saturating_mul(2));
         let workers = WorkerParts {
             instance: Arc::clone(&instance),
             tick_prefix: wstime_protocol::tick::prefix(&name).into(),

@@ -6,11 +6,24 @@
 //! one background task per instance does the touching, a bounded number at a time. At
 //! shutdown it is flushed: the touches of the last sockets to close are written before the
 //! process exits.
+//!
+//! The queue is bounded, for when the store is slower than the touches arrive (Redis cut
+//! off, answering only after its operation limit). A session already waiting in it is not
+//! queued twice: one touch restarts its expiry as well as several would, so a queue of
+//! distinct sessions is at most as long as the instance has sessions. Past the limit a
+//! request is dropped, and counted in the log: that session's expiry then runs from its last
+//! touch, a little early, which matters only while the store is failing anyway.
 
-use std::{future::Future, pin::pin, sync::Arc};
+use std::{
+    collections::{HashSet, VecDeque},
+    future::Future,
+    pin::pin,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
-use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
+use futures_util::{stream::FuturesUnordered, StreamExt as _};
+use tokio::{sync::Notify, time::Instant};
 use wstime_protocol::ClientId;
 
 use super::SessionStore;
@@ -19,24 +32,90 @@ use super::SessionStore;
 /// socket within seconds, few enough not to flood the store.
 const CONCURRENT_TOUCHES: usize = 64;
 
+/// How often dropped touches are logged, at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Where connections ask for a touch. Cloning is cheap.
 #[derive(Clone)]
-pub struct Touches(mpsc::UnboundedSender<ClientId>);
+pub struct Touches(Arc<Queue>);
 
 /// The other end: the queue [`TouchQueue::run`] works through.
-pub struct TouchQueue(mpsc::UnboundedReceiver<ClientId>);
+pub struct TouchQueue(Arc<Queue>);
 
-/// A new, empty queue.
-pub fn queue() -> (Touches, TouchQueue) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    (Touches(sender), TouchQueue(receiver))
+struct Queue {
+    waiting: Mutex<Waiting>,
+    /// Wakes the task when a touch is queued (or the queue is closed meanwhile: a permit is
+    /// kept for a task that is not waiting yet, so none is missed).
+    queued: Notify,
+    /// The most sessions that may wait at once.
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Waiting {
+    order: VecDeque<ClientId>,
+    /// The sessions in `order` or being touched, so a second request for one is not queued
+    /// again: a touch that has not reached the store yet restarts the expiry from later
+    /// than the request did.
+    ids: HashSet<ClientId>,
+    /// Set once the queue is flushing: later requests are refused.
+    closed: bool,
+    /// Requests dropped at the limit since the last log line, and when that was.
+    dropped: u64,
+    logged: Option<Instant>,
+}
+
+/// A new, empty queue of at most `limit` sessions.
+pub fn queue(limit: usize) -> (Touches, TouchQueue) {
+    let queue =
+        Arc::new(Queue { waiting: Mutex::default(), queued: Notify::new(), limit: limit.max(1) });
+    (Touches(Arc::clone(&queue)), TouchQueue(queue))
 }
 
 impl Touches {
     /// Asks for `id`'s expiry to be restarted. Never waits; once the queue's task has stopped
     /// the process is exiting and there is nothing left to keep.
     pub fn request(&self, id: ClientId) {
-        let _ = self.0.send(id);
+        let queue = &self.0;
+        let mut waiting = queue.lock();
+        if waiting.closed || waiting.ids.contains(&id) {
+            return;
+        }
+        if waiting.order.len() >= queue.limit {
+            waiting.dropped += 1;
+            let now = Instant::now();
+            if waiting.logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+                tracing::warn!(
+                    "the session store is slower than its touches arrive: {} dropped with {} \
+                     waiting (their sessions expire from their last touch)",
+                    std::mem::take(&mut waiting.dropped),
+                    queue.limit
+                );
+                waiting.logged = Some(now);
+            }
+            return;
+        }
+        waiting.ids.insert(id.clone());
+        waiting.order.push_back(id);
+        drop(waiting);
+        queue.queued.notify_one();
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next session to touch, if any waits; it stays among the queued ids until
+    /// [`Queue::touched`].
+    fn next(&self) -> Option<ClientId> {
+        self.lock().order.pop_front()
+    }
+
+    /// `id`'s touch is done: a new request for it is queued again.
+    fn touched(&self, id: &ClientId) {
+        self.lock().ids.remove(id);
     }
 }
 
@@ -45,26 +124,34 @@ impl TouchQueue {
     /// requests, finishes the ones already queued and returns. A failed touch is logged and
     /// dropped: the session then expires a little earlier, which only matters if the store
     /// is down, and then nothing could be kept anyway.
-    pub async fn run(mut self, store: Arc<dyn SessionStore>, flush: impl Future<Output = ()>) {
+    pub async fn run(self, store: Arc<dyn SessionStore>, flush: impl Future<Output = ()>) {
+        let queue = self.0;
         let mut flush = pin!(flush);
         let mut flushing = false;
-        let ids = futures_util::stream::poll_fn(|cx| {
-            if !flushing && flush.as_mut().poll(cx).is_ready() {
-                flushing = true;
-                // Later requests are refused; the queued ones still come out, then the end.
-                self.0.close();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < CONCURRENT_TOUCHES {
+                let Some(id) = queue.next() else { break };
+                let (store, queue) = (Arc::clone(&store), &queue);
+                in_flight.push(async move {
+                    if let Err(error) = store.touch(&id).await {
+                        tracing::debug!(client_id = %id, %error, "session touch failed");
+                    }
+                    queue.touched(&id);
+                });
             }
-            self.0.poll_recv(cx)
-        });
-        ids.for_each_concurrent(CONCURRENT_TOUCHES, |id| {
-            let store = Arc::clone(&store);
-            async move {
-                if let Err(error) = store.touch(&id).await {
-                    tracing::debug!(client_id = %id, %error, "session touch failed");
+            if flushing && in_flight.is_empty() && queue.lock().order.is_empty() {
+                return;
+            }
+            tokio::select! {
+                () = &mut flush, if !flushing => {
+                    flushing = true;
+                    queue.lock().closed = true;
                 }
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                () = queue.queued.notified() => {}
             }
-        })
-        .await;
+        }
     }
 }
 
@@ -73,13 +160,28 @@ mod tests {
     use std::sync::Mutex;
 
     use futures_util::future::BoxFuture;
+    use tokio::sync::Semaphore;
 
     use super::*;
     use crate::session::{Opened, StoreError, StoreStatus};
 
-    /// Records the ids it is asked to touch.
-    #[derive(Default)]
-    struct Recording(Mutex<Vec<String>>);
+    /// Records the ids it is asked to touch, each touch waiting for a permit of `open`.
+    struct Recording {
+        touched: Mutex<Vec<String>>,
+        open: Semaphore,
+    }
+
+    impl Recording {
+        fn new(permits: usize) -> Arc<Self> {
+            Arc::new(Self { touched: Mutex::default(), open: Semaphore::new(permits) })
+        }
+
+        fn touched(&self) -> Vec<String> {
+            let mut touched = self.touched.lock().unwrap().clone();
+            touched.sort();
+            touched
+        }
+    }
 
     impl SessionStore for Recording {
         fn open<'a>(&'a self, _: &'a ClientId) -> BoxFuture<'a, Result<Opened, StoreError>> {
@@ -87,8 +189,11 @@ mod tests {
         }
 
         fn touch<'a>(&'a self, id: &'a ClientId) -> BoxFuture<'a, Result<(), StoreError>> {
-            self.0.lock().unwrap().push(id.to_string());
-            Box::pin(async { Ok(()) })
+            Box::pin(async move {
+                self.open.acquire().await.expect("open").forget();
+                self.touched.lock().unwrap().push(id.to_string());
+                Ok(())
+            })
         }
 
         fn status(&self) -> StoreStatus {
@@ -96,18 +201,45 @@ mod tests {
         }
     }
 
+    fn id(name: &str) -> ClientId {
+        ClientId::parse(name).unwrap()
+    }
+
     #[tokio::test]
-    async fn every_request_queued_before_the_flush_is_touched_then_the_queue_ends() {
-        let store = Arc::new(Recording::default());
-        let (touches, queue) = queue();
-        for id in ["a", "b", "a"] {
-            touches.request(ClientId::parse(id).unwrap());
+    async fn every_session_queued_before_the_flush_is_touched_then_the_queue_ends() {
+        let store = Recording::new(usize::MAX >> 4);
+        let (touches, queue) = queue(100);
+        for name in ["a", "b", "c"] {
+            touches.request(id(name));
         }
         // The senders live on (as the instance's do): the flush alone ends the queue.
         queue.run(store.clone(), std::future::ready(())).await;
-        touches.request(ClientId::parse("late").unwrap());
-        let mut touched = store.0.lock().unwrap().clone();
-        touched.sort();
-        assert_eq!(touched, ["a", "a", "b"]);
+        touches.request(id("late"));
+        assert_eq!(store.touched(), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_slow_store_holds_each_waiting_session_once_and_no_more_than_the_limit() {
+        // The store answers nothing until told to: every request waits in the queue.
+        let store = Recording::new(0);
+        let (touches, queue) = queue(10);
+        let (flush_tx, flush_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(queue.run(store.clone(), async move {
+            let _ = flush_rx.await;
+        }));
+        tokio::task::yield_now().await;
+        for _ in 0..1000 {
+            touches.request(id("same"));
+        }
+        for i in 0..100 {
+            touches.request(id(&format!("s{i}")));
+        }
+        let _ = flush_tx.send(());
+        store.open.add_permits(1000);
+        run.await.unwrap();
+        let touched = store.touched();
+        // "same" once, and nine others: the ten places were full before the store answered.
+        assert_eq!(touched.iter().filter(|name| *name == "same").count(), 1);
+        assert_eq!(touched.len(), 10, "{touched:?}");
     }
 }

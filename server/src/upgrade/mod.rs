@@ -140,11 +140,7 @@ where
 
 /// Logs a refusal, at most once a minute per kind (and, for origins, per origin).
 fn log_refusal(log: &mut RefusalLog, request: &Request, refusal: &Refusal) {
-    let kind = match refusal {
-        Refusal::OriginNotAllowed(origin) => format!("{} {origin}", refusal.reason().name()),
-        _ => refusal.reason().name().to_owned(),
-    };
-    if let Some(unlogged) = log.record(&kind, Instant::now()) {
+    if let Some(unlogged) = log.record(refusal, Instant::now()) {
         tracing::info!(
             path = request.path(),
             peer = ?request.peer_addr(),

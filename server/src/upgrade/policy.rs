@@ -6,7 +6,10 @@ use std::{net::IpAddr, sync::Arc};
 use actix_http::{header, HttpMessage as _, Request};
 use tokio::time::Instant;
 
-use super::{origin::AllowedOrigins, refusal::Refusal};
+use super::{
+    origin::AllowedOrigins,
+    refusal::{shown_origin, Refusal},
+};
 use crate::{
     client_addr::{self, TrustedProxies},
     client_limits::{ClientLimits, ClientSlot, OverLimit},
@@ -33,7 +36,7 @@ impl Policy {
         let host = host.and_then(|value| value.to_str().ok());
         match self.origins.allows(origin, host) {
             true => Ok(()),
-            false => Err(Refusal::OriginNotAllowed(origin.unwrap_or_default().to_owned())),
+            false => Err(Refusal::OriginNotAllowed(shown_origin(origin.unwrap_or_default()))),
         }
     }
 

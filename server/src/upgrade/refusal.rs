@@ -89,8 +89,10 @@ impl Refusal {
             body.len()
         );
         let extra = match self {
+            // At least a second, and at most a day: no wait, however it was made, prints as
+            // a number a client cannot read.
             Self::RateLimited(wait) => {
-                format!("retry-after: {}", wait.as_secs_f64().ceil().max(1.0))
+                format!("retry-after: {}", wait.as_secs_f64().ceil().clamp(1.0, 86_400.0))
             }
             _ if matches!(
                 status,
@@ -118,43 +120,76 @@ impl Refusal {
 /// How often a refusal of one kind is logged, at most.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Kinds of refusal remembered at once; a flood of new kinds is not remembered, just not
-/// logged.
-const REMEMBERED_KINDS: usize = 256;
+/// Refused origins remembered at once, each its own kind; a flood of new ones is not
+/// remembered, just not logged. The fixed kinds have places of their own, which no number
+/// of origins can take.
+const REMEMBERED_ORIGINS: usize = 64;
 
-/// Logs refusals, at most once a minute per kind, each line saying how many of that kind
-/// went unlogged since the last: a flood of bad clients cannot flood the log.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    kinds: HashMap<String, Logged>,
+/// The longest origin a refusal keeps (and its response and log line show): an `Origin`
+/// header may be as long as every header together, 128 KiB.
+pub const ORIGIN_SHOWN: usize = 100;
+
+/// An origin as a refusal keeps it: at most [`ORIGIN_SHOWN`] bytes, cut at a character.
+pub fn shown_origin(origin: &str) -> String {
+    if origin.len() <= ORIGIN_SHOWN {
+        return origin.to_owned();
+    }
+    let cut = (0..=ORIGIN_SHOWN).rev().find(|&at| origin.is_char_boundary(at)).unwrap_or(0);
+    format!("{}…", &origin[..cut])
 }
 
-#[derive(Debug)]
+/// Logs refusals, at most once a minute per kind (each fixed reason, and each refused
+/// origin), each line saying how many of that kind went unlogged since the last: a flood
+/// of bad clients cannot flood the log, nor keep a refusal of another kind out of it.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    reasons: [Option<Logged>; RefusalReason::ALL.len()],
+    origins: HashMap<String, Logged>,
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Logged {
     at: Instant,
     unlogged: u64,
 }
 
+impl Logged {
+    /// Counts a refusal of its kind at `now`: `Some(unlogged)` once a minute has passed
+    /// since its last line.
+    fn turn(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.at) < LOG_EVERY {
+            self.unlogged += 1;
+            return None;
+        }
+        self.at = now;
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
 impl RefusalLog {
-    /// Records a refusal of kind `kind` at `now`: `Some(unlogged)` when it is to be logged
-    /// (with that many of its kind refused unlogged since the last line), `None` otherwise.
-    pub fn record(&mut self, kind: &str, now: Instant) -> Option<u64> {
-        if let Some(logged) = self.kinds.get_mut(kind) {
-            if now.duration_since(logged.at) < LOG_EVERY {
-                logged.unlogged += 1;
+    /// Records `refusal` at `now`: `Some(unlogged)` when it is to be logged (with that many
+    /// of its kind refused unlogged since the last line), `None` otherwise.
+    pub fn record(&mut self, refusal: &Refusal, now: Instant) -> Option<u64> {
+        let first = Logged { at: now, unlogged: 0 };
+        let Refusal::OriginNotAllowed(origin) = refusal else {
+            return match &mut self.reasons[refusal.reason() as usize] {
+                Some(logged) => logged.turn(now),
+                slot @ None => {
+                    *slot = Some(first);
+                    Some(0)
+                }
+            };
+        };
+        if let Some(logged) = self.origins.get_mut(origin) {
+            return logged.turn(now);
+        }
+        if self.origins.len() >= REMEMBERED_ORIGINS {
+            self.origins.retain(|_, logged| now.duration_since(logged.at) < LOG_EVERY);
+            if self.origins.len() >= REMEMBERED_ORIGINS {
                 return None;
             }
-            let unlogged = std::mem::take(&mut logged.unlogged);
-            logged.at = now;
-            return Some(unlogged);
         }
-        if self.kinds.len() >= REMEMBERED_KINDS {
-            self.kinds.retain(|_, logged| now.duration_since(logged.at) < LOG_EVERY);
-            if self.kinds.len() >= REMEMBERED_KINDS {
-                return None;
-            }
-        }
-        self.kinds.insert(kind.to_owned(), Logged { at: now, unlogged: 0 });
+        self.origins.insert(origin.clone(), first);
         Some(0)
     }
 }
@@ -192,12 +227,34 @@ mod tests {
         let mut log = RefusalLog::default();
         let start = Instant::now();
         let at = |secs| start + Duration::from_secs(secs);
-        assert_eq!(log.record("full", at(0)), Some(0));
-        assert_eq!(log.record("full", at(1)), None);
-        assert_eq!(log.record("draining", at(2)), Some(0), "another kind has its own minute");
-        assert_eq!(log.record("full", at(59)), None);
-        assert_eq!(log.record("full", at(61)), Some(2), "two went unlogged");
-        assert_eq!(log.record("full", at(62)), None);
+        assert_eq!(log.record(&Refusal::Full, at(0)), Some(0));
+        assert_eq!(log.record(&Refusal::Full, at(1)), None);
+        let another = log.record(&Refusal::Draining, at(2));
+        assert_eq!(another, Some(0), "another kind has its own minute");
+        assert_eq!(log.record(&Refusal::Full, at(59)), None);
+        assert_eq!(log.record(&Refusal::Full, at(61)), Some(2), "two went unlogged");
+        assert_eq!(log.record(&Refusal::Full, at(62)), None);
+    }
+
+    #[test]
+    fn a_flood_of_origins_cannot_keep_the_fixed_kinds_out_of_the_log() {
+        let mut log = RefusalLog::default();
+        let now = Instant::now();
+        let origin = |i| Refusal::OriginNotAllowed(format!("https://{i}.example"));
+        let logged = (0..1000).filter(|&i| log.record(&origin(i), now).is_some()).count();
+        assert_eq!(logged, REMEMBERED_ORIGINS, "each remembered origin once, the rest not");
+        for refusal in [Refusal::Full, Refusal::Draining, Refusal::Store(StoreError::Busy)] {
+            assert_eq!(log.record(&refusal, now), Some(0), "{refusal} still has its place");
+        }
+    }
+
+    #[test]
+    fn a_long_origin_is_kept_short_and_cut_at_a_character() {
+        let long = format!("https://{}.example", "é".repeat(100_000));
+        let shown = shown_origin(&long);
+        assert!(shown.len() <= ORIGIN_SHOWN + "…".len(), "{}", shown.len());
+        assert!(shown.starts_with("https://é") && shown.ends_with('…'));
+        assert_eq!(shown_origin("https://a.example"), "https://a.example");
     }
 
     #[test]

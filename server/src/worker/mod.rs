@@ -289,7 +289,7 @@ mod tests {
             tick_prefix: wstime_protocol::tick::prefix(&instance.name).into(),
             instance,
             timing,
-            touches: touches::queue().0,
+            touches: touches::queue(100).0,
             metrics,
             drain_window,
             moves: Arc::default(),

@@ -89,3 +89,95 @@ async fn haproxy_weighs_instances_by_headroom_and_drains_the_one_that_says_so() 
     assert!(connections(ports[0]) > 0, "the restarted node1 takes new connections");
     cluster.stop();
 }
+
+/// The CPU time (user and system) the process `pid` has used so far.
+fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's stat");
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and
+    // 13th of those, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').expect("a stat line").1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    std::time::Duration::from_millis(ticks * 10)
+}
+
+/// Out of file descriptors, the agent check's accepts fail at once for as long as HAProxy's
+/// connections wait: the instance must wait between tries, not spin a core on them.
+#[actix_web::test]
+async fn an_instance_out_of_file_descriptors_does_not_spin_on_the_agent_check() {
+    use std::{os::unix::process::CommandExt as _, process::Command, time::Duration};
+
+    use tokio::io::AsyncWriteExt as _;
+
+    let dist = tempfile::tempdir().unwrap();
+    crate::helpers::fake_dist(dist.path());
+    let ready = dist.path().join("ready.json");
+    let agent_port = wstime_cluster::free_port().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wstime-server"));
+    command
+        .env_clear()
+        .env("BIND", "127.0.0.1")
+        .env("PORT", "0")
+        .env("STATIC_DIR", dist.path())
+        .env("READY_FILE", &ready)
+        .env("AGENT_PORT", agent_port.to_string())
+        .env("MAX_CONNECTIONS", "1000")
+        .env("MAX_PENDING_HANDSHAKES", "16")
+        .env("MAX_CONNECTIONS_PER_CLIENT", "0")
+        .env("CONNECT_RATE_PER_CLIENT", "0")
+        .env("RUST_LOG", "error");
+    // SAFETY: setrlimit is async-signal-safe, the one call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            rlimit::setrlimit(rlimit::Resource::NOFILE, 64, 64).map_err(std::io::Error::other)
+        });
+    }
+    let mut child = command.spawn().expect("start wstime-server");
+    let port = eventually_ready(&ready).await;
+    // WebSockets until the process has no file descriptor left for another.
+    let mut sockets = Vec::new();
+    for i in 0..64 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let request = crate::helpers::handshake_request(
+            port,
+            &format!("/?id=fd-{i}"),
+            &crate::helpers::good_handshake_headers("websocket"),
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        let answered = tokio::time::timeout(
+            Duration::from_millis(700),
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut head),
+        )
+        .await;
+        sockets.push(stream);
+        if !matches!(answered, Ok(Ok(_))) {
+            break;
+        }
+    }
+    // HAProxy's agent checks, waiting in the listen backlog that the instance cannot empty.
+    let mut checks = Vec::new();
+    for _ in 0..4 {
+        checks.push(tokio::net::TcpStream::connect(("127.0.0.1", agent_port)).await.unwrap());
+    }
+    let before = cpu_time(child.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_time(child.id()) - before;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(used < Duration::from_millis(500), "{used:?} of CPU in 2 s with nothing to do");
+    drop((sockets, checks));
+}
+
+/// The port the instance writes to its ready file, once it does.
+async fn eventually_ready(path: &std::path::Path) -> u16 {
+    within("the ready file", async {
+        loop {
+            if let Ok(Some(ready)) = wstime_protocol::ready::Ready::read(path) {
+                return ready.port;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
