@@ -36,6 +36,7 @@
 //!   one value every part watches, and its live connections.
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`client_limits`]: what one client address may hold and how fast it may connect.
+//! - [`log_id`]: a client id as logs show it (a short hash: an id is a bearer token).
 //! - [`client_addr`]: the client's real address, from trusted proxies (PROXY protocol v2,
 //!   `X-Forwarded-For`) or the socket.
 //! - [`metrics`]: what `/metrics` counts and reads.
@@ -60,6 +61,7 @@ pub mod config;
 pub mod connection;
 pub mod instance;
 pub mod lifecycle;
+pub mod log_id;
 pub mod metrics;
 pub mod rebalance;
 pub mod redis;

@@ -51,7 +51,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use wstime_protocol::{ClientId, CloseCode};
 
 use self::{incoming::Incoming, schedule::Schedule, shared::Shared};
-use crate::client_limits::ClientSlot;
+use crate::{client_limits::ClientSlot, log_id::LoggedId};
 
 /// The largest frame a client may send. Clients have nothing to say beyond pings, so a
 /// small limit keeps a misbehaving peer from making the server buffer much.
@@ -244,7 +244,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             // Order: these bytes go after the parked ones.
             if parked.len() + bytes.len() > MAX_PARKED_BYTES {
                 drop(parked);
-                tracing::debug!(client_id = %self.client_id, "peer is not reading: dropped");
+                tracing::debug!(id = %LoggedId(&self.client_id), "peer is not reading: dropped");
                 self.end();
             } else {
                 parked.extend_from_slice(bytes);

@@ -13,7 +13,10 @@ use wstime_protocol::ClientId;
 use super::{
     memory::MemoryStore, redis::RedisStore, Opened, SessionStore, StoreError, StoreStatus,
 };
-use crate::metrics::{Metrics, StoreOperation};
+use crate::{
+    log_id::LoggedId,
+    metrics::{Metrics, StoreOperation},
+};
 
 /// Redis first, this instance's memory when Redis cannot answer.
 pub struct FallbackStore {
@@ -35,7 +38,7 @@ impl FallbackStore {
             Err(StoreError::Busy) => Err(StoreError::Busy),
             Err(error) => {
                 self.metrics.store_failed(StoreOperation::OPEN);
-                tracing::debug!(%id, %error, "opening the session locally");
+                tracing::debug!(id = %LoggedId(id), %error, "opening the session locally");
                 self.local.open(id).await
             }
         }

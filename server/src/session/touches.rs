@@ -27,6 +27,7 @@ use tokio::{sync::Notify, time::Instant};
 use wstime_protocol::ClientId;
 
 use super::SessionStore;
+use crate::log_id::LoggedId;
 
 /// How many touches may be in flight at once: enough to keep up with a drain closing every
 /// socket within seconds, few enough not to flood the store.
@@ -135,7 +136,7 @@ impl TouchQueue {
                 let (store, queue) = (Arc::clone(&store), &queue);
                 in_flight.push(async move {
                     if let Err(error) = store.touch(&id).await {
-                        tracing::debug!(client_id = %id, %error, "session touch failed");
+                        tracing::debug!(id = %LoggedId(&id), %error, "session touch failed");
                     }
                     queue.touched(&id);
                 });

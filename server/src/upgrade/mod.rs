@@ -38,6 +38,7 @@ use self::{
 };
 use crate::{
     connection::{frames, schedule::Schedule, Admission, Connection},
+    log_id::LoggedId,
     session::Opened,
     state::AppState,
     transport::Stream,
@@ -214,7 +215,7 @@ fn open<T>(
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let Admitted { client_id, handshake, opened, admission } = admitted;
-    tracing::info!("Client connected with ID: {client_id}");
+    tracing::info!("Client connected with ID hash {}", LoggedId(&client_id));
     state.metrics.upgrade_accepted(opened.away);
     let timing = worker.shared().timing();
     let schedule = Schedule::new(opened, Instant::now(), worker.epoch(), timing);
