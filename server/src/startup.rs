@@ -30,7 +30,7 @@ use crate::{
     rebalance::{self, Rebalancing},
     redis::{topology::ConnectError, Redis},
     registry::{self, Registry},
-    routes,
+    routes::{self, AppPort},
     session::{
         self,
         fallback::FallbackStore,
@@ -61,6 +61,8 @@ pub enum StartupError {
     MissingPage { index: PathBuf },
     #[error("cannot answer the agent check on {addr} (AGENT_PORT): {source}")]
     Agent { addr: String, source: io::Error },
+    #[error("cannot listen on {addr} (ADMIN_BIND): {source}")]
+    Admin { addr: String, source: io::Error },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
     #[error("cannot start the HTTP server: {0}")]
@@ -177,10 +179,18 @@ impl Application {
             policy: Arc::new(policy),
             max_pending_handshakes: config.max_pending_handshakes as usize,
         };
-        let server = serve(listener, state.clone(), config.static_dir.clone(), edge)?;
+        let admin = match config.admin_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .map_err(|source| StartupError::Admin { addr: addr.to_string(), source })?,
+            ),
+            None => None,
+        };
+        let server = serve(listener, admin, state.clone(), config.static_dir.clone(), edge)?;
 
+        let agent_host = config.admin_bind.map_or(config.bind, |admin| admin.ip());
         let agent = match config.agent_port {
-            Some(agent_port) => Some(bind_agent(config.bind, agent_port)?),
+            Some(agent_port) => Some(bind_agent(agent_host, agent_port)?),
             None => None,
         };
         let rebalancing = config.rebalancing();
@@ -332,8 +342,13 @@ struct Edge {
 /// keep-alive connection's timer is reset by any byte, so a second request sent a byte at a
 /// time had no deadline at all; with keep-alive off every request is a first. What that
 /// costs a page load, measured, is in docs/deploying.md.
+///
+/// With an admin listener (`ADMIN_BIND`), `/metrics`, `/cluster` and the health check's
+/// JSON are served there, by the same workers, and the app port keeps the rest
+/// ([`routes`]).
 fn serve(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: web::Data<AppState>,
     static_dir: PathBuf,
     edge: Edge,
@@ -346,23 +361,56 @@ fn serve(
         .workers(workers)
         .max_concurrent_connections(edge.max_pending_handshakes.div_ceil(workers));
     let Edge { doorway, tls, policy, .. } = edge;
+    let app_port = match admin {
+        Some(_) => AppPort::PublicOnly,
+        None => AppPort::Everything,
+    };
+    let builder = match admin {
+        Some(admin) => {
+            let state = state.clone();
+            builder
+                .listen("wstime-admin", admin, move || admin_http(&state))
+                .map_err(StartupError::Server)?
+        }
+        None => builder,
+    };
     let builder = match tls {
         None => builder.listen("wstime", listener, move || {
-            let http = http(&state, &static_dir, &policy, false);
+            let http = http(&state, &static_dir, app_port, &policy, false);
             transport::plain(Arc::clone(&doorway)).and_then(http)
         }),
         Some(config) => builder.listen("wstime-tls", listener, move || {
-            let http = http(&state, &static_dir, &policy, true);
+            let http = http(&state, &static_dir, app_port, &policy, true);
             transport::tls(Arc::clone(&doorway), Arc::clone(&config)).and_then(http)
         }),
     };
     Ok(builder.map_err(StartupError::Server)?.run())
 }
 
+/// One worker's HTTP service on the admin address: plain HTTP, one request a connection.
+fn admin_http(
+    state: &web::Data<AppState>,
+) -> impl ServiceFactory<
+    tokio::net::TcpStream,
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+> {
+    let app = App::new().app_data(state.clone()).configure(routes::admin);
+    actix_http::HttpService::build()
+        .keep_alive(KeepAlive::Disabled)
+        .client_request_timeout(HANDSHAKE_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .finish(map_config(app, |_| AppConfig::default()))
+        .tcp()
+}
+
 /// One worker's HTTP service over connections of type `S`.
 fn http<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     state: &web::Data<AppState>,
     static_dir: &Path,
+    app_port: AppPort,
     policy: &Arc<Policy>,
     secure: bool,
 ) -> impl ServiceFactory<
@@ -373,7 +421,7 @@ fn http<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     InitError = (),
 > {
     let app =
-        App::new().app_data(state.clone()).configure(|cfg| routes::configure(cfg, static_dir));
+        App::new().app_data(state.clone()).configure(|cfg| routes::app(cfg, static_dir, app_port));
     let builder = actix_http::HttpService::build()
         .keep_alive(KeepAlive::Disabled)
         .client_request_timeout(HANDSHAKE_TIMEOUT)
@@ -384,9 +432,9 @@ fn http<S: AsyncRead + AsyncWrite + Unpin + 'static>(
         .finish(map_config(app, |_| AppConfig::default()))
 }
 
-/// The agent check's listener, on the instance's own address.
-fn bind_agent(bind: std::net::IpAddr, port: u16) -> Result<tokio::net::TcpListener, StartupError> {
-    let addr = std::net::SocketAddr::new(bind, port);
+/// The agent check's listener, on `host`: BIND's address, or ADMIN_BIND's when it is set.
+fn bind_agent(host: std::net::IpAddr, port: u16) -> Result<tokio::net::TcpListener, StartupError> {
+    let addr = std::net::SocketAddr::new(host, port);
     let listener = TcpListener::bind(addr)
         .and_then(|listener| {
             listener.set_nonblocking(true)?;

@@ -122,8 +122,16 @@ pub struct Config {
 
     /// A port for HAProxy's agent check: the instance answers with its headroom as a
     /// weight (`up ready 37%`), `drain` while draining, and `maxconn` (its hard limit).
+    /// It listens on BIND's address, or on ADMIN_BIND's when that is set.
     #[arg(long, env = "AGENT_PORT")]
     pub agent_port: Option<u16>,
+
+    /// An address (`host:port`, such as `10.0.0.5:9100`) that serves `/metrics`, `/cluster`
+    /// and the health check's JSON instead of the app port, which then serves the page, the
+    /// WebSockets and the plain-text health check only: for an app port that faces the
+    /// internet. Unset: the app port serves everything.
+    #[arg(long, env = "ADMIN_BIND")]
+    pub admin_bind: Option<std::net::SocketAddr>,
 
     /// Rebalancing after a scale-out: read it with [`Config::rebalancing`].
     #[command(flatten)]

@@ -10,6 +10,16 @@ use crate::state::AppState;
 /// for load balancers, the details as JSON for people and tools. (The post's snippet
 /// answered twice and used 400; a load balancer reads 503 as "not now".)
 pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer(&state, wants_json(&req))
+}
+
+/// The same in plain text whatever the client asks: the app port's, when the JSON (the
+/// instance's name, counts and store) is kept to the admin address (`ADMIN_BIND`).
+pub async fn plain_healthcheck(state: web::Data<AppState>) -> HttpResponse {
+    answer(&state, false)
+}
+
+fn answer(state: &AppState, json: bool) -> HttpResponse {
     let instance = &state.instance;
     let connections = instance.live_connections();
     let (health, load) = instance.assess();
@@ -19,7 +29,7 @@ pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     };
     let mut response = HttpResponse::build(status);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    if wants_json(&req) {
+    if json {
         let limits = instance.capacity.limits;
         let store = state.sessions.status();
         response.json(HealthReport {

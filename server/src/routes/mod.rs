@@ -1,6 +1,10 @@
-//! The plain HTTP routes of the one port: the health check, the metrics, the cluster and
-//! the page. WebSocket upgrades never reach them: actix-http hands those to
-//! [`crate::upgrade`] first.
+//! The plain HTTP routes: the health check, the metrics, the cluster and the page. WebSocket
+//! upgrades never reach them: actix-http hands those to [`crate::upgrade`] first.
+//!
+//! By default the app port serves them all. With `ADMIN_BIND`, what tells more than a load
+//! balancer needs (`/metrics`, `/cluster`, the health check's JSON: instance addresses,
+//! counts, the version) moves to the admin address, and the app port keeps the page and the
+//! plain-text health check.
 
 mod cluster;
 mod health;
@@ -11,10 +15,33 @@ use std::path::Path;
 
 use actix_web::web;
 
-/// Registers every route on `cfg`.
-pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
+/// What the app port serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppPort {
+    /// Everything: no admin address is set.
+    Everything,
+    /// The page and the plain-text health check; the rest is on the admin address.
+    PublicOnly,
+}
+
+/// Registers the app port's routes on `cfg`.
+pub fn app(cfg: &mut web::ServiceConfig, static_dir: &Path, port: AppPort) {
+    match port {
+        AppPort::Everything => {
+            cfg.route("/healthcheck", web::get().to(health::healthcheck))
+                .route("/metrics", web::get().to(metrics::metrics))
+                .route("/cluster", web::get().to(cluster::cluster));
+        }
+        AppPort::PublicOnly => {
+            cfg.route("/healthcheck", web::get().to(health::plain_healthcheck));
+        }
+    }
+    cfg.service(page::files(static_dir));
+}
+
+/// Registers the admin address's routes on `cfg`.
+pub fn admin(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthcheck", web::get().to(health::healthcheck))
         .route("/metrics", web::get().to(metrics::metrics))
-        .route("/cluster", web::get().to(cluster::cluster))
-        .service(page::files(static_dir));
+        .route("/cluster", web::get().to(cluster::cluster));
 }

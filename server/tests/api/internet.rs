@@ -400,3 +400,51 @@ async fn a_half_sent_second_request_is_not_waited_for() {
     assert!(read.await.is_ok(), "the connection was held open for the second request");
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "{}", String::from_utf8_lossy(&answer));
 }
+
+/// `GET path` from `addr` with `accept`: the status and the body.
+async fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> (u16, String) {
+    let mut stream = within("a connect", tokio::net::TcpStream::connect(addr)).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    within("the answer", stream.read_to_string(&mut text)).await.unwrap();
+    let status = text.get(9..12).and_then(|code| code.parse().ok()).expect("a status");
+    (status, text.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned())
+}
+
+/// With ADMIN_BIND, what tells more than a load balancer needs leaves the app port: the
+/// metrics, the cluster (instances' addresses) and the health check's JSON are on the admin
+/// address, with the agent check beside them, and the app port keeps the page, the
+/// WebSockets and the plain-text health check.
+#[actix_web::test]
+async fn with_an_admin_address_the_app_port_shows_only_what_the_internet_needs() {
+    let admin_port = wstime_cluster::free_port().unwrap();
+    let agent_port = wstime_cluster::free_port().unwrap();
+    let admin: std::net::SocketAddr = ([127, 0, 0, 2], admin_port).into();
+    let server = TestServer::builder()
+        .env("ADMIN_BIND", admin.to_string())
+        .env("AGENT_PORT", agent_port.to_string())
+        .start();
+    let app: std::net::SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let json = "application/json";
+    assert_eq!(get(app, "/metrics", "*/*").await.0, 404);
+    assert_eq!(get(app, "/cluster", json).await.0, 404);
+    assert_eq!(get(app, "/healthcheck", json).await, (200, "ok".to_owned()), "text only");
+    let (status, _socket) = upgrade_from([127, 0, 0, 1], server.port, "public").await;
+    assert_eq!(status, 101);
+
+    let (status, metrics) = get(admin, "/metrics", "*/*").await;
+    assert!(status == 200 && metrics.contains("wstime_connections 1"), "{metrics}");
+    let (status, cluster) = get(admin, "/cluster", json).await;
+    assert!(status == 200 && cluster.contains("\"answered_by\""), "{cluster}");
+    let (status, health) = get(admin, "/healthcheck", json).await;
+    let report = wstime_protocol::HealthReport::parse(&health).expect("the JSON report");
+    assert_eq!((status, report.connections), (200, 1));
+
+    let mut line = String::new();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.2", agent_port)).await.unwrap();
+    within("the agent's line", stream.read_to_string(&mut line)).await.unwrap();
+    assert!(line.starts_with("up ready"), "{line}");
+    let on_app_address = tokio::net::TcpStream::connect(("127.0.0.1", agent_port)).await;
+    assert!(on_app_address.is_err(), "the agent check is on the admin address only");
+}
