@@ -323,25 +323,29 @@ impl Buckets {
     }
 }
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut table = self.limits.table.lock().unwrap_or_else(|e| e.into_inner());
-        for bucket in self.buckets.iter() {
+impl ClientLimits {
+    /// Gives back one of what `counter` picks (open sockets, pending connections) in each of
+    /// `buckets`.
+    fn give_back(&self, buckets: Buckets, counter: fn(&mut Usage) -> &mut u32) {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        for bucket in buckets.iter() {
             if let Some(usage) = table.buckets.get_mut(&bucket) {
-                usage.open = usage.open.saturating_sub(1);
+                let count = counter(usage);
+                *count = count.saturating_sub(1);
             }
         }
     }
 }
 
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.limits.give_back(self.buckets, |usage| &mut usage.open);
+    }
+}
+
 impl Drop for PendingSlot {
     fn drop(&mut self) {
-        let mut table = self.limits.table.lock().unwrap_or_else(|e| e.into_inner());
-        for bucket in self.buckets.iter() {
-            if let Some(usage) = table.buckets.get_mut(&bucket) {
-                usage.pending = usage.pending.saturating_sub(1);
-            }
-        }
+        self.limits.give_back(self.buckets, |usage| &mut usage.pending);
     }
 }
 
