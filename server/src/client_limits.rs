@@ -16,7 +16,7 @@ use std::{
     iter,
     net::{IpAddr, Ipv6Addr},
     str::FromStr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -187,8 +187,8 @@ impl ClientLimits {
     /// connection is counted from its accept to its end or its `101`.
     pub fn admit_pending(self: &Arc<Self>, client: IpAddr) -> Option<PendingSlot> {
         let buckets = Buckets::of(client);
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        let mut table = self.swept(now);
         let full = buckets.iter().any(|bucket| {
             let limit = self.limit(bucket);
             let usage = table.buckets.get(&bucket).map_or(0, |usage| usage.pending);
@@ -209,11 +209,7 @@ impl ClientLimits {
     /// either takes nothing from the other (it costs a second lookup under the same lock).
     pub fn admit(self: &Arc<Self>, client: IpAddr, now: Instant) -> Result<ClientSlot, OverLimit> {
         let buckets = Buckets::of(client);
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.buckets.len() >= table.sweep_at {
-            table.buckets.retain(|bucket, usage| !self.limit(*bucket).is_idle(usage, now));
-            table.sweep_at = (table.buckets.len() * 2).max(SWEEP_AT);
-        }
+        let mut table = self.swept(now);
         let mut verdict = Ok(());
         for bucket in buckets.iter() {
             let limit = self.limit(bucket);
@@ -226,6 +222,17 @@ impl ClientLimits {
             limit.take(table.buckets.entry(bucket).or_insert_with(|| limit.unused(now)));
         }
         Ok(ClientSlot { limits: Arc::clone(self), buckets })
+    }
+
+    /// The table, locked, its idle entries swept out first when it has grown to its next
+    /// sweep: so it stays bounded whichever of its counters grows it.
+    fn swept(&self, now: Instant) -> MutexGuard<'_, Table> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if table.buckets.len() >= table.sweep_at {
+            table.buckets.retain(|bucket, usage| !self.limit(*bucket).is_idle(usage, now));
+            table.sweep_at = (table.buckets.len() * 2).max(SWEEP_AT);
+        }
+        table
     }
 
     /// The limits on `bucket`.
@@ -376,6 +383,15 @@ mod tests {
         assert!(limits.admit_pending(ip("2001:db8:1:ff::1")).is_none(), "the /48 is full");
         drop(range);
         assert!(limits.admit_pending(ip("2001:db8:1:ff::1")).is_some(), "given back too");
+    }
+
+    #[test]
+    fn connections_in_http_alone_keep_the_table_bounded() {
+        let limits = Arc::new(ClientLimits::new(None, None).with_max_pending(Some(4)));
+        for i in 0..(3 * SWEEP_AT as u32) {
+            drop(limits.admit_pending(IpAddr::from(i.to_be_bytes())));
+        }
+        assert!(limits.tracked() <= 2 * SWEEP_AT, "{} addresses held", limits.tracked());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`startup`]: binds the port, wires the parts, runs until a signal and waits for
 //!   everything it started; `main` only parses and calls it.
 //! - [`state`]: the handles the routes and the upgrade share.
-//! - [`transport`]: how a TCP connection becomes an HTTP one (client address, TLS).
+//! - [`transport`]: how a TCP connection becomes an HTTP one (client address, its share of
+//!   the connections in HTTP, TLS).
 //! - [`routes`]: the page (static files), the health check, `/metrics` and `/cluster`, on
 //!   the same port as WebSockets.
 //! - [`upgrade`]: where a WebSocket upgrade is checked, refused or accepted.
@@ -37,6 +38,7 @@
 //! - [`capacity`]: load, the health check's hysteresis and the connection limit.
 //! - [`client_limits`]: what one client address may hold and how fast it may connect.
 //! - [`log_id`]: a client id as logs show it (a short hash: an id is a bearer token).
+//! - [`log_throttle`]: a line that a flood could repeat, written once a minute at most.
 //! - [`client_addr`]: the client's real address, from trusted proxies (PROXY protocol v2,
 //!   `X-Forwarded-For`) or the socket.
 //! - [`metrics`]: what `/metrics` counts and reads.
@@ -62,6 +64,7 @@ pub mod connection;
 pub mod instance;
 pub mod lifecycle;
 pub mod log_id;
+pub mod log_throttle;
 pub mod metrics;
 pub mod rebalance;
 pub mod redis;

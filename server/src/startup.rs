@@ -4,7 +4,7 @@ use std::{
     io,
     net::TcpListener,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -23,7 +23,7 @@ use crate::{
     client_limits::ClientLimits,
     cluster::KnownCluster,
     config::Config,
-    connection::schedule::Timing,
+    connection::{schedule::Timing, shared::Settings},
     instance::Instance,
     lifecycle::Stage,
     metrics::{scrape::InstanceCollector, Metrics},
@@ -73,13 +73,16 @@ pub enum StartupError {
     RedisRefused(#[source] ConnectError),
 }
 
-/// How long the background tasks may take to finish once the instance has stopped (the
-/// registry's last write is bounded by the Redis client's own limit, well within this).
-const TASKS_LIMIT: Duration = Duration::from_secs(5);
+/// How long the background tasks may take to finish once the instance has stopped: the
+/// registry's last refresh and its removal, each within the Redis client's limit of
+/// 0.5 s, and the agent's answers under way, within their 2 s.
+const TASKS_LIMIT: Duration = Duration::from_secs(2);
 
 /// A server that is bound and ready to run.
 pub struct Application {
     server: Server,
+    /// The admin address's server, when `ADMIN_BIND` is set.
+    admin: Option<Server>,
     state: web::Data<AppState>,
     port: u16,
     /// The Redis shared by the session store and the registry, when sessions are shared.
@@ -138,8 +141,7 @@ impl Application {
         // Room for every socket's last touch at once (a drain), and as many again.
         let waiting = usize::try_from(limits.max_connections).unwrap_or(usize::MAX);
         let (touch_requests, touches) = touches::queue(waiting.saturating_mul(2));
-        let workers = WorkerParts {
-            instance: Arc::clone(&instance),
+        let connections = Settings {
             tick_prefix: wstime_protocol::tick::prefix(&name).into(),
             timing: Timing {
                 ping_interval: config.ping_interval,
@@ -148,6 +150,10 @@ impl Application {
             },
             touches: touch_requests,
             metrics: Arc::clone(&metrics),
+        };
+        let workers = WorkerParts {
+            instance: Arc::clone(&instance),
+            connections,
             drain_window: config.drain_window,
             moves: Arc::default(),
         };
@@ -167,12 +173,8 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             client_limits: Arc::clone(&client_limits),
         };
-        let doorway = Doorway {
-            trusted: config.trusted_proxies.clone(),
-            limits: client_limits,
-            metrics: Arc::clone(&state.metrics),
-            logged: Mutex::default(),
-        };
+        let doorway =
+            Doorway::new(config.trusted_proxies.clone(), client_limits, Arc::clone(&state.metrics));
         let edge = Edge {
             doorway: Arc::new(doorway),
             tls,
@@ -186,7 +188,12 @@ impl Application {
             ),
             None => None,
         };
-        let server = serve(listener, admin, state.clone(), config.static_dir.clone(), edge)?;
+        let app_port = match admin {
+            Some(_) => AppPort::PublicOnly,
+            None => AppPort::Everything,
+        };
+        let server = serve(listener, app_port, state.clone(), config.static_dir.clone(), edge)?;
+        let admin = admin.map(|listener| serve_admin(listener, state.clone())).transpose()?;
 
         let agent_host = config.admin_bind.map_or(config.bind, |admin| admin.ip());
         let agent = match config.agent_port {
@@ -197,7 +204,7 @@ impl Application {
         let drain = DrainTiming { grace: config.drain_grace, window: config.drain_window };
 
         tracing::info!("Server listening on port {port}");
-        Ok(Self { server, state, port, redis, touches, agent, rebalancing, drain })
+        Ok(Self { server, admin, state, port, redis, touches, agent, rebalancing, drain })
     }
 
     /// The port it listens on (the one asked for, or the one the system chose for 0).
@@ -211,13 +218,15 @@ impl Application {
     }
 
     /// Serves until the first signal from `signals`, then drains (see [`shutdown`]); a
-    /// second signal cuts the drain short. Returns once the HTTP server and every background
-    /// task it started have finished (the registry's removal of this instance's entry among
-    /// them), as mini-redis's server waits for its connections.
+    /// second signal cuts the drain short and exits at once. After a drain it returns once
+    /// the HTTP servers and every background task it started have finished (the registry's
+    /// removal of this instance's entry among them), as mini-redis's server waits for its
+    /// connections.
     pub async fn run_until(self, mut signals: impl Signals) -> io::Result<Stopped> {
-        let Self { server, state, redis, touches, agent, rebalancing, drain, .. } = self;
+        let Self { server, admin, state, redis, touches, agent, rebalancing, drain, .. } = self;
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
+        let admin = admin.map(|admin| (admin.handle(), actix_web::rt::spawn(admin)));
         // Background work hears the lifecycle: it ends when the instance has stopped, and
         // the touch queue is flushed as the drain reaches that step.
         let instance = &state.instance;
@@ -234,8 +243,10 @@ impl Application {
             metrics: Arc::clone(&state.metrics),
         };
         tasks.spawn_local(registry::maintain(registry, lifecycle.reached(Stage::Stopped)));
-        let flushing = lifecycle.reached(Stage::Flushing);
-        let touches_written = tasks.spawn_local(touches.run(Arc::clone(&state.sessions), flushing));
+        let (flushing, stopped) =
+            (lifecycle.reached(Stage::Flushing), lifecycle.reached(Stage::Stopped));
+        let sessions = Arc::clone(&state.sessions);
+        let touches_written = tasks.spawn_local(touches.run(sessions, flushing, stopped));
         if let Some(listener) = agent {
             let (instance, cluster) = (Arc::clone(instance), Arc::clone(&state.cluster));
             let stopped = lifecycle.reached(Stage::Stopped);
@@ -272,11 +283,17 @@ impl Application {
             }
         };
         handle.stop(stopped == Stopped::Drained).await;
-        server_task.await.map_err(io::Error::other)??;
-        if tokio::time::timeout(TASKS_LIMIT, tasks.wait()).await.is_err() {
+        let served = server_task.await.map_err(io::Error::other).and_then(|served| served);
+        if let Some((handle, admin_task)) = admin {
+            handle.stop(false).await;
+            let _ = admin_task.await;
+        }
+        if stopped == Stopped::Drained
+            && tokio::time::timeout(TASKS_LIMIT, tasks.wait()).await.is_err()
+        {
             tracing::warn!("background tasks did not finish within {TASKS_LIMIT:?}");
         }
-        Ok(stopped)
+        served.map(|()| stopped)
     }
 }
 
@@ -342,13 +359,9 @@ struct Edge {
 /// keep-alive connection's timer is reset by any byte, so a second request sent a byte at a
 /// time had no deadline at all; with keep-alive off every request is a first. What that
 /// costs a page load, measured, is in docs/deploying.md.
-///
-/// With an admin listener (`ADMIN_BIND`), `/metrics`, `/cluster` and the health check's
-/// JSON are served there, by the same workers, and the app port keeps the rest
-/// ([`routes`]).
 fn serve(
     listener: TcpListener,
-    admin: Option<TcpListener>,
+    app_port: AppPort,
     state: web::Data<AppState>,
     static_dir: PathBuf,
     edge: Edge,
@@ -361,19 +374,6 @@ fn serve(
         .workers(workers)
         .max_concurrent_connections(edge.max_pending_handshakes.div_ceil(workers));
     let Edge { doorway, tls, policy, .. } = edge;
-    let app_port = match admin {
-        Some(_) => AppPort::PublicOnly,
-        None => AppPort::Everything,
-    };
-    let builder = match admin {
-        Some(admin) => {
-            let state = state.clone();
-            builder
-                .listen("wstime-admin", admin, move || admin_http(&state))
-                .map_err(StartupError::Server)?
-        }
-        None => builder,
-    };
     let builder = match tls {
         None => builder.listen("wstime", listener, move || {
             let http = http(&state, &static_dir, app_port, &policy, false);
@@ -387,23 +387,27 @@ fn serve(
     Ok(builder.map_err(StartupError::Server)?.run())
 }
 
-/// One worker's HTTP service on the admin address: plain HTTP, one request a connection.
-fn admin_http(
-    state: &web::Data<AppState>,
-) -> impl ServiceFactory<
-    tokio::net::TcpStream,
-    Config = (),
-    Response = (),
-    Error = DispatchError,
-    InitError = (),
-> {
-    let app = App::new().app_data(state.clone()).configure(routes::admin);
-    actix_http::HttpService::build()
-        .keep_alive(KeepAlive::Disabled)
-        .client_request_timeout(HANDSHAKE_TIMEOUT)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .finish(map_config(app, |_| AppConfig::default()))
-        .tcp()
+/// The admin address's server (`ADMIN_BIND`): `/metrics`, `/cluster` and the health
+/// check's JSON ([`routes`]), plain HTTP, one request a connection, on a worker of its own.
+/// Not the app port's workers: when the app port's pending pool is full (a flood from many
+/// addresses), those stop accepting on every listener they serve, and an operator would
+/// lose the metrics just when they are needed.
+fn serve_admin(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(1)
+        .workers(1)
+        .listen("wstime-admin", listener, move || {
+            let app = App::new().app_data(state.clone()).configure(routes::admin);
+            actix_http::HttpService::build()
+                .keep_alive(KeepAlive::Disabled)
+                .client_request_timeout(HANDSHAKE_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })
+        .map_err(StartupError::Server)?;
+    Ok(builder.run())
 }
 
 /// One worker's HTTP service over connections of type `S`.

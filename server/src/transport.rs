@@ -36,14 +36,12 @@ use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use crate::{
     client_addr::{self, TrustedProxies},
     client_limits::{ClientLimits, PendingSlot},
+    log_throttle::LogThrottle,
     metrics::Metrics,
 };
 
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
-
-/// How often a client turned away for its pending share is logged, at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What a plain connection over its client's share is told before it is closed.
 const OVER_SHARE: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; \
@@ -90,13 +88,13 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 /// What every connection is met with, shared by every worker.
 pub struct Doorway {
     /// Whose PROXY headers are read.
-    pub trusted: TrustedProxies,
+    trusted: TrustedProxies,
     /// Each client's share of the pending pool.
-    pub limits: Arc<ClientLimits>,
+    limits: Arc<ClientLimits>,
     /// Where turned-away connections are counted.
-    pub metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// When a turned-away connection was last logged.
-    pub logged: Mutex<Option<Instant>>,
+    logged: Mutex<LogThrottle>,
 }
 
 /// A connection in its HTTP phase: the stream, and its client's place in the pending pool,
@@ -202,6 +200,12 @@ pub fn tls(
 }
 
 impl Doorway {
+    /// Connections read `trusted` proxies' headers, take their places under `limits`, and
+    /// are counted in `metrics` when turned away.
+    pub fn new(trusted: TrustedProxies, limits: Arc<ClientLimits>, metrics: Arc<Metrics>) -> Self {
+        Self { trusted, limits, metrics, logged: Mutex::default() }
+    }
+
     /// What every connection gets before its protocol: `TCP_NODELAY` (a tick is a whole
     /// message; Nagle's algorithm could only hold one back behind the client's delayed
     /// acknowledgement of the last), its client's address, and its client's place in the
@@ -224,8 +228,11 @@ impl Doorway {
             None => {
                 self.turned_away(client);
                 if plain {
-                    // No waiting on a client that holds its share already: what the socket
-                    // takes at once, then the close.
+                    // No waiting on a client that holds its share already. What has come of
+                    // its request is read first (closing with unread bytes sends a reset,
+                    // which can discard the answer), then what the socket takes of the 429.
+                    let mut scratch = [0u8; 4096];
+                    while matches!(stream.try_read(&mut scratch), Ok(read) if read > 0) {}
                     let _ = stream.try_write(OVER_SHARE);
                 }
                 let over = "the client holds its share of the pending pool";
@@ -237,14 +244,12 @@ impl Doorway {
     /// Counts (and, once a minute, logs) a connection turned away for its client's share.
     fn turned_away(&self, client: SocketAddr) {
         self.metrics.pending_refused();
-        let now = Instant::now();
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-        if logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
-            *logged = Some(now);
+        if let Some(unlogged) = logged.turn(Instant::now()) {
             tracing::info!(
                 client = %client.ip(),
                 "a client holds its share of the pending pool (MAX_PENDING_HANDSHAKES_PER_CLIENT): \
-                 its new connections are closed at once"
+                 its new connections are closed at once ({unlogged} more since the last such line)"
             );
         }
     }

@@ -212,11 +212,14 @@ struct RebalanceSettings {
 
 impl Config {
     /// How many connections in their HTTP phase one client may hold (`None`: no limit).
+    /// The default, a sixteenth of the pool, is no limit for a pool too small to share
+    /// (one place): the same rule [`Config::checked`] holds a written value to.
     pub fn pending_share(&self) -> Option<u32> {
         match self.max_pending_handshakes_per_client {
             Some(0) => None,
             Some(share) => Some(share),
-            None => Some((self.max_pending_handshakes / 16).max(1)),
+            None => Some((self.max_pending_handshakes / 16).max(1))
+                .filter(|&share| share < self.max_pending_handshakes),
         }
     }
 
@@ -345,6 +348,21 @@ mod tests {
         assert_eq!(off.unwrap().rebalancing(), None);
         let paced = Config::try_parse_from(["s", "--rebalance-pace", "0.1"]).unwrap();
         assert_eq!(paced.rebalancing().map(|settings| settings.pace), Some(0.1));
+    }
+
+    #[test]
+    fn a_clients_pending_share_is_below_the_pool() {
+        let share = |args: &[&str]| {
+            let args = ["s"].iter().chain(args).copied();
+            Config::try_parse_from(args).unwrap().checked().map(|config| config.pending_share())
+        };
+        assert_eq!(share(&["--max-pending-handshakes", "32"]).unwrap(), Some(2));
+        assert_eq!(share(&["--max-pending-handshakes", "2"]).unwrap(), Some(1));
+        assert_eq!(share(&["--max-pending-handshakes", "1"]).unwrap(), None, "one place");
+        let off = ["--max-pending-handshakes-per-client", "0"];
+        assert_eq!(share(&off).unwrap(), None);
+        let whole = ["--max-pending-handshakes", "8", "--max-pending-handshakes-per-client", "8"];
+        assert!(share(&whole).is_err(), "a share of the whole pool is no share");
     }
 
     #[test]

@@ -57,12 +57,9 @@ fn the_committed_reference_is_what_the_settings_make() {
 }
 
 #[test]
-fn every_setting_is_in_the_reference_with_its_default() {
+fn settings_are_rows_with_their_flag_and_default() {
     let page = markdown(&Config::command());
     for expected in ["| `PORT` | `--port` | `8080` |", "| `TLS_KEY` | `--tls-key` | unset |"] {
         assert!(page.contains(expected), "{expected} in\n{page}");
     }
-    let rows = page.lines().filter(|line| line.starts_with("| `")).count();
-    let settings = Config::command().get_arguments().filter(|arg| arg.get_env().is_some()).count();
-    assert_eq!(rows, settings);
 }

@@ -22,14 +22,21 @@ pub struct Shared {
     input: RefCell<BytesMut>,
     /// This worker's ticks and bytes sent, summed over workers by the capacity sampler.
     traffic: Arc<Traffic>,
+    /// The instance's, the same on every worker.
+    settings: Settings,
+}
+
+/// What every connection of the instance reads, whichever worker it is on.
+#[derive(Clone)]
+pub struct Settings {
     /// The start of every tick's text (`<name>: you have been connected for `), built once.
-    tick_prefix: Arc<str>,
+    pub tick_prefix: Arc<str>,
     /// The connection timers.
-    timing: Timing,
+    pub timing: Timing,
     /// Where connections ask for their session's expiry to be restarted.
-    touches: Touches,
+    pub touches: Touches,
     /// Where closes are counted.
-    metrics: Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A buffer of the worker's, lent to one writer or reader; emptied when given back.
@@ -55,22 +62,13 @@ impl Drop for Lent<'_> {
 }
 
 impl Shared {
-    /// A worker's share, counting its ticks in `traffic`.
-    pub fn new(
-        traffic: Arc<Traffic>,
-        tick_prefix: Arc<str>,
-        timing: Timing,
-        touches: Touches,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// A worker's share of `settings`, counting its ticks in `traffic`.
+    pub fn new(traffic: Arc<Traffic>, settings: Settings) -> Self {
         Self {
             out: RefCell::new(BytesMut::with_capacity(4096)),
             input: RefCell::new(BytesMut::new()),
             traffic,
-            tick_prefix,
-            timing,
-            touches,
-            metrics,
+            settings,
         }
     }
 
@@ -91,21 +89,21 @@ impl Shared {
 
     /// The start of every tick's text.
     pub fn tick_prefix(&self) -> &str {
-        &self.tick_prefix
+        &self.settings.tick_prefix
     }
 
     /// The connection timers.
     pub fn timing(&self) -> &Timing {
-        &self.timing
+        &self.settings.timing
     }
 
     /// Where session touches are queued.
     pub fn touches(&self) -> &Touches {
-        &self.touches
+        &self.settings.touches
     }
 
     /// The instance's metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.settings.metrics
     }
 }

@@ -105,8 +105,11 @@ pub struct StoreOperation {
 }
 
 impl StoreOperation {
+    /// A session opened (or resumed) by an upgrade.
     pub const OPEN: Self = Self { operation: "open" };
+    /// A session's expiry restarted.
     pub const TOUCH: Self = Self { operation: "touch" };
+    /// The registry's refresh of this instance's entry.
     pub const REGISTER: Self = Self { operation: "register" };
     const ALL: [Self; 3] = [Self::OPEN, Self::TOUCH, Self::REGISTER];
 }

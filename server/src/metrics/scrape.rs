@@ -15,7 +15,9 @@ use crate::{cluster::KnownCluster, instance::Instance, traffic::LATENESS_BOUNDS}
 /// Reads the instance and its view of the cluster at scrape time.
 #[derive(Debug)]
 pub struct InstanceCollector {
+    /// Its connections, load, health and traffic.
     pub instance: Arc<Instance>,
+    /// How many instances the registry knows.
     pub cluster: Arc<KnownCluster>,
 }
 

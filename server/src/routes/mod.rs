@@ -14,6 +14,10 @@ mod page;
 use std::path::Path;
 
 use actix_web::web;
+use wstime_protocol::{cluster::PATH as CLUSTER, health::PATH as HEALTHCHECK};
+
+/// Where the metrics are served.
+const METRICS: &str = "/metrics";
 
 /// What the app port serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,21 +31,17 @@ pub enum AppPort {
 /// Registers the app port's routes on `cfg`.
 pub fn app(cfg: &mut web::ServiceConfig, static_dir: &Path, port: AppPort) {
     match port {
-        AppPort::Everything => {
-            cfg.route("/healthcheck", web::get().to(health::healthcheck))
-                .route("/metrics", web::get().to(metrics::metrics))
-                .route("/cluster", web::get().to(cluster::cluster));
-        }
+        AppPort::Everything => admin(cfg),
         AppPort::PublicOnly => {
-            cfg.route("/healthcheck", web::get().to(health::plain_healthcheck));
+            cfg.route(HEALTHCHECK, web::get().to(health::plain_healthcheck));
         }
     }
     cfg.service(page::files(static_dir));
 }
 
-/// Registers the admin address's routes on `cfg`.
+/// Registers the admin address's routes on `cfg` (the app port's too, without one).
 pub fn admin(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthcheck", web::get().to(health::healthcheck))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/cluster", web::get().to(cluster::cluster));
+    cfg.route(HEALTHCHECK, web::get().to(health::healthcheck))
+        .route(METRICS, web::get().to(metrics::metrics))
+        .route(CLUSTER, web::get().to(cluster::cluster));
 }

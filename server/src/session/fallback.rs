@@ -27,6 +27,8 @@ pub struct FallbackStore {
 }
 
 impl FallbackStore {
+    /// Sessions in `shared` Redis, in `local` memory while it cannot answer, its failures
+    /// counted in `metrics`.
     pub fn new(shared: Arc<RedisStore>, local: MemoryStore, metrics: Arc<Metrics>) -> Self {
         Self { shared, local, metrics }
     }

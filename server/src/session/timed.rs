@@ -19,6 +19,7 @@ pub struct Timed<S> {
 }
 
 impl<S: SessionStore> Timed<S> {
+    /// `inner`, timed into `metrics`.
     pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
     }

@@ -12,14 +12,16 @@
 //! queued twice: one touch restarts its expiry as well as several would, so a queue of
 //! distinct sessions is at most as long as the instance has sessions. Past the limit a
 //! request is dropped, and counted in the log: that session's expiry then runs from its last
-//! touch, a little early, which matters only while the store is failing anyway.
+//! touch, a little early, which matters only while the store is failing anyway. A request
+//! for a session whose touch is on its way already is kept as a mark on it, and the session
+//! is touched once more when that touch is done: the first may have reached the store before
+//! the socket it now speaks for let go.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     future::Future,
     pin::pin,
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
 };
 
 use futures_util::{stream::FuturesUnordered, StreamExt as _};
@@ -27,14 +29,11 @@ use tokio::{sync::Notify, time::Instant};
 use wstime_protocol::ClientId;
 
 use super::SessionStore;
-use crate::log_id::LoggedId;
+use crate::{log_id::LoggedId, log_throttle::LogThrottle};
 
 /// How many touches may be in flight at once: enough to keep up with a drain closing every
 /// socket within seconds, few enough not to flood the store.
 const CONCURRENT_TOUCHES: usize = 64;
-
-/// How often dropped touches are logged, at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Where connections ask for a touch. Cloning is cheap.
 #[derive(Clone)]
@@ -56,14 +55,21 @@ struct Queue {
 struct Waiting {
     order: VecDeque<ClientId>,
     /// The sessions in `order` or being touched, so a second request for one is not queued
-    /// again: a touch that has not reached the store yet restarts the expiry from later
-    /// than the request did.
-    ids: HashSet<ClientId>,
+    /// twice.
+    held: HashMap<ClientId, Held>,
     /// Set once the queue is flushing: later requests are refused.
     closed: bool,
-    /// Requests dropped at the limit since the last log line, and when that was.
-    dropped: u64,
-    logged: Option<Instant>,
+    /// When requests dropped at the limit were last logged.
+    dropped: LogThrottle,
+}
+
+/// Where a session of the queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// In `order`: its touch, when it comes, covers any request until then.
+    Waiting,
+    /// Being touched; `again` if a request came meanwhile, which it may not cover.
+    InFlight { again: bool },
 }
 
 /// A new, empty queue of at most `limit` sessions.
@@ -77,29 +83,7 @@ impl Touches {
     /// Asks for `id`'s expiry to be restarted. Never waits; once the queue's task has stopped
     /// the process is exiting and there is nothing left to keep.
     pub fn request(&self, id: ClientId) {
-        let queue = &self.0;
-        let mut waiting = queue.lock();
-        if waiting.closed || waiting.ids.contains(&id) {
-            return;
-        }
-        if waiting.order.len() >= queue.limit {
-            waiting.dropped += 1;
-            let now = Instant::now();
-            if waiting.logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
-                tracing::warn!(
-                    "the session store is slower than its touches arrive: {} dropped with {} \
-                     waiting (their sessions expire from their last touch)",
-                    std::mem::take(&mut waiting.dropped),
-                    queue.limit
-                );
-                waiting.logged = Some(now);
-            }
-            return;
-        }
-        waiting.ids.insert(id.clone());
-        waiting.order.push_back(id);
-        drop(waiting);
-        queue.queued.notify_one();
+        self.0.request(id);
     }
 }
 
@@ -108,26 +92,72 @@ impl Queue {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next session to touch, if any waits; it stays among the queued ids until
-    /// [`Queue::touched`].
-    fn next(&self) -> Option<ClientId> {
-        self.lock().order.pop_front()
+    /// Queues a touch of `id`, unless one is queued already (see [`Held`]).
+    fn request(&self, id: ClientId) {
+        let mut waiting = self.lock();
+        if waiting.closed {
+            return;
+        }
+        match waiting.held.get_mut(&id) {
+            Some(Held::Waiting) => return,
+            Some(Held::InFlight { again }) => {
+                *again = true;
+                return;
+            }
+            None => {}
+        }
+        if waiting.order.len() >= self.limit {
+            if let Some(unlogged) = waiting.dropped.turn(Instant::now()) {
+                tracing::warn!(
+                    "the session store is slower than its touches arrive: {} dropped with {} \
+                     waiting (their sessions expire from their last touch)",
+                    unlogged + 1,
+                    self.limit
+                );
+            }
+            return;
+        }
+        waiting.held.insert(id.clone(), Held::Waiting);
+        waiting.order.push_back(id);
+        drop(waiting);
+        self.queued.notify_one();
     }
 
-    /// `id`'s touch is done: a new request for it is queued again.
-    fn touched(&self, id: &ClientId) {
-        self.lock().ids.remove(id);
+    /// The next session to touch, if any waits; it is held as in flight until
+    /// [`Queue::touched`].
+    fn next(&self) -> Option<ClientId> {
+        let mut waiting = self.lock();
+        let id = waiting.order.pop_front()?;
+        waiting.held.insert(id.clone(), Held::InFlight { again: false });
+        Some(id)
+    }
+
+    /// `id`'s touch is done; if it was asked for again meanwhile, it is queued again (a
+    /// request taken before the queue closed, so even while it flushes).
+    fn touched(&self, id: ClientId) {
+        let mut waiting = self.lock();
+        if waiting.held.remove(&id) == Some(Held::InFlight { again: true }) {
+            waiting.held.insert(id.clone(), Held::Waiting);
+            waiting.order.push_back(id);
+        }
     }
 }
 
 impl TouchQueue {
     /// Touches every queued session in `store` until `flush` resolves; then takes no more
-    /// requests, finishes the ones already queued and returns. A failed touch is logged and
-    /// dropped: the session then expires a little earlier, which only matters if the store
-    /// is down, and then nothing could be kept anyway.
-    pub async fn run(self, store: Arc<dyn SessionStore>, flush: impl Future<Output = ()>) {
+    /// requests, finishes the ones already queued and returns, or returns at `stop` (the
+    /// drain's limit on the flush has passed) with whatever is left undone. A failed touch
+    /// is logged and dropped: the session then expires a little earlier, which only matters
+    /// if the store is down, and then nothing could be kept anyway.
+    pub async fn run(
+        self,
+        store: Arc<dyn SessionStore>,
+        flush: impl Future<Output = ()>,
+        stop: impl Future<Output = ()>,
+    ) {
         let queue = self.0;
         let mut flush = pin!(flush);
+        let mut stop = pin!(stop);
         let mut flushing = false;
         let mut in_flight = FuturesUnordered::new();
         loop {
@@ -138,13 +168,14 @@ impl TouchQueue {
                     if let Err(error) = store.touch(&id).await {
                         tracing::debug!(id = %LoggedId(&id), %error, "session touch failed");
                     }
-                    queue.touched(&id);
+                    queue.touched(id);
                 });
             }
             if flushing && in_flight.is_empty() && queue.lock().order.is_empty() {
                 return;
             }
             tokio::select! {
+                () = &mut stop => return,
                 () = &mut flush, if !flushing => {
                     flushing = true;
                     queue.lock().closed = true;
@@ -214,9 +245,28 @@ mod tests {
             touches.request(id(name));
         }
         // The senders live on (as the instance's do): the flush alone ends the queue.
-        queue.run(store.clone(), std::future::ready(())).await;
+        queue.run(store.clone(), std::future::ready(()), std::future::pending()).await;
         touches.request(id("late"));
         assert_eq!(store.touched(), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_during_a_sessions_touch_touches_it_once_more_afterwards() {
+        let store = Recording::new(0);
+        let (touches, queue) = queue(10);
+        let (flush_tx, flush_rx) = tokio::sync::oneshot::channel::<()>();
+        let flushed = async move {
+            let _ = flush_rx.await;
+        };
+        let run = tokio::spawn(queue.run(store.clone(), flushed, std::future::pending()));
+        touches.request(id("closing"));
+        tokio::task::yield_now().await; // its keep-alive touch is now on its way
+        touches.request(id("closing")); // and its socket closes
+        touches.request(id("closing"));
+        let _ = flush_tx.send(());
+        store.open.add_permits(10);
+        run.await.unwrap();
+        assert_eq!(store.touched(), ["closing", "closing"], "once more, not twice more");
     }
 
     #[tokio::test]
@@ -225,9 +275,10 @@ mod tests {
         let store = Recording::new(0);
         let (touches, queue) = queue(10);
         let (flush_tx, flush_rx) = tokio::sync::oneshot::channel::<()>();
-        let run = tokio::spawn(queue.run(store.clone(), async move {
+        let flushed = async move {
             let _ = flush_rx.await;
-        }));
+        };
+        let run = tokio::spawn(queue.run(store.clone(), flushed, std::future::pending()));
         tokio::task::yield_now().await;
         for _ in 0..1000 {
             touches.request(id("same"));

@@ -108,13 +108,14 @@ where
         let policy = Arc::clone(&self.policy);
         let refusals = Arc::clone(&self.refusals);
         Box::pin(async move {
-            // The socket, out of HTTP and off its client's pending share, and what the
-            // client sent after its request (frames may follow a handshake at once); the
-            // dispatcher's buffers go with the rest of the parts.
+            // The socket (still in its client's pending share until its `101`: the checks
+            // and the session's open may take a while), and what the client sent after its
+            // request (frames may follow a handshake at once); the dispatcher's buffers go
+            // with the rest of the parts.
             let parts = framed.into_parts();
-            let (io, early) = (parts.io.upgraded(), parts.read_buf);
+            let (io, early) = (parts.io, parts.read_buf);
             match admit(&state, &policy, &request).await {
-                Ok(admitted) => open(&worker, &state, io, early, admitted),
+                Ok(admitted) => open(&worker, &state, io.upgraded(), early, admitted),
                 Err(refused) => {
                     let Refused { refusal, handshake } = &refused;
                     state.metrics.upgrade_refused(refusal.reason());

@@ -96,8 +96,12 @@ fn is_host(host: &str) -> bool {
     }
 }
 
-/// Whether `name` is a DNS host name: labels of 1 to 63 letters, digits and hyphens,
-/// joined by dots, at most 253 characters, with at most one trailing dot.
+/// Whether `name` is a DNS host name: labels of 1 to 63 letters, digits, hyphens and
+/// underscores, joined by dots, at most 253 characters, with at most one trailing dot.
+///
+/// Underscores are not in the host names of RFC 1123, but browsers open pages at them
+/// (`http://web_app:8080`, a docker-compose service's name), and no URL gives them a meaning:
+/// what matters is that no delimiter (`#`, `?`, `/`, `\`, `@`, `%`, a space) passes.
 ///
 /// The trailing dot (an absolute name) is kept, not dropped: to a browser
 /// `https://x.example.com.` is another origin than `https://x.example.com`, with its own
@@ -109,7 +113,7 @@ fn is_host_name(name: &str) -> bool {
     relative.len() <= 253
         && relative.split('.').all(|label| {
             (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -180,9 +184,8 @@ impl AllowedOrigins {
             .and_then(|host| split_authority(host, default_port))
             .is_some_and(|(host, port)| host == origin.host && port == origin.port);
         match self {
-            Self::Any => true,
-            Self::SameOrigin => same,
             Self::Listed(patterns) => same || patterns.iter().any(|p| p.matches(&origin)),
+            Self::SameOrigin | Self::Any => same,
         }
     }
 }
@@ -231,8 +234,8 @@ mod tests {
 
     /// Characters no host name or IP literal holds (`:` is left out: it ends the host).
     const NOT_IN_A_HOST: &[char] = &[
-        '#', '?', '\\', '@', '%', '/', ' ', '\t', '_', '[', ']', '*', ',', ';', '!', '$', '&',
-        '\'', '(', ')', '+', '=', '~', '`', '"', '<', '>', '^', '{', '}', '|', '\0', 'é', 'ß',
+        '#', '?', '\\', '@', '%', '/', ' ', '\t', '[', ']', '*', ',', ';', '!', '$', '&', '\'',
+        '(', ')', '+', '=', '~', '`', '"', '<', '>', '^', '{', '}', '|', '\0', 'é', 'ß',
     ];
 
     #[test]
@@ -246,7 +249,6 @@ mod tests {
             "https://user@x.example.com",
             "https://evil.com%23.example.com",
             "https://evil.com/.example.com",
-            "https://evil_com.example.com",
             "https://x..example.com",
             "https://[::1].example.com",
             "https://x.example.com:+443",
@@ -257,6 +259,8 @@ mod tests {
         }
         assert!(rule.allows(Some("https://X.Example.COM"), Some("ws.example.org")), "case");
         assert!(rule.allows(Some("https://x-1.example.com:8443"), Some("ws.example.org")));
+        let own = AllowedOrigins::SameOrigin;
+        assert!(own.allows(Some("http://web_app:8080"), Some("web_app:8080")), "compose names");
     }
 
     #[test]
@@ -319,7 +323,7 @@ mod tests {
             let rule: AllowedOrigins = "*.example.com".parse().unwrap();
             let origin = format!("https://{name}.example.com");
             if rule.allows(Some(&origin), Some("ws.example.org")) {
-                let host_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+                let host_name = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
                 prop_assert!(name.chars().all(host_name), "{}", origin);
             }
         }

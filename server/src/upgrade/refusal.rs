@@ -11,7 +11,11 @@ use tokio::time::Instant;
 use wstime_protocol::{CloseCode, InvalidClientId};
 
 use super::handshake::{self, BadHandshake};
-use crate::{metrics::RefusalReason, session::StoreError};
+use crate::{
+    log_throttle::{LogThrottle, LOG_EVERY},
+    metrics::RefusalReason,
+    session::StoreError,
+};
 
 /// How long a client refused with a 503 is asked to wait (`Retry-After`).
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -117,9 +121,6 @@ impl Refusal {
     }
 }
 
-/// How often a refusal of one kind is logged, at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
 /// Refused origins remembered at once, each its own kind; a flood of new ones is not
 /// remembered, just not logged. The fixed kinds have places of their own, which no number
 /// of origins can take.
@@ -143,54 +144,26 @@ pub fn shown_origin(origin: &str) -> String {
 /// of bad clients cannot flood the log, nor keep a refusal of another kind out of it.
 #[derive(Debug, Default)]
 pub struct RefusalLog {
-    reasons: [Option<Logged>; RefusalReason::ALL.len()],
-    origins: HashMap<String, Logged>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Logged {
-    at: Instant,
-    unlogged: u64,
-}
-
-impl Logged {
-    /// Counts a refusal of its kind at `now`: `Some(unlogged)` once a minute has passed
-    /// since its last line.
-    fn turn(&mut self, now: Instant) -> Option<u64> {
-        if now.duration_since(self.at) < LOG_EVERY {
-            self.unlogged += 1;
-            return None;
-        }
-        self.at = now;
-        Some(std::mem::take(&mut self.unlogged))
-    }
+    reasons: [LogThrottle; RefusalReason::ALL.len()],
+    origins: HashMap<String, LogThrottle>,
 }
 
 impl RefusalLog {
     /// Records `refusal` at `now`: `Some(unlogged)` when it is to be logged (with that many
     /// of its kind refused unlogged since the last line), `None` otherwise.
     pub fn record(&mut self, refusal: &Refusal, now: Instant) -> Option<u64> {
-        let first = Logged { at: now, unlogged: 0 };
         let Refusal::OriginNotAllowed(origin) = refusal else {
-            return match &mut self.reasons[refusal.reason() as usize] {
-                Some(logged) => logged.turn(now),
-                slot @ None => {
-                    *slot = Some(first);
-                    Some(0)
-                }
-            };
+            return self.reasons[refusal.reason() as usize].turn(now);
         };
-        if let Some(logged) = self.origins.get_mut(origin) {
-            return logged.turn(now);
-        }
-        if self.origins.len() >= REMEMBERED_ORIGINS {
-            self.origins.retain(|_, logged| now.duration_since(logged.at) < LOG_EVERY);
+        if !self.origins.contains_key(origin) && self.origins.len() >= REMEMBERED_ORIGINS {
+            self.origins.retain(|_, logged| {
+                logged.last().is_some_and(|at| now.duration_since(at) < LOG_EVERY)
+            });
             if self.origins.len() >= REMEMBERED_ORIGINS {
                 return None;
             }
         }
-        self.origins.insert(origin.clone(), first);
-        Some(0)
+        self.origins.entry(origin.clone()).or_default().turn(now)
     }
 }
 
@@ -223,17 +196,18 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_logged_once_a_minute_per_kind_with_the_count_between() {
+    fn each_kind_of_refusal_has_its_own_minute() {
         let mut log = RefusalLog::default();
         let start = Instant::now();
         let at = |secs| start + Duration::from_secs(secs);
         assert_eq!(log.record(&Refusal::Full, at(0)), Some(0));
         assert_eq!(log.record(&Refusal::Full, at(1)), None);
-        let another = log.record(&Refusal::Draining, at(2));
-        assert_eq!(another, Some(0), "another kind has its own minute");
-        assert_eq!(log.record(&Refusal::Full, at(59)), None);
-        assert_eq!(log.record(&Refusal::Full, at(61)), Some(2), "two went unlogged");
-        assert_eq!(log.record(&Refusal::Full, at(62)), None);
+        assert_eq!(log.record(&Refusal::Draining, at(2)), Some(0), "another kind");
+        let origin = |name: &str| Refusal::OriginNotAllowed(format!("https://{name}"));
+        assert_eq!(log.record(&origin("a.example"), at(3)), Some(0), "an origin");
+        assert_eq!(log.record(&origin("b.example"), at(3)), Some(0), "another origin");
+        assert_eq!(log.record(&origin("a.example"), at(4)), None);
+        assert_eq!(log.record(&Refusal::Full, at(61)), Some(1), "one went unlogged");
     }
 
     #[test]

@@ -25,11 +25,13 @@ use wstime_protocol::CloseCode;
 
 use self::{moves::Moves, task::Driving};
 use crate::{
-    connection::{frames, schedule::Timing, shared::Shared, Connection, Phase},
+    connection::{
+        frames,
+        shared::{Settings, Shared},
+        Connection, Phase,
+    },
     instance::Instance,
     lifecycle::Stage,
-    metrics::Metrics,
-    session::touches::Touches,
     tick_wheel::{Place, Wheel},
 };
 
@@ -39,14 +41,8 @@ pub struct WorkerParts {
     /// The instance: its lifecycle (the drain), its capacity (traffic counters) and its
     /// start (the wheels' epoch).
     pub instance: Arc<Instance>,
-    /// The start of every tick's text (`<name>: you have been connected for `), built once.
-    pub tick_prefix: Arc<str>,
-    /// The connection timers.
-    pub timing: Timing,
-    /// Where connections ask for their session's expiry to be restarted.
-    pub touches: Touches,
-    /// Where closes are counted.
-    pub metrics: Arc<Metrics>,
+    /// What every connection reads.
+    pub connections: Settings,
     /// The window over which the drain closes the sockets.
     pub drain_window: Duration,
     /// Sockets to move to other instances (see [`crate::rebalance`]).
@@ -85,13 +81,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
     /// The worker's share of the instance; one per worker thread.
     pub fn new(parts: &WorkerParts) -> Rc<Self> {
         let epoch = parts.instance.started;
-        let shared = Shared::new(
-            parts.instance.capacity.traffic(),
-            Arc::clone(&parts.tick_prefix),
-            parts.timing,
-            parts.touches.clone(),
-            Arc::clone(&parts.metrics),
-        );
+        let shared = Shared::new(parts.instance.capacity.traffic(), parts.connections.clone());
         Rc::new(Self {
             instance: Arc::clone(&parts.instance),
             shared,
@@ -267,7 +257,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        connection::{schedule::Schedule, Admission, MAX_PARKED_BYTES, MAX_PINGS_PER_SECOND},
+        connection::{
+            schedule::{Schedule, Timing},
+            Admission, MAX_PARKED_BYTES, MAX_PINGS_PER_SECOND,
+        },
         instance::tests::instance,
         session::{touches, Opened},
         tick_wheel::on_grid,
@@ -284,16 +277,13 @@ mod tests {
             keep_alive: Duration::from_secs(60),
         };
         let instance = Arc::new(instance("test", 100));
-        let metrics = Arc::default();
-        WorkerParts {
+        let connections = Settings {
             tick_prefix: wstime_protocol::tick::prefix(&instance.name).into(),
-            instance,
             timing,
             touches: touches::queue(100).0,
-            metrics,
-            drain_window,
-            moves: Arc::default(),
-        }
+            metrics: Arc::default(),
+        };
+        WorkerParts { instance, connections, drain_window, moves: Arc::default() }
     }
 
     /// Runs `test` on a current-thread runtime whose clock moves only when every task
@@ -519,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reads_pings_get_one_pong_and_a_flood_of_them_a_1008() {
+    fn a_reads_pings_get_one_pong_and_a_seconds_flood_of_them_a_1008() {
         paused(async {
             let worker = Worker::new(&parts(10, 30, Duration::ZERO));
             let mut peer = open(&worker, "pinger");
@@ -533,11 +523,15 @@ mod tests {
                 }
                 bytes
             };
-            // Ten pings in one write: one pong, for the last.
-            peer.stream.write_all(&pings(10)).await.expect("write the pings");
-            assert_eq!(peer.next().await.0, Seen::Pong(vec![9]));
-            // The next second, more than MAX_PINGS_PER_SECOND: closed with 1008.
+            // Fifteen pings in one write: one pong, for the last.
+            peer.stream.write_all(&pings(15)).await.expect("write the pings");
+            assert_eq!(peer.next().await.0, Seen::Pong(vec![14]));
+            // Fifteen more the next second: within its own second's allowance.
             assert_eq!(peer.next().await.0, Seen::Tick(1));
+            peer.stream.write_all(&pings(15)).await.expect("write the pings");
+            assert_eq!(peer.next().await.0, Seen::Pong(vec![14]));
+            // The second after, more than MAX_PINGS_PER_SECOND: closed with 1008.
+            assert_eq!(peer.next().await.0, Seen::Tick(2));
             let flood = u8::try_from(MAX_PINGS_PER_SECOND).unwrap() + 1;
             peer.stream.write_all(&pings(flood)).await.expect("write the flood");
             assert_eq!(peer.next().await.0, Seen::Close(1008));

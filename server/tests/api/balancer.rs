@@ -134,8 +134,10 @@ async fn an_instance_out_of_file_descriptors_does_not_spin_on_the_agent_check() 
     }
     let mut child = command.spawn().expect("start wstime-server");
     let port = eventually_ready(&ready).await;
-    // WebSockets until the process has no file descriptor left for another.
+    // WebSockets until the process has no file descriptor left for another (an upgrade is
+    // answered in milliseconds; one the instance cannot accept, never).
     let mut sockets = Vec::new();
+    let mut answered_upgrades = 0;
     for i in 0..64 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let request = crate::helpers::handshake_request(
@@ -146,7 +148,7 @@ async fn an_instance_out_of_file_descriptors_does_not_spin_on_the_agent_check() 
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut head = [0u8; 12];
         let answered = tokio::time::timeout(
-            Duration::from_millis(700),
+            Duration::from_secs(3),
             tokio::io::AsyncReadExt::read_exact(&mut stream, &mut head),
         )
         .await;
@@ -154,12 +156,19 @@ async fn an_instance_out_of_file_descriptors_does_not_spin_on_the_agent_check() 
         if !matches!(answered, Ok(Ok(_))) {
             break;
         }
+        answered_upgrades += 1;
     }
-    // HAProxy's agent checks, waiting in the listen backlog that the instance cannot empty.
+    assert!(answered_upgrades >= 32, "only {answered_upgrades} sockets before the limit");
+    // HAProxy's agent checks, waiting in the listen backlog that the instance cannot empty:
+    // none is answered.
     let mut checks = Vec::new();
     for _ in 0..4 {
         checks.push(tokio::net::TcpStream::connect(("127.0.0.1", agent_port)).await.unwrap());
     }
+    let mut line = [0u8; 1];
+    let read = tokio::io::AsyncReadExt::read(&mut checks[0], &mut line);
+    let answered = tokio::time::timeout(Duration::from_secs(1), read).await;
+    assert!(answered.is_err(), "the agent check was answered: the files were not all used");
     let before = cpu_time(child.id());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let used = cpu_time(child.id()) - before;

@@ -328,9 +328,9 @@ async fn connect_from(source: [u8; 4], port: u16) -> tokio::net::TcpStream {
     within("a connect", socket.connect(([127, 0, 0, 1], port).into())).await.expect("connect")
 }
 
-/// `GET /healthcheck` from `source`, within two seconds: the status, or `None` if the
-/// instance did not answer in time.
-async fn health_from(source: [u8; 4], port: u16) -> Option<u16> {
+/// `GET /healthcheck` from `source`, within `limit`: the status, or `None` if the instance
+/// did not answer in time.
+async fn health_from(source: [u8; 4], port: u16, limit: Duration) -> Option<u16> {
     let exchange = async {
         let mut stream = connect_from(source, port).await;
         let request = format!("GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
@@ -339,7 +339,7 @@ async fn health_from(source: [u8; 4], port: u16) -> Option<u16> {
         stream.read_exact(&mut head).await.ok()?;
         String::from_utf8_lossy(&head[9..12]).parse().ok()
     };
-    tokio::time::timeout(Duration::from_secs(2), exchange).await.ok().flatten()
+    tokio::time::timeout(limit, exchange).await.ok().flatten()
 }
 
 /// The attack the hardening issue found: one address makes one complete request on each of
@@ -372,7 +372,8 @@ async fn one_address_holding_half_sent_requests_cannot_take_the_instance_off_the
         held.push(stream);
     }
     for moment in ["at once", "past the request-head deadline"] {
-        assert_eq!(health_from([127, 0, 0, 2], server.port).await, Some(200), "{moment}");
+        let health = health_from([127, 0, 0, 2], server.port, Duration::from_secs(5)).await;
+        assert_eq!(health, Some(200), "{moment}");
         let (status, _) = upgrade_from([127, 0, 0, 3], server.port, "bystander").await;
         assert_eq!(status, 101, "{moment}");
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -385,6 +386,27 @@ async fn one_address_holding_half_sent_requests_cannot_take_the_instance_off_the
     let refused = text.lines().find_map(|line| line.strip_prefix("wstime_pending_refused_total "));
     let refused: f64 = refused.expect("the counter").parse().unwrap();
     assert!(refused >= 100.0, "the attacker's connections past its share: {refused}");
+}
+
+/// An upgrade stays in its client's share of the pending pool until its `101`: 200
+/// upgrades of one session at once, each waiting for the session's next count, hold no
+/// more than their address's share, and the health check from another address is answered
+/// while they wait.
+#[actix_web::test]
+async fn upgrades_waiting_on_one_busy_session_hold_only_their_clients_share() {
+    let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", "128").start();
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        let mut stream = connect_from([127, 0, 0, 1], server.port).await;
+        let request =
+            handshake_request(server.port, "/?id=busy", &good_handshake_headers("websocket"));
+        let _ = stream.write_all(request.as_bytes()).await;
+        waiting.push(stream);
+    }
+    // Each waits for up to two seconds; the health check, from elsewhere, not for them.
+    let health = health_from([127, 0, 0, 2], server.port, Duration::from_secs(1)).await;
+    assert_eq!(health, Some(200));
+    drop(waiting);
 }
 
 /// Every request head has a deadline, a connection's second included: a client that sends
