@@ -388,25 +388,31 @@ async fn one_address_holding_half_sent_requests_cannot_take_the_instance_off_the
     assert!(refused >= 100.0, "the attacker's connections past its share: {refused}");
 }
 
-/// An upgrade stays in its client's share of the pending pool until its `101`: 200
-/// upgrades of one session at once, each waiting for the session's next count, hold no
-/// more than their address's share, and the health check from another address is answered
-/// while they wait.
+/// An upgrade stays in its client's share of the pending pool until its `101`: upgrades of
+/// one session opened every 5 ms, each then waiting up to two seconds for the session's next
+/// count, hold no more than their address's share, and the health check from another
+/// address is answered while they wait.
 #[actix_web::test]
 async fn upgrades_waiting_on_one_busy_session_hold_only_their_clients_share() {
     let server = TestServer::builder().env("MAX_PENDING_HANDSHAKES", "128").start();
-    let mut waiting = Vec::new();
-    for _ in 0..200 {
-        let mut stream = connect_from([127, 0, 0, 1], server.port).await;
-        let request =
-            handshake_request(server.port, "/?id=busy", &good_handshake_headers("websocket"));
-        let _ = stream.write_all(request.as_bytes()).await;
-        waiting.push(stream);
-    }
-    // Each waits for up to two seconds; the health check, from elsewhere, not for them.
+    let port = server.port;
+    let attacker = actix_web::rt::spawn(async move {
+        let mut waiting = Vec::new();
+        for _ in 0..600 {
+            let mut stream = connect_from([127, 0, 0, 1], port).await;
+            let request =
+                handshake_request(port, "/?id=busy", &good_handshake_headers("websocket"));
+            let _ = stream.write_all(request.as_bytes()).await;
+            waiting.push(stream);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waiting
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // By now 400 upgrades have come, at 200 a second, each held for up to two seconds.
     let health = health_from([127, 0, 0, 2], server.port, Duration::from_secs(1)).await;
     assert_eq!(health, Some(200));
-    drop(waiting);
+    drop(attacker.await);
 }
 
 /// Every request head has a deadline, a connection's second included: a client that sends
