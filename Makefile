@@ -74,6 +74,16 @@ dist: tools ## Build the page into dist/ with trunk
 run: dist ## Build everything and start one server on http://127.0.0.1:8080/
 	cargo run --release -p wstime-server
 
+# cargo-modules 0.27 is the last that builds with this toolchain (Rust 1.95).
+CARGO_MODULES_VERSION := 0.27.0
+
+.PHONY: module-circles
+module-circles: ## Check that the server's modules import each other in no circle (installs cargo-modules)
+	@cargo modules --version 2>/dev/null | grep -q ' $(CARGO_MODULES_VERSION)$$' \
+	  || $(QUICK_INSTALL) cargo install --locked --version $(CARGO_MODULES_VERSION) cargo-modules
+	cargo modules dependencies --lib -p wstime-server --no-fns --no-traits --no-types \
+	  --no-externs --no-sysroot | python3 scripts/module_circles.py wstime_server
+
 .PHONY: config-docs
 config-docs: ## Write docs/configuration.md anew from the server's settings (a test checks it)
 	WSTIME_WRITE_CONFIG_DOCS=1 cargo test -p wstime-server --lib config::reference

@@ -32,7 +32,7 @@ use crate::{
     },
     instance::Instance,
     lifecycle::Stage,
-    tick_wheel::{Place, Wheel},
+    tick_wheel::Wheel,
 };
 
 /// What every worker of an instance is made from.
@@ -52,9 +52,10 @@ pub struct WorkerParts {
 /// One worker's connections and what they share.
 pub struct Worker<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     instance: Arc<Instance>,
-    /// What the worker's connections share: its buffers and the instance's settings.
-    shared: Shared,
-    wheel: RefCell<Wheel<Rc<Connection<T>>>>,
+    /// What the worker's connections share: its buffers and the instance's settings. (Its
+    /// connections' tasks hold it too, and the wheel, to leave it when they end.)
+    shared: Rc<Shared>,
+    wheel: Rc<RefCell<Wheel<Rc<Connection<T>>>>>,
     /// Whether the task turning the wheel is running (it stops when the wheel is empty).
     turning: Cell<bool>,
     /// When the turning task wakes next.
@@ -84,8 +85,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
         let shared = Shared::new(parts.instance.capacity.traffic(), parts.connections.clone());
         Rc::new(Self {
             instance: Arc::clone(&parts.instance),
-            shared,
-            wheel: RefCell::new(Wheel::new(epoch)),
+            shared: Rc::new(shared),
+            wheel: Rc::new(RefCell::new(Wheel::new(epoch))),
             turning: Cell::new(false),
             wakes_at: Cell::new(epoch),
             joined_earlier: Notify::new(),
@@ -131,13 +132,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
             self.wakes_at.set(next_tick);
             self.joined_earlier.notify_one();
         }
-        tokio::task::spawn_local(Driving::new(connection, Rc::clone(self), place));
-    }
-
-    /// Takes the connection at `place` off the wheel (its task has ended).
-    pub fn leave(&self, place: Place) {
-        let connection = self.wheel.borrow_mut().remove(place);
-        drop(connection);
+        let (wheel, shared) = (Rc::clone(&self.wheel), Rc::clone(&self.shared));
+        tokio::task::spawn_local(Driving::new(connection, wheel, shared, place));
     }
 
     /// The drain's closing phase begins: every connection gets its own moment, at random

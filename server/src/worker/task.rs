@@ -3,6 +3,7 @@
 //! wheel (and its socket closes) exactly when the task ends.
 
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
     rc::Rc,
@@ -11,23 +12,30 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Worker;
 use crate::{
-    connection::{Connection, Phase},
-    tick_wheel::Place,
+    connection::{shared::Shared, Connection, Phase},
+    tick_wheel::{Place, Wheel},
 };
 
 /// The task of one connection; spawned on its worker once the `101` is written.
 pub struct Driving<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     connection: Rc<Connection<T>>,
-    worker: Rc<Worker<T>>,
+    /// Its worker's wheel, which it leaves when it ends.
+    wheel: Rc<RefCell<Wheel<Rc<Connection<T>>>>>,
+    /// What its worker's connections share.
+    shared: Rc<Shared>,
     place: Place,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Driving<T> {
-    /// The task of `connection`, which sits at `place` on `worker`'s wheel.
-    pub fn new(connection: Rc<Connection<T>>, worker: Rc<Worker<T>>, place: Place) -> Self {
-        Self { connection, worker, place }
+    /// The task of `connection`, which sits at `place` on `wheel`, and reads with `shared`.
+    pub fn new(
+        connection: Rc<Connection<T>>,
+        wheel: Rc<RefCell<Wheel<Rc<Connection<T>>>>>,
+        shared: Rc<Shared>,
+        place: Place,
+    ) -> Self {
+        Self { connection, wheel, shared, place }
     }
 }
 
@@ -38,7 +46,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Future for Driving<T> {
         let connection = &self.connection;
         connection.remember(cx.waker());
         connection.flush(cx);
-        connection.receive(cx, self.worker.shared());
+        connection.receive(cx, &self.shared);
         if connection.phase() == Phase::Closed {
             Poll::Ready(())
         } else {
@@ -52,7 +60,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Drop for Driving<T> {
     /// connection leaves the wheel and its session gets its last touch, so the resume
     /// window counts from the moment the socket let go.
     fn drop(&mut self) {
-        self.worker.leave(self.place);
-        self.worker.shared().touches().request(self.connection.client_id().clone());
+        let left = self.wheel.borrow_mut().remove(self.place);
+        drop(left);
+        self.shared.touches().request(self.connection.client_id().clone());
     }
 }
