@@ -1,4 +1,5 @@
-//! The plain HTTP routes: the health check, the metrics, the cluster and the page. WebSocket
+//! The plain HTTP routes: the health check, the liveness check, the metrics, the cluster and
+//! the page. WebSocket
 //! upgrades never reach them: actix-http hands those to [`crate::upgrade`] first.
 //!
 //! By default the app port serves them all. With `ADMIN_BIND`, what tells more than a load
@@ -8,6 +9,7 @@
 
 mod cluster;
 mod health;
+mod live;
 mod metrics;
 mod page;
 
@@ -36,7 +38,7 @@ pub fn app(cfg: &mut web::ServiceConfig, static_dir: &Path, port: AppPort) {
             cfg.route(HEALTHCHECK, web::get().to(health::plain_healthcheck));
         }
     }
-    cfg.service(page::files(static_dir));
+    cfg.route(live::PATH, web::get().to(live::livez)).service(page::files(static_dir));
 }
 
 /// Registers the admin address's routes on `cfg` (the app port's too, without one).

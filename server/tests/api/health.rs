@@ -30,6 +30,10 @@ async fn fails_at_the_threshold_and_recovers_only_below_the_lower_one() {
     }
     clients.push(open(&server, "h5").await);
     assert_eq!(server.plain_health().await, (503, "server is overloaded".into()), "6 of 10");
+    // Liveness is not capacity: a full instance must not be restarted by a liveness probe.
+    let live = awc::Client::default().get(server.http_url("/livez"));
+    let live = crate::helpers::within("the liveness check", live.send()).await.unwrap();
+    assert_eq!(live.status().as_u16(), 200, "alive while overloaded");
 
     close_one(&server, &mut clients).await;
     assert_eq!(server.plain_health().await.0, 503, "5 of 10 is not below the recovery threshold");

@@ -35,6 +35,9 @@ async fn sigterm_drains_health_first_then_spread_1012s_then_exit_zero() {
     let readers = actix_web::rt::spawn(join_all(clients.into_iter().map(ticks_until_closed)));
     let (status, body) = server.plain_health().await;
     assert_eq!((status, body.as_str()), (503, "draining"), "503 at once");
+    let live = awc::Client::default().get(server.http_url("/livez"));
+    let live = crate::helpers::within("the liveness check", live.send()).await.unwrap();
+    assert_eq!(live.status().as_u16(), 200, "a draining instance is alive: no restart");
     let (status, refusal) = raw_upgrade(server.port, "/?id=latecomer", "websocket").await;
     assert_eq!(status, 503, "no new sockets while draining: {refusal}");
     assert!(!readers.is_finished(), "health turned 503 while every socket was still open");
