@@ -1,5 +1,6 @@
-//! A real HAProxy in front of the instances, running `deploy/haproxy.cfg` unchanged: the
-//! addresses reach it through the environment variables that file reads.
+//! A real HAProxy in front of the instances, running deploy/'s configuration unchanged: the
+//! rules of `haproxy-common.cfg`, then the file that names the servers (`haproxy.cfg`). The
+//! addresses reach it through the environment variables those files read.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,6 +18,9 @@ use crate::{
 /// How long HAProxy may take to start and see every instance healthy.
 const READY_LIMIT: Duration = Duration::from_secs(20);
 
+/// The rules every file of servers is loaded after: it sits beside them in deploy/.
+pub const COMMON_CONFIG: &str = "haproxy-common.cfg";
+
 /// A running HAProxy.
 pub struct HaProxy {
     pub process: Supervised,
@@ -31,7 +35,8 @@ pub struct HaProxy {
 }
 
 impl HaProxy {
-    /// Starts HAProxy with `config` on `port` (0: any free port) in front of the instances
+    /// Starts HAProxy with [`COMMON_CONFIG`] and then `config` (the file of servers beside
+    /// it) on `port` (0: any free port) in front of the instances
     /// listening on `nodes` (each its port and its agent check's port), serving TLS with
     /// `certificate` (certificate and key in one PEM) when given, and waits until it
     /// reports `up` of them up (the others may not be started yet).
@@ -46,11 +51,18 @@ impl HaProxy {
         if nodes.len() > 9 {
             bail!("deploy/haproxy.cfg has room for 9 instances, not {}", nodes.len());
         }
+        let common = config.with_file_name(COMMON_CONFIG);
+        if !common.is_file() {
+            bail!("{} loads after {COMMON_CONFIG}, which is not beside it", config.display());
+        }
         let port = if port == 0 { free_port()? } else { port };
         let stats_port = free_port()?;
         let mut command = Command::new("haproxy");
         command
-            .args(["-db", "-f"])
+            .arg("-db")
+            .arg("-f")
+            .arg(&common)
+            .arg("-f")
             .arg(config)
             .env("WSTIME_LB_BIND", format!("127.0.0.1:{port}"))
             .env("WSTIME_STATS_BIND", format!("127.0.0.1:{stats_port}"));
