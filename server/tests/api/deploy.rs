@@ -79,6 +79,20 @@ fn the_haproxy_config_is_valid_haproxy() {
     haproxy_check("haproxy.cfg", &both);
 }
 
+#[test]
+fn the_dns_haproxy_config_is_valid_haproxy_with_and_without_its_optional_settings() {
+    let required = [
+        ("WSTIME_DNS_NAME", "wstime-headless.default.svc.cluster.local"),
+        ("WSTIME_NODE_PORT", "8080"),
+        ("WSTIME_AGENT_PORT", "9090"),
+        ("WSTIME_INSTANCES_MAX", "16"),
+    ];
+    // Without WSTIME_DNS_SERVER it reads /etc/resolv.conf's nameservers.
+    haproxy_check("haproxy-dns.cfg", &required);
+    let optional = [("WSTIME_DNS_SERVER", "127.0.0.1:53"), ("WSTIME_DNS_HOLD_OBSOLETE", "1s")];
+    haproxy_check("haproxy-dns.cfg", &[&required[..], &optional[..]].concat());
+}
+
 /// The lines of a configuration file that are not comments.
 fn config_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -105,7 +119,7 @@ fn the_haproxy_rules_are_in_one_file_and_each_file_of_servers_only_adds_servers(
         "resolve_retries ",
         "hold ",
     ];
-    for file in ["haproxy.cfg"] {
+    for file in ["haproxy.cfg", "haproxy-dns.cfg"] {
         let text = std::fs::read_to_string(deploy(file)).unwrap();
         for line in config_lines(&text) {
             assert!(
@@ -126,7 +140,7 @@ fn the_haproxy_rules_are_in_one_file_and_each_file_of_servers_only_adds_servers(
 
 #[test]
 fn every_haproxy_file_lists_the_environment_it_reads_at_its_top() {
-    for file in ["haproxy-common.cfg", "haproxy.cfg"] {
+    for file in ["haproxy-common.cfg", "haproxy.cfg", "haproxy-dns.cfg"] {
         let text = std::fs::read_to_string(deploy(file)).unwrap();
         let header: String = text.lines().take_while(|line| line.starts_with('#')).collect();
         let read: BTreeSet<&str> = config_lines(&text)
