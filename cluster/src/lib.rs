@@ -11,6 +11,8 @@
 //! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
 //!   `make cluster TLS=1`.
 //! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
+//! - [`dns`]: a real DNS server (dnsmasq) answering a name with the instances' addresses,
+//!   as a Kubernetes headless Service does, for `haproxy-dns.cfg`.
 //! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
 //! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
 //! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
@@ -20,6 +22,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod dns;
 pub mod haproxy;
 pub mod http;
 pub mod instance;
@@ -34,6 +37,7 @@ pub mod shared_redis;
 pub mod tls;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
+pub use dns::DnsServer;
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
 pub use prometheus::Prometheus;

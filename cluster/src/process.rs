@@ -101,6 +101,29 @@ impl Supervised {
         self.wait_for(what, limit, find)
     }
 
+    /// How many output lines so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|line| line.contains(needle)).count()
+    }
+
+    /// Waits up to `limit` until `count` output lines contain `needle`: for a line a process
+    /// prints again each time it does something (dnsmasq re-reading its records).
+    pub fn wait_for_count(
+        &mut self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let lines = Arc::clone(&self.lines);
+        let what = format!("{count} lines with {needle:?}");
+        let needle = needle.to_owned();
+        self.wait_for(&what, limit, move || {
+            let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+            Ok((lines.iter().filter(|line| line.contains(&needle)).count() >= count).then_some(()))
+        })
+    }
+
     /// Waits up to `limit` for `check` to find what it looks for (`what`, in the error),
     /// failing early, with the process's output, if the process exits first.
     pub fn wait_for<T>(
@@ -146,8 +169,8 @@ impl Supervised {
         }
     }
 
-    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`) to the process, and only to
-    /// it: never once it has been reaped (its pid may be another process's by then).
+    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`, `HUP`) to the process, and
+    /// only to it: never once it has been reaped (its pid may be another process's by then).
     pub fn signal(&mut self, signal: &str) -> anyhow::Result<()> {
         let Some(pid) = self.own_pid() else {
             bail!("{} has already exited", self.label);
