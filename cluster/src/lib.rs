@@ -10,7 +10,8 @@
 //! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
 //! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
 //!   `make cluster TLS=1`.
-//! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
+//! - [`haproxy`]: a real HAProxy running deploy/'s configuration: `haproxy-common.cfg`,
+//!   then `haproxy.cfg` (the instances by address) or `haproxy-dns.cfg` (by DNS).
 //! - [`dns`]: a real DNS server (dnsmasq) answering a name with the instances' addresses,
 //!   as a Kubernetes headless Service does, for `haproxy-dns.cfg`.
 //! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
@@ -36,7 +37,7 @@ pub mod sentinel;
 pub mod shared_redis;
 pub mod tls;
 
-pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus, Discovery, HaProxySpec};
 pub use dns::DnsServer;
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
