@@ -1,6 +1,6 @@
 //! The files in deploy/ are checked by the tools that will run them. (HAProxy's run in
-//! front of real instances in the browser test and `make cluster`; the alert rules in the
-//! Prometheus of the cluster test and `make cluster`.)
+//! front of real instances in the browser test, the discovery test and `make cluster`; the
+//! alert rules in the Prometheus of the cluster test and `make cluster`.)
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
