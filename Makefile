@@ -131,6 +131,10 @@ cluster-kill: ## Signal one instance: make cluster-kill NODE=2 SIGNAL=TERM (KILL
 cluster-restart: ## Start a new process in place of NODE, on the same port
 	@$(CLUSTER) restart $(NODE)
 
+.PHONY: cluster-roll
+cluster-roll: ## Drain and replace every instance in turn (make cluster STANDBY=1 first: replacements start before each drain)
+	@$(CLUSTER) roll
+
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster and everything it started
 	@$(CLUSTER) down
