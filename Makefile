@@ -13,7 +13,8 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus
+DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
+  podman mmdebstrap
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -55,7 +56,7 @@ node:
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PACKAGES="nodejs npm"
 
 .PHONY: packages
-packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus)
+packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus, podman)
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
@@ -203,7 +204,7 @@ WITH_CLIPPY := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-dri
 test: ## Install what is missing, then run every test (and clippy, as they build)
 	@# The Debian packages download and unpack while the Rust tools compile.
 	@$(MAKE) --no-print-directory -j2 --output-sync=line rust-tools packages
-	@$(MAKE) --no-print-directory wasm-opt dist fmt test-host test-browser
+	@$(MAKE) --no-print-directory wasm-opt dist image-base fmt test-host test-browser
 
 .PHONY: fmt
 fmt:
