@@ -38,10 +38,23 @@ const READ_EVERY: Duration = Duration::from_millis(500);
 const UP_LIMIT: Duration = Duration::from_secs(30);
 /// How long a drain may take (grace, window, the last touches).
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
-/// The roll is over once no client has moved for this long after the last drain: the
-/// rebalancing that follows a roll (the last replacement holds more than its share) moves
-/// clients too, and they are the roll's moves.
+/// The roll is over once no client has moved for this long after the last drain and the
+/// instances hold about the same: the rebalancing that follows a roll (the replacements
+/// started earlier hold more than their share) moves clients too, and they are the roll's
+/// moves.
 const QUIET: Duration = Duration::from_secs(5);
+/// How far above the mean the busiest instance may hold for the cluster to count as
+/// balanced: twice the rebalancer's default tolerance (5%), so an instance it leaves alone
+/// passes.
+const BALANCED: f64 = 0.10;
+/// Once no client has moved for this long, the roll is over even if the cluster is not
+/// balanced (rebalancing off, or a tolerance wider than [`BALANCED`]). The rebalancer waits
+/// for the cluster's total to hold still over three registry views (6 s at the default
+/// refresh) before its first move, so a quiet of [`QUIET`] alone ends too early.
+const QUIET_UNBALANCED: Duration = Duration::from_secs(20);
+/// How long to wait for a reply from an instance's `/metrics`: longer than [`READ_EVERY`],
+/// so a busy instance is read late rather than not at all.
+const READ_LIMIT: Duration = Duration::from_secs(2);
 /// How long, after the last drain, the cluster may take to be quiet.
 const QUIET_LIMIT: Duration = Duration::from_secs(120);
 
@@ -117,7 +130,7 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
             }
         }
     }
-    progress("waiting until no client has moved for 5 s (rebalancing after the last one)");
+    progress("waiting until the instances are balanced and no client has moved for 5 s");
     reader.wait_quiet();
     let (moves, longest_away_secs) = reader.finish();
     Ok(RollReport {
@@ -217,6 +230,8 @@ struct MetricsReader {
     /// Each process's counts as last read, by process id (a process that has exited keeps
     /// its last).
     seen: Arc<Mutex<HashMap<u32, Counts>>>,
+    /// The running processes' counts as last read together.
+    latest: Arc<Mutex<HashMap<u32, Counts>>>,
     /// Each process's counts when the roll began (new processes start from nothing).
     before: HashMap<u32, Counts>,
     connections_at_start: u64,
@@ -237,17 +252,19 @@ impl MetricsReader {
         let connections_at_start = before.values().map(|counts| counts.connections).sum();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(before.clone()));
+        let latest = Arc::new(Mutex::new(before.clone()));
         let thread = {
-            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            let (stop, seen, latest) = (Arc::clone(&stop), Arc::clone(&seen), Arc::clone(&latest));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let read = read_all(&cluster);
-                    seen.lock().unwrap_or_else(|e| e.into_inner()).extend(read);
+                    seen.lock().unwrap_or_else(|e| e.into_inner()).extend(read.clone());
+                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = read;
                     std::thread::sleep(READ_EVERY);
                 }
             })
         };
-        Self { stop, thread, seen, before, connections_at_start }
+        Self { stop, thread, seen, latest, before, connections_at_start }
     }
 
     /// Every move so far.
@@ -261,11 +278,25 @@ impl MetricsReader {
             .sum()
     }
 
-    /// Waits until no client has moved for [`QUIET`] (at most [`QUIET_LIMIT`]).
+    /// Whether the busiest running instance holds at most [`BALANCED`] above the mean.
+    fn balanced(&self) -> bool {
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        balanced(latest.values().map(|counts| counts.connections))
+    }
+
+    /// Waits until no client has moved for [`QUIET`] and the cluster is balanced, or for
+    /// [`QUIET_UNBALANCED`] (at most [`QUIET_LIMIT`] in all).
     fn wait_quiet(&self) {
         let deadline = Instant::now() + QUIET_LIMIT;
         let (mut moves, mut since) = (self.moves(), Instant::now());
-        while since.elapsed() < QUIET && Instant::now() < deadline {
+        loop {
+            let quiet = since.elapsed();
+            if (quiet >= QUIET && self.balanced()) || quiet >= QUIET_UNBALANCED {
+                return;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
             std::thread::sleep(READ_EVERY);
             let now = self.moves();
             if now != moves {
@@ -300,6 +331,15 @@ impl MetricsReader {
     }
 }
 
+/// Whether the largest of `connections` is at most [`BALANCED`] above their mean.
+fn balanced(connections: impl Iterator<Item = u64>) -> bool {
+    let (mut total, mut count, mut busiest) = (0, 0, 0);
+    for each in connections {
+        (total, count, busiest) = (total + each, count + 1, busiest.max(each));
+    }
+    count == 0 || busiest as f64 <= (1.0 + BALANCED) * total as f64 / count as f64
+}
+
 /// Every running instance's counts, by process id.
 fn read_all(cluster: &Mutex<Cluster>) -> HashMap<u32, Counts> {
     let running: Vec<(u32, u16)> = lock(cluster)
@@ -310,7 +350,7 @@ fn read_all(cluster: &Mutex<Cluster>) -> HashMap<u32, Counts> {
     running
         .into_iter()
         .filter_map(|(pid, port)| {
-            let metrics = http::request("GET", port, "/metrics", "text/plain", READ_EVERY).ok()?;
+            let metrics = http::request("GET", port, "/metrics", "text/plain", READ_LIMIT).ok()?;
             Some((pid, parse(&metrics.body)))
         })
         .collect()
@@ -352,5 +392,13 @@ mod tests {
         let counts = parse(text);
         assert_eq!((counts.connections, counts.resumed), (12, 7));
         assert_eq!(counts.away, [(0.5, 3), (1.0, 6), (f64::INFINITY, 7)]);
+    }
+
+    #[test]
+    fn a_cluster_is_balanced_when_its_busiest_instance_is_near_the_mean() {
+        assert!(balanced([100, 100, 108].into_iter()));
+        assert!(!balanced([80, 100, 120].into_iter()), "120 is 20% above a mean of 100");
+        assert!(!balanced([0, 150, 150].into_iter()), "a new instance holds nothing yet");
+        assert!(balanced(std::iter::empty()));
     }
 }
