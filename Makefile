@@ -13,7 +13,8 @@ export CARGO_TERM_COLOR ?= never
 WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
-DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus
+DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
+  podman mmdebstrap
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -55,7 +56,7 @@ node:
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PACKAGES="nodejs npm"
 
 .PHONY: packages
-packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus)
+packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus, podman)
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
@@ -131,6 +132,10 @@ cluster-kill: ## Signal one instance: make cluster-kill NODE=2 SIGNAL=TERM (KILL
 cluster-restart: ## Start a new process in place of NODE, on the same port
 	@$(CLUSTER) restart $(NODE)
 
+.PHONY: cluster-roll
+cluster-roll: ## Drain and replace every instance in turn (make cluster STANDBY=1 first: replacements start before each drain)
+	@$(CLUSTER) roll
+
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster and everything it started
 	@$(CLUSTER) down
@@ -147,6 +152,48 @@ bench: dist packages ## Measure memory, CPU, lateness and failover, beside the p
 	target/release/wstime-bench --out docs/bench
 
 # ---------------------------------------------------------------------------------------
+# The container image (deploy/Containerfile; docs/deploying.md#container-image)
+
+IMAGE ?= wstime:latest
+# podman or docker: both build deploy/Containerfile.
+CONTAINER ?= podman
+# The user the image runs as (deploy/Containerfile's USER says the same).
+IMAGE_UID := 10001
+# The Debian packages the image takes files from: the libraries the server links, the CA
+# roots, nsswitch.conf. mmdebstrap unpacks them (and what they depend on) without running
+# their maintainer scripts, so the hooks write what those would have: the CA bundle, as
+# update-ca-certificates does; and the image's user.
+IMAGE_SUITE := bookworm
+IMAGE_PACKAGES := libc6,libgcc-s1,ca-certificates,libc-bin
+IMAGE_BASE := target/image/debian.tar
+# Made again when the packages change, and once a day, so an image has the day's security
+# updates while the tests reuse it (mmdebstrap takes 7 to 10 s).
+IMAGE_BASE_KEY = $(IMAGE_SUITE) $(IMAGE_PACKAGES) $(IMAGE_UID) $(shell date -u +%F)
+
+.PHONY: image
+image: dist image-base ## Build the container image wstime:latest with podman (CONTAINER=docker for docker)
+	@command -v $(CONTAINER) >/dev/null || [ $(CONTAINER) != podman ] \
+	  || $(MAKE) --no-print-directory apt PACKAGES=podman
+	cargo build --release -p wstime-server
+	$(CONTAINER) build -f deploy/Containerfile -t $(IMAGE) \
+	  --label org.opencontainers.image.version=$$(target/release/wstime-server --version | cut -d' ' -f2) \
+	  --label org.opencontainers.image.revision=$$(git rev-parse HEAD) .
+
+.PHONY: image-base
+image-base: ## Unpack the Debian files the image takes (glibc, CA roots) into target/image/ with mmdebstrap
+	@command -v mmdebstrap >/dev/null || $(MAKE) --no-print-directory apt PACKAGES=mmdebstrap
+	@mkdir -p $(dir $(IMAGE_BASE))
+	@if [ -f $(IMAGE_BASE) ] && [ "$$(cat $(IMAGE_BASE).key 2>/dev/null)" = "$(IMAGE_BASE_KEY)" ]; then \
+	  echo "$(IMAGE_BASE) is up to date"; exit 0; fi; \
+	mmdebstrap --quiet --variant=extract --format=tar --include=$(IMAGE_PACKAGES) \
+	  --extract-hook='mkdir -p "$$1/etc/ssl/certs" && cat "$$1"/usr/share/ca-certificates/mozilla/*.crt > "$$1/etc/ssl/certs/ca-certificates.crt"' \
+	  --extract-hook='printf "root:x:0:0:root:/root:/usr/sbin/nologin\nwstime:x:$(IMAGE_UID):$(IMAGE_UID):wstime:/nonexistent:/usr/sbin/nologin\n" > "$$1/etc/passwd"' \
+	  --extract-hook='printf "root:x:0:\nwstime:x:$(IMAGE_UID):\n" > "$$1/etc/group"' \
+	  $(IMAGE_SUITE) $(IMAGE_BASE).part; \
+	mv $(IMAGE_BASE).part $(IMAGE_BASE); \
+	echo "$(IMAGE_BASE_KEY)" > $(IMAGE_BASE).key
+
+# ---------------------------------------------------------------------------------------
 # Testing
 
 # The tests are built with clippy's driver for the workspace's own crates, given what
@@ -161,7 +208,7 @@ WITH_CLIPPY := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-dri
 test: ## Install what is missing, then run every test (and clippy, as they build)
 	@# The Debian packages download and unpack while the Rust tools compile.
 	@$(MAKE) --no-print-directory -j2 --output-sync=line rust-tools packages
-	@$(MAKE) --no-print-directory wasm-opt dist fmt test-host test-browser
+	@$(MAKE) --no-print-directory wasm-opt dist image-base fmt test-host test-browser
 
 .PHONY: fmt
 fmt:

@@ -435,10 +435,13 @@ impl Cluster {
     }
 
     /// Starts a new process (with a new name) on instance `index`'s address, killing the
-    /// old one first if it still runs: the same address, a different server. With DNS
-    /// discovery its record is added once it listens (a standby slot's for the first time).
+    /// old one first if it still runs: the same address, a different server. Whatever came
+    /// before: an instance that drained and exited by itself is reaped here, not signalled.
+    /// With DNS discovery its record is added once it listens (a standby slot's for the
+    /// first time).
     pub fn restart(&mut self, index: usize) -> anyhow::Result<InstanceInfo> {
-        if self.slot(index)?.current.is_some() {
+        self.slot(index)?;
+        if self.info(index).running {
             self.signal(index, "KILL")?;
         }
         let label = node_name(index);

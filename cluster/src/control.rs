@@ -4,8 +4,9 @@
 //! - `GET /cluster`: the load balancer, Redis, and every instance with its health.
 //! - `POST /instances`: start one more.
 //! - `POST /instances/{index}/signal/{KILL|TERM|INT|STOP|CONT}`: signal one (and wait for
-//!   it to exit, for the signals that end it).
+//!   it to exit, for the signals that end it: KILL at once, TERM and INT once drained).
 //! - `POST /instances/{index}/restart`: a new process on the same port.
+//! - `POST /roll`: a rolling restart ([`crate::roll`]), answered with its report.
 
 use std::{
     net::TcpListener,
@@ -13,6 +14,7 @@ use std::{
 };
 
 use actix_web::{dev::Server, middleware::DefaultHeaders, web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
 
 use crate::Cluster;
 
@@ -29,6 +31,7 @@ pub fn serve(cluster: Shared, listener: TcpListener) -> std::io::Result<Server> 
             .route("/instances", web::post().to(add))
             .route("/instances/{index}/signal/{signal}", web::post().to(signal))
             .route("/instances/{index}/restart", web::post().to(restart))
+            .route("/roll", web::post().to(roll))
     })
     .workers(1)
     .disable_signals()
@@ -42,16 +45,7 @@ async fn with_cluster<T: serde::Serialize + Send + 'static>(
     operation: impl FnOnce(&mut Cluster) -> anyhow::Result<T> + Send + 'static,
 ) -> HttpResponse {
     let cluster = data.into_inner();
-    let result = web::block(move || {
-        let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
-        operation(&mut cluster)
-    })
-    .await;
-    match result {
-        Ok(Ok(value)) => HttpResponse::Ok().json(value),
-        Ok(Err(error)) => HttpResponse::BadRequest().body(format!("{error:#}")),
-        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
-    }
+    blocking(move || operation(&mut cluster.lock().unwrap_or_else(|e| e.into_inner()))).await
 }
 
 async fn status(data: web::Data<Mutex<Cluster>>) -> HttpResponse {
@@ -67,7 +61,37 @@ async fn signal(data: web::Data<Mutex<Cluster>>, path: web::Path<(usize, String)
     if !matches!(signal.as_str(), "KILL" | "TERM" | "INT" | "STOP" | "CONT") {
         return HttpResponse::BadRequest().body("signal must be KILL, TERM, INT, STOP or CONT");
     }
-    with_cluster(data, move |c| c.signal(index, &signal)).await
+    let ends = matches!(signal.as_str(), "TERM" | "INT");
+    let cluster = data.clone().into_inner();
+    let signalled = with_cluster(data, move |c| c.signal(index, &signal)).await;
+    if !ends || !signalled.status().is_success() {
+        return signalled;
+    }
+    // The drain takes seconds: wait for it without holding the cluster, so `status` and
+    // other requests are answered meanwhile.
+    blocking(move || {
+        crate::roll::wait_exit(&cluster, index)?;
+        let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        cluster.instances().into_iter().nth(index).context("the instance is gone")
+    })
+    .await
+}
+
+async fn roll(data: web::Data<Mutex<Cluster>>) -> HttpResponse {
+    let cluster = data.into_inner();
+    blocking(move || crate::roll::roll(&cluster, |step| eprintln!("wstime-cluster: roll {step}")))
+        .await
+}
+
+/// Runs `operation` off the async workers, answering with its value as JSON.
+async fn blocking<T: serde::Serialize + Send + 'static>(
+    operation: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> HttpResponse {
+    match web::block(operation).await {
+        Ok(Ok(value)) => HttpResponse::Ok().json(value),
+        Ok(Err(error)) => HttpResponse::BadRequest().body(format!("{error:#}")),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
 }
 
 async fn restart(data: web::Data<Mutex<Cluster>>, path: web::Path<usize>) -> HttpResponse {

@@ -19,7 +19,8 @@
 //! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
 //! - [`paths`]: the workspace's root and the binaries built beside the running one.
 //! - [`cluster`]: the set of processes and what can be done to them.
-//! - [`control`]: the HTTP API over a cluster (status, signal, restart).
+//! - [`roll`]: a rolling restart, every instance drained and replaced in turn.
+//! - [`control`]: the HTTP API over a cluster (status, signal, restart, roll).
 
 pub mod cluster;
 pub mod control;
@@ -33,6 +34,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod redis_cluster;
 pub mod registry;
+pub mod roll;
 pub mod sentinel;
 pub mod shared_redis;
 pub mod tls;

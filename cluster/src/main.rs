@@ -1,6 +1,7 @@
 //! The `wstime-cluster` command: start real instances (with Redis and HAProxy) on loopback
 //! and keep them running (`up`), or run a command against them (`exec`); and, from another
-//! terminal, look at (`status`), signal (`kill`) or stop (`down`) a running one.
+//! terminal, look at (`status`), signal (`kill`), restart (`restart`, `roll`) or stop
+//! (`down`) a running one.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,8 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use wstime_cluster::{
     cluster::{node_name, PrometheusSpec},
-    control, http, Cluster, ClusterSpec, ClusterStatus, Discovery, HaProxySpec, InstanceSpec,
-    RedisSetup,
+    control, http,
+    roll::RollReport,
+    Cluster, ClusterSpec, ClusterStatus, Discovery, HaProxySpec, InstanceSpec, RedisSetup,
 };
 
 #[derive(Debug, Parser)]
@@ -60,6 +62,10 @@ enum Command {
         /// The instance, as HAProxy names it: 1 for node1, …
         node: usize,
     },
+    /// Drain and replace every instance in turn, each once the last replacement is up in
+    /// HAProxy (with a standby slot, each replacement starts before its old instance
+    /// drains), and say how many clients moved and how long they were away.
+    Roll,
     /// Stop the running cluster and everything it started.
     Down,
 }
@@ -122,6 +128,9 @@ struct Options {
 /// How long a control request may take: signalling with TERM waits for the drain.
 const CONTROL_LIMIT: Duration = Duration::from_secs(90);
 
+/// How long a rolling restart may take: a drain and a start for each of up to nine.
+const ROLL_LIMIT: Duration = Duration::from_secs(15 * 60);
+
 /// What `up` writes to the state file.
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
@@ -147,6 +156,7 @@ fn main() -> ExitCode {
         Command::Restart { node } => {
             post(&cli.state_file, &format!("/instances/{}/restart", index(node)))
         }
+        Command::Roll => roll(&cli.state_file),
         Command::Down => down(&cli.state_file),
     };
     result.unwrap_or_else(|error| {
@@ -406,6 +416,28 @@ fn post(state_file: &Path, path: &str) -> anyhow::Result<ExitCode> {
         bail!("{}", response.body.trim());
     }
     println!("{}", response.body);
+    status(state_file)
+}
+
+/// Runs a rolling restart on the running cluster and says what it did.
+fn roll(state_file: &Path) -> anyhow::Result<ExitCode> {
+    let state = read_state(state_file)?;
+    let response =
+        http::request("POST", state.control_port, "/roll", "application/json", ROLL_LIMIT)?;
+    if response.status != 200 {
+        bail!("{}", response.body.trim());
+    }
+    let report: RollReport = serde_json::from_str(&response.body).context("the roll's report")?;
+    let how = match report.surge {
+        true => "each replacement started before its old instance drained",
+        false => "each instance drained, then restarted in its place (no standby slot)",
+    };
+    let away = report.longest_away_secs.map_or("-".into(), |secs| format!("at most {secs} s"));
+    println!(
+        "rolled {} instances ({how}): {} clients, {} moves ({:.2} a client; 1.00 is the \
+         least), longest away {away}",
+        report.instances, report.clients, report.moves, report.moves_per_client
+    );
     status(state_file)
 }
 

@@ -7,6 +7,7 @@ mod failover;
 mod handshake;
 mod health;
 mod helpers;
+mod image;
 mod internet;
 mod lifecycle;
 mod observability;

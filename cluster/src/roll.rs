@@ -1,0 +1,404 @@
+//! A rolling restart, as an operator runs one: every instance drained and replaced in turn,
+//! the next only once the last replacement is up in HAProxy, with how many clients moved and
+//! how long the longest of them was away.
+//!
+//! Every client of a drained instance must move once: that is the floor, one move per
+//! client. A client that moves onto an instance drained later moves again, so where the
+//! drained clients land decides the count. With a spare slot (`--standby 1`), the
+//! replacement starts *before* its old instance drains, as Kubernetes' `maxSurge: 1` does.
+//! Without one, each instance is drained and then restarted in its own slot
+//! (`maxUnavailable: 1`), and the first one's clients can only go to instances still
+//! waiting their turn. Either way, once the first replacement is up, the instances still
+//! waiting are cordoned in HAProxy (their agent check off, weight 0: no new client, and
+//! their own untouched), so every later client lands on a replaced instance and moves no
+//! more; a replacement started in a cordoned slot gets its agent check back.
+//!
+//! The moves are counted by the instances themselves: each move is a resumed session on the
+//! instance it lands on (`wstime_sessions_opened_total{kind="resumed"}`), and how long the
+//! client was away is in `wstime_session_away_seconds`. Every running instance's `/metrics`
+//! is read twice a second, so an instance drained later has been read before it went.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use crate::{cluster::node_name, http, Cluster};
+
+/// How often every instance's metrics are read during a roll.
+const READ_EVERY: Duration = Duration::from_millis(500);
+/// How long a new instance may take to be up in HAProxy.
+const UP_LIMIT: Duration = Duration::from_secs(30);
+/// How long a drain may take (grace, window, the last touches).
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// The roll is over once no client has moved for this long after the last drain and the
+/// instances hold about the same: the rebalancing that follows a roll (the replacements
+/// started earlier hold more than their share) moves clients too, and they are the roll's
+/// moves.
+const QUIET: Duration = Duration::from_secs(5);
+/// How far above the mean the busiest instance may hold for the cluster to count as
+/// balanced: twice the rebalancer's default tolerance (5%), so an instance it leaves alone
+/// passes.
+const BALANCED: f64 = 0.10;
+/// Once no client has moved for this long, the roll is over even if the cluster is not
+/// balanced (rebalancing off, or a tolerance wider than [`BALANCED`]). The rebalancer waits
+/// for the cluster's total to hold still over three registry views (6 s at the default
+/// refresh) before its first move, so a quiet of [`QUIET`] alone ends too early.
+const QUIET_UNBALANCED: Duration = Duration::from_secs(20);
+/// How long to wait for a reply from an instance's `/metrics`: longer than [`READ_EVERY`],
+/// so a busy instance is read late rather than not at all.
+const READ_LIMIT: Duration = Duration::from_secs(2);
+/// How long, after the last drain, the cluster may take to be quiet.
+const QUIET_LIMIT: Duration = Duration::from_secs(120);
+
+/// What a roll did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollReport {
+    /// Instances drained and replaced.
+    pub instances: usize,
+    /// Whether each replacement started before its old instance drained.
+    pub surge: bool,
+    /// Clients connected when the roll began.
+    pub clients: u64,
+    /// Sessions resumed on another instance while it ran: each one a client moved.
+    pub moves: u64,
+    /// Moves per client connected at the start (1.0 is the floor).
+    pub moves_per_client: f64,
+    /// The longest a moved client was away, as the upper bound of its histogram bucket
+    /// (seconds); `None` when no client moved.
+    pub longest_away_secs: Option<f64>,
+}
+
+/// Drains and replaces every running instance of `cluster` in turn, telling `progress`
+/// what it does.
+pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::Result<RollReport> {
+    let (originals, spare) = {
+        let mut cluster = lock(cluster);
+        if cluster.balancer().is_none() {
+            bail!("a roll waits for HAProxy to see each replacement: start the cluster with it");
+        }
+        let infos = cluster.instances();
+        let running: Vec<usize> = infos.iter().filter(|i| i.running).map(|i| i.index).collect();
+        let spare = infos.iter().find(|i| !i.running).map(|i| i.index);
+        (running, spare)
+    };
+    if originals.is_empty() {
+        bail!("no instance is running");
+    }
+    let reader = MetricsReader::start(Arc::clone(cluster));
+    let clients = reader.connections_at_start;
+    let surge = spare.is_some();
+    let mut spare = spare;
+    let mut cordoned = Vec::new();
+    for (turn, &old) in originals.iter().enumerate() {
+        let step = format!("{}/{}", turn + 1, originals.len());
+        let replacement = match spare {
+            Some(slot) => {
+                progress(&format!("{step}: starting {} before draining {}", node(slot), node(old)));
+                lock(cluster).restart(slot)?;
+                uncordon(cluster, &mut cordoned, slot)?;
+                wait_up(cluster, slot)?;
+                spare = Some(old);
+                slot
+            }
+            None => old,
+        };
+        if surge && turn == 0 {
+            let waiting = &originals[1..];
+            progress(&format!("cordoning {} until their turn", names(waiting)));
+            cordon(cluster, &mut cordoned, waiting)?;
+        }
+        progress(&format!("{step}: draining {}", node(old)));
+        lock(cluster).signal(old, "TERM")?;
+        wait_exit(cluster, old)?;
+        if replacement == old {
+            progress(&format!("{step}: restarting {}", node(old)));
+            lock(cluster).restart(old)?;
+            uncordon(cluster, &mut cordoned, old)?;
+            wait_up(cluster, old)?;
+            if turn == 0 {
+                let waiting = &originals[1..];
+                progress(&format!("cordoning {} until their turn", names(waiting)));
+                cordon(cluster, &mut cordoned, waiting)?;
+            }
+        }
+    }
+    progress("waiting until the instances are balanced and no client has moved for 5 s");
+    reader.wait_quiet();
+    let (moves, longest_away_secs) = reader.finish();
+    Ok(RollReport {
+        instances: originals.len(),
+        surge,
+        clients,
+        moves,
+        moves_per_client: if clients == 0 { 0.0 } else { moves as f64 / clients as f64 },
+        longest_away_secs,
+    })
+}
+
+fn node(index: usize) -> String {
+    node_name(index)
+}
+
+fn names(indices: &[usize]) -> String {
+    indices.iter().map(|&index| node(index)).collect::<Vec<_>>().join(", ")
+}
+
+/// Has HAProxy send no new client to `indices` (their agent check off, so it cannot set
+/// the weight back, and weight 0), keeping their clients; remembers them in `cordoned`.
+fn cordon(
+    cluster: &Mutex<Cluster>,
+    cordoned: &mut Vec<usize>,
+    indices: &[usize],
+) -> anyhow::Result<()> {
+    let cluster = lock(cluster);
+    let haproxy = cluster.balancer().context("HAProxy")?;
+    for &index in indices {
+        let server = format!("wstime/{}", node(index));
+        haproxy.runtime(&format!("disable agent {server}"))?;
+        haproxy.runtime(&format!("set weight {server} 0"))?;
+        cordoned.push(index);
+    }
+    Ok(())
+}
+
+/// Gives `index` its agent check and a full weight back, if it was cordoned: a new process
+/// runs in the slot.
+fn uncordon(
+    cluster: &Mutex<Cluster>,
+    cordoned: &mut Vec<usize>,
+    index: usize,
+) -> anyhow::Result<()> {
+    if let Some(at) = cordoned.iter().position(|&cordoned| cordoned == index) {
+        cordoned.swap_remove(at);
+        let cluster = lock(cluster);
+        let haproxy = cluster.balancer().context("HAProxy")?;
+        let server = format!("wstime/{}", node(index));
+        haproxy.runtime(&format!("set weight {server} 100"))?;
+        haproxy.runtime(&format!("enable agent {server}"))?;
+    }
+    Ok(())
+}
+
+fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
+    cluster.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until HAProxy says instance `index` is up.
+fn wait_up(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + UP_LIMIT;
+    let name = node(index);
+    loop {
+        let states = lock(cluster).balancer().map(|h| h.server_states()).transpose()?;
+        if states.unwrap_or_default().iter().any(|(server, state)| *server == name && state == "UP")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("HAProxy did not see {name} up within {UP_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until instance `index` has exited, holding the cluster only to look.
+pub fn wait_exit(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    loop {
+        let running = lock(cluster).instances().get(index).is_some_and(|info| info.running);
+        if !running {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not exit within {DRAIN_LIMIT:?}", node(index));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Reads every running instance's metrics in the background for the length of a roll.
+struct MetricsReader {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    /// Each process's counts as last read, by process id (a process that has exited keeps
+    /// its last).
+    seen: Arc<Mutex<HashMap<u32, Counts>>>,
+    /// The running processes' counts as last read together.
+    latest: Arc<Mutex<HashMap<u32, Counts>>>,
+    /// Each process's counts when the roll began (new processes start from nothing).
+    before: HashMap<u32, Counts>,
+    connections_at_start: u64,
+}
+
+/// What one process's metrics said last.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Counts {
+    connections: u64,
+    resumed: u64,
+    /// `wstime_session_away_seconds_bucket`: (upper bound, cumulative count).
+    away: Vec<(f64, u64)>,
+}
+
+impl MetricsReader {
+    fn start(cluster: Arc<Mutex<Cluster>>) -> Self {
+        let before = read_all(&cluster);
+        let connections_at_start = before.values().map(|counts| counts.connections).sum();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(before.clone()));
+        let latest = Arc::new(Mutex::new(before.clone()));
+        let thread = {
+            let (stop, seen, latest) = (Arc::clone(&stop), Arc::clone(&seen), Arc::clone(&latest));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let read = read_all(&cluster);
+                    seen.lock().unwrap_or_else(|e| e.into_inner()).extend(read.clone());
+                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = read;
+                    std::thread::sleep(READ_EVERY);
+                }
+            })
+        };
+        Self { stop, thread, seen, latest, before, connections_at_start }
+    }
+
+    /// Every move so far.
+    fn moves(&self) -> u64 {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .map(|(pid, counts)| {
+                let earlier = self.before.get(pid).map_or(0, |counts| counts.resumed);
+                counts.resumed.saturating_sub(earlier)
+            })
+            .sum()
+    }
+
+    /// Whether the busiest running instance holds at most [`BALANCED`] above the mean.
+    fn balanced(&self) -> bool {
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        balanced(latest.values().map(|counts| counts.connections))
+    }
+
+    /// Waits until no client has moved for [`QUIET`] and the cluster is balanced, or for
+    /// [`QUIET_UNBALANCED`] (at most [`QUIET_LIMIT`] in all).
+    fn wait_quiet(&self) {
+        let deadline = Instant::now() + QUIET_LIMIT;
+        let (mut moves, mut since) = (self.moves(), Instant::now());
+        loop {
+            let quiet = since.elapsed();
+            if (quiet >= QUIET && self.balanced()) || quiet >= QUIET_UNBALANCED {
+                return;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(READ_EVERY);
+            let now = self.moves();
+            if now != moves {
+                (moves, since) = (now, Instant::now());
+            }
+        }
+    }
+
+    /// Stops reading; returns the moves and the longest time away they show.
+    fn finish(self) -> (u64, Option<f64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let moves = self.moves();
+        let _ = self.thread.join();
+        let last = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut away: Vec<(f64, u64)> = Vec::new();
+        for (pid, counts) in &last {
+            let earlier = self.before.get(pid).cloned().unwrap_or_default();
+            for (index, &(bound, count)) in counts.away.iter().enumerate() {
+                let was = earlier.away.get(index).map_or(0, |&(_, count)| count);
+                match away.get_mut(index) {
+                    Some((_, total)) => *total += count.saturating_sub(was),
+                    None => away.push((bound, count.saturating_sub(was))),
+                }
+            }
+        }
+        // Buckets are cumulative: the longest is within the first bound that holds them all.
+        let everyone = away.last().map_or(0, |&(_, count)| count);
+        let longest = (everyone > 0)
+            .then(|| away.iter().find(|&&(_, count)| count == everyone).map(|&(bound, _)| bound))
+            .flatten();
+        (moves, longest)
+    }
+}
+
+/// Whether the largest of `connections` is at most [`BALANCED`] above their mean.
+fn balanced(connections: impl Iterator<Item = u64>) -> bool {
+    let (mut total, mut count, mut busiest) = (0, 0, 0);
+    for each in connections {
+        (total, count, busiest) = (total + each, count + 1, busiest.max(each));
+    }
+    count == 0 || busiest as f64 <= (1.0 + BALANCED) * total as f64 / count as f64
+}
+
+/// Every running instance's counts, by process id.
+fn read_all(cluster: &Mutex<Cluster>) -> HashMap<u32, Counts> {
+    let running: Vec<(u32, u16)> = lock(cluster)
+        .instances()
+        .into_iter()
+        .filter_map(|info| Some((info.pid?, info.port)))
+        .collect();
+    running
+        .into_iter()
+        .filter_map(|(pid, port)| {
+            let metrics = http::request("GET", port, "/metrics", "text/plain", READ_LIMIT).ok()?;
+            Some((pid, parse(&metrics.body)))
+        })
+        .collect()
+}
+
+/// The counts in an OpenMetrics exposition.
+fn parse(text: &str) -> Counts {
+    let mut counts = Counts::default();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        if series == "wstime_connections" {
+            counts.connections = value as u64;
+        } else if series == "wstime_sessions_opened_total{kind=\"resumed\"}" {
+            counts.resumed = value as u64;
+        } else if let Some(bound) = series
+            .strip_prefix("wstime_session_away_seconds_bucket{le=\"")
+            .and_then(|rest| rest.strip_suffix("\"}"))
+        {
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().unwrap_or(0.0) };
+            counts.away.push((bound, value as u64));
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exposition_gives_the_counts() {
+        let text = "wstime_connections 12\n\
+            wstime_sessions_opened_total{kind=\"new\"} 40\n\
+            wstime_sessions_opened_total{kind=\"resumed\"} 7\n\
+            wstime_session_away_seconds_bucket{le=\"0.5\"} 3\n\
+            wstime_session_away_seconds_bucket{le=\"1.0\"} 6\n\
+            wstime_session_away_seconds_bucket{le=\"+Inf\"} 7\n";
+        let counts = parse(text);
+        assert_eq!((counts.connections, counts.resumed), (12, 7));
+        assert_eq!(counts.away, [(0.5, 3), (1.0, 6), (f64::INFINITY, 7)]);
+    }
+
+    #[test]
+    fn a_cluster_is_balanced_when_its_busiest_instance_is_near_the_mean() {
+        assert!(balanced([100, 100, 108].into_iter()));
+        assert!(!balanced([80, 100, 120].into_iter()), "120 is 20% above a mean of 100");
+        assert!(!balanced([0, 150, 150].into_iter()), "a new instance holds nothing yet");
+        assert!(balanced(std::iter::empty()));
+    }
+}
