@@ -14,7 +14,7 @@ WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
 DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
-  podman mmdebstrap
+  podman mmdebstrap dnsmasq-base
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -105,6 +105,11 @@ CLUSTER_MAX_CONNECTIONS ?=
 # The shared Redis: single (one redis-server), sentinel (master, replica, 3 sentinels) or
 # cluster (a Redis Cluster of 3 masters): make cluster REDIS=sentinel
 REDIS ?= single
+# How HAProxy finds the instances: static (listed by address, deploy/haproxy.cfg) or dns
+# (the A records of one name that a dnsmasq answers, deploy/haproxy-dns.cfg, as behind a
+# Kubernetes headless Service): make cluster DISCOVERY=dns
+DISCOVERY ?= static
+HAPROXY_SERVERS = deploy/$(if $(filter dns,$(DISCOVERY)),haproxy-dns.cfg,haproxy.cfg)
 NODE ?= 1
 SIGNAL ?= KILL
 CLUSTER := target/release/wstime-cluster
@@ -114,7 +119,8 @@ PROMETHEUS_FLAGS = $(if $(shell command -v prometheus),--prometheus --alert-rule
 .PHONY: cluster
 cluster: dist packages ## Start Redis ($(REDIS)), $(NODES) instances, HAProxy on :$(LB_PORT) and Prometheus; Ctrl-C stops all
 	cargo build --release -p wstime-server -p wstime-cluster -p wstime-bench
-	$(CLUSTER) up --instances $(NODES) --standby $(STANDBY) --redis $(REDIS) --haproxy deploy/haproxy.cfg --lb-port $(LB_PORT) \
+	$(CLUSTER) up --instances $(NODES) --standby $(STANDBY) --redis $(REDIS) --lb-port $(LB_PORT) \
+	  --haproxy $(HAPROXY_SERVERS) --discovery $(DISCOVERY) \
 	  $(PROMETHEUS_FLAGS) \
 	  --server-bin target/release/wstime-server --static-dir dist \
 	  $(if $(CLUSTER_MAX_CONNECTIONS),--env MAX_CONNECTIONS=$(CLUSTER_MAX_CONNECTIONS)) \
@@ -129,7 +135,7 @@ cluster-kill: ## Signal one instance: make cluster-kill NODE=2 SIGNAL=TERM (KILL
 	@$(CLUSTER) kill $(NODE) --signal $(SIGNAL)
 
 .PHONY: cluster-restart
-cluster-restart: ## Start a new process in place of NODE, on the same port
+cluster-restart: ## Start a new process in place of NODE, at the same address
 	@$(CLUSTER) restart $(NODE)
 
 .PHONY: cluster-roll

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup};
+use wstime_cluster::{Cluster, ClusterSpec, Discovery, HaProxySpec, InstanceSpec, RedisSetup};
 
 /// The benchmarks' cluster: instances of `server_bin` behind HAProxy running
 /// `haproxy_config`, sharing one Redis.
@@ -28,7 +28,13 @@ impl BenchCluster {
             instances,
             standby,
             redis: Some(RedisSetup::Single),
-            haproxy: Some(HaProxySpec { config: self.haproxy_config.clone(), port: 0, tls: false }),
+            haproxy: Some(HaProxySpec {
+                config: self.haproxy_config.clone(),
+                port: 0,
+                tls: false,
+                discovery: Discovery::Static,
+                env: Vec::new(),
+            }),
             prometheus: None,
         })
     }

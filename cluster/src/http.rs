@@ -1,7 +1,10 @@
 //! Blocking HTTP requests to loopback, with `ureq`: enough to read the instances' registry,
 //! HAProxy's status CSV or Prometheus's API from the cluster's own threads, without a runtime.
 
-use std::time::Duration;
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use wstime_protocol::{health, HealthReport};
@@ -22,12 +25,23 @@ pub fn request(
     accept: &str,
     limit: Duration,
 ) -> anyhow::Result<Response> {
+    request_at(method, (Ipv4Addr::LOCALHOST, port).into(), path, accept, limit)
+}
+
+/// [`request`] to any address: an instance on a loopback address of its own (127.0.0.11).
+pub fn request_at(
+    method: &str,
+    address: SocketAddr,
+    path: &str,
+    accept: &str,
+    limit: Duration,
+) -> anyhow::Result<Response> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(limit))
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("http://127.0.0.1:{port}{path}");
+    let url = format!("http://{address}{path}");
     let request = ureq::http::Request::builder()
         .method(method)
         .uri(&url)
@@ -40,8 +54,14 @@ pub fn request(
     Ok(Response { status: response.status().as_u16(), body })
 }
 
-/// The `/healthcheck` report of the instance on `port`.
+/// The `/healthcheck` report of the instance on `port` (of 127.0.0.1).
 pub fn health_report(port: u16) -> anyhow::Result<HealthReport> {
-    let response = request("GET", port, health::PATH, "application/json", Duration::from_secs(2))?;
+    health_report_at((Ipv4Addr::LOCALHOST, port).into())
+}
+
+/// The `/healthcheck` report of the instance at `address`.
+pub fn health_report_at(address: SocketAddr) -> anyhow::Result<HealthReport> {
+    let limit = Duration::from_secs(2);
+    let response = request_at("GET", address, health::PATH, "application/json", limit)?;
     HealthReport::parse(&response.body).context("a health check's JSON")
 }

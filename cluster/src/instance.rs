@@ -1,6 +1,11 @@
 //! One wstime-server instance, started from its binary with the contract's environment.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -27,19 +32,41 @@ pub struct InstanceSpec {
 /// A running instance.
 pub struct Instance {
     pub process: Supervised,
-    /// The port it listens on (127.0.0.1).
+    /// The address it listens on (`BIND`): 127.0.0.1, or a loopback address of its own.
+    pub host: IpAddr,
+    /// The port it listens on.
     pub port: u16,
     /// Its server name, as it appears in ticks.
     pub name: String,
 }
 
+impl Instance {
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
 impl InstanceSpec {
-    /// Starts an instance on `port` (0: any free port) with `extra` environment on top of
-    /// the spec's, and waits until it listens. The port and name come from the instance's
-    /// ready file (`READY_FILE`), not from its logs, which `RUST_LOG` may silence.
+    /// Starts an instance on 127.0.0.1:`port` (0: any free port) with `extra` environment
+    /// on top of the spec's, and waits until it listens.
     pub fn start(
         &self,
         label: &str,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Instance> {
+        self.start_at(label, Ipv4Addr::LOCALHOST.into(), port, extra)
+    }
+
+    /// Starts an instance on `host`:`port`: instances that share a port each on an address
+    /// of their own, as pods do behind a headless Service (all of 127.0.0.0/8 is local on
+    /// Linux). The port and name come from the instance's ready file (`READY_FILE`), not
+    /// from its logs, which `RUST_LOG` may silence.
+    pub fn start_at(
+        &self,
+        label: &str,
+        host: IpAddr,
         port: u16,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Instance> {
@@ -51,7 +78,7 @@ impl InstanceSpec {
         command
             .env_clear()
             .env("PORT", port.to_string())
-            .env("BIND", "127.0.0.1")
+            .env("BIND", host.to_string())
             .env("STATIC_DIR", &self.static_dir)
             .env("READY_FILE", &ready_file)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
@@ -61,6 +88,6 @@ impl InstanceSpec {
         let ready = process.wait_for("its ready file", START_LIMIT, || {
             Ready::read(&ready_file).context("the ready file")
         })?;
-        Ok(Instance { process, port: ready.port, name: ready.name })
+        Ok(Instance { process, host, port: ready.port, name: ready.name })
     }
 }

@@ -10,7 +10,10 @@
 //! - [`shared_redis`]: which of those three a cluster's instances share, and its topology.
 //! - [`tls`]: a loopback certificate (and its CA) made at start, for TLS tests and
 //!   `make cluster TLS=1`.
-//! - [`haproxy`]: a real HAProxy running `deploy/haproxy.cfg`.
+//! - [`haproxy`]: a real HAProxy running deploy/'s configuration: `haproxy-common.cfg`,
+//!   then `haproxy.cfg` (the instances by address) or `haproxy-dns.cfg` (by DNS).
+//! - [`dns`]: a real DNS server (dnsmasq) answering a name with the instances' addresses,
+//!   as a Kubernetes headless Service does, for `haproxy-dns.cfg`.
 //! - [`prometheus`]: a real Prometheus scraping every instance, and its query API.
 //! - [`http`]: blocking HTTP requests to loopback (`/cluster`, HAProxy's stats, Prometheus).
 //! - [`registry`]: the live instances, as their registry (`GET /cluster`) lists them.
@@ -21,6 +24,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod dns;
 pub mod haproxy;
 pub mod http;
 pub mod instance;
@@ -35,7 +39,8 @@ pub mod sentinel;
 pub mod shared_redis;
 pub mod tls;
 
-pub use cluster::{Cluster, ClusterSpec, ClusterStatus, HaProxySpec};
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus, Discovery, HaProxySpec};
+pub use dns::DnsServer;
 pub use instance::{Instance, InstanceSpec};
 pub use process::{free_port, Supervised};
 pub use prometheus::Prometheus;

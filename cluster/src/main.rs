@@ -17,7 +17,7 @@ use wstime_cluster::{
     cluster::{node_name, PrometheusSpec},
     control, http,
     roll::RollReport,
-    Cluster, ClusterSpec, ClusterStatus, HaProxySpec, InstanceSpec, RedisSetup,
+    Cluster, ClusterSpec, ClusterStatus, Discovery, HaProxySpec, InstanceSpec, RedisSetup,
 };
 
 #[derive(Debug, Parser)]
@@ -90,9 +90,17 @@ struct Options {
     /// master by hand to watch a failover); `--redis cluster` a Redis Cluster of three masters.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "single")]
     redis: Option<RedisSetup>,
-    /// Put HAProxy, running this configuration, in front of the instances.
+    /// Put HAProxy in front of the instances, running this file of servers
+    /// (`deploy/haproxy.cfg`) after `haproxy-common.cfg` beside it.
     #[arg(long, value_name = "CONFIG")]
     haproxy: Option<PathBuf>,
+    /// How HAProxy finds the instances: `static`, listed by address in its configuration
+    /// (`deploy/haproxy.cfg`); or `dns`, the A records of one name (`deploy/haproxy-dns.cfg`),
+    /// which a dnsmasq started here answers, each instance on a loopback address of its own
+    /// (127.0.0.11, .12, …) and all on one port. A record comes when its instance listens and
+    /// goes when it is killed or drained.
+    #[arg(long, value_enum, default_value_t = Discovery::Static, requires = "haproxy")]
+    discovery: Discovery,
     /// The port HAProxy listens on (0: any free port).
     #[arg(long, default_value_t = 0)]
     lb_port: u16,
@@ -189,6 +197,8 @@ async fn run(
             config,
             port: options.lb_port,
             tls: options.tls,
+            discovery: options.discovery,
+            env: Vec::new(),
         }),
         prometheus: options
             .prometheus
@@ -248,6 +258,16 @@ async fn run(
                     "Fail Redis over: kill -KILL <pid of the master above>; the sentinels \
                      promote the replica within seconds (make cluster-status shows it)"
                 );
+            }
+            if options.discovery == Discovery::Dns {
+                println!(
+                    "HAProxy finds the instances by DNS: a killed or drained one's record goes \
+                     at once, and a restarted one's comes back once it listens"
+                );
+                if options.standby > 0 {
+                    let node = options.instances + 1;
+                    println!("Scale out: make cluster-restart NODE={node} starts a standby one");
+                }
             }
             wait_for_stop().await?;
             let _ = std::fs::remove_file(state_file);
@@ -313,6 +333,15 @@ fn print_status(status: &ClusterStatus) {
     if let Some(url) = &status.redis {
         println!("redis          {url}");
     }
+    if let Some(dns) = &status.dns {
+        let records: Vec<String> = dns.records.iter().map(ToString::to_string).collect();
+        println!(
+            "dns            {} at {} (dnsmasq): {}",
+            dns.name,
+            dns.server,
+            if records.is_empty() { "no records".to_owned() } else { records.join(" ") }
+        );
+    }
     for process in &status.redis_processes {
         let keys = process.keys.map_or_else(String::new, |keys| format!(", {keys} keys"));
         println!(
@@ -324,8 +353,8 @@ fn print_status(status: &ClusterStatus) {
         );
     }
     println!(
-        "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} haproxy",
-        "node", "name", "port", "pid", "health", "connections", "load"
+        "{:<6} {:<24} {:<16} {:<8} {:<22} {:>11} {:>6} haproxy",
+        "node", "name", "address", "pid", "health", "connections", "load"
     );
     for instance in &status.instances {
         let info = &instance.info;
@@ -335,14 +364,17 @@ fn print_status(status: &ClusterStatus) {
             (true, Some(entry)) => entry.health.to_string(),
             (true, None) => "not in the registry".to_owned(),
         };
-        let row = Row { node: &node_name(info.index), name: info.name.as_deref(), port: info.port };
+        let address = info.address().to_string();
+        let row =
+            Row { node: &node_name(info.index), name: info.name.as_deref(), address: &address };
         row.print(info.pid, &health, entry, instance.balancer.as_deref());
     }
     for entry in &status.unknown {
-        // Its port is the end of its advertised address (`http://127.0.0.1:37425`).
-        let port = entry.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        // Its advertised address is a URL (`http://127.0.0.1:37425`).
+        let address = entry.address.trim_start_matches("http://").trim_start_matches("https://");
         let health = format!("{} (registry only)", entry.health);
-        Row { node: "-", name: Some(&entry.name), port }.print(None, &health, Some(entry), None);
+        let row = Row { node: "-", name: Some(&entry.name), address };
+        row.print(None, &health, Some(entry), None);
     }
 }
 
@@ -350,7 +382,7 @@ fn print_status(status: &ClusterStatus) {
 struct Row<'a> {
     node: &'a str,
     name: Option<&'a str>,
-    port: u16,
+    address: &'a str,
 }
 
 impl Row<'_> {
@@ -363,10 +395,10 @@ impl Row<'_> {
         balancer: Option<&str>,
     ) {
         println!(
-            "{:<6} {:<24} {:<7} {:<8} {:<22} {:>11} {:>6} {}",
+            "{:<6} {:<24} {:<16} {:<8} {:<22} {:>11} {:>6} {}",
             self.node,
             self.name.unwrap_or("-"),
-            self.port,
+            self.address,
             pid.map_or("-".into(), |p| p.to_string()),
             health,
             entry.map_or("-".into(), |e| e.connections.to_string()),

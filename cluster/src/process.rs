@@ -101,6 +101,29 @@ impl Supervised {
         self.wait_for(what, limit, find)
     }
 
+    /// How many output lines so far contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|line| line.contains(needle)).count()
+    }
+
+    /// Waits up to `limit` until `count` output lines contain `needle`: for a line a process
+    /// prints again each time it does something (dnsmasq re-reading its records).
+    pub fn wait_for_count(
+        &mut self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let lines = Arc::clone(&self.lines);
+        let what = format!("{count} lines with {needle:?}");
+        let needle = needle.to_owned();
+        self.wait_for(&what, limit, move || {
+            let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+            Ok((lines.iter().filter(|line| line.contains(&needle)).count() >= count).then_some(()))
+        })
+    }
+
     /// Waits up to `limit` for `check` to find what it looks for (`what`, in the error),
     /// failing early, with the process's output, if the process exits first.
     pub fn wait_for<T>(
@@ -146,8 +169,8 @@ impl Supervised {
         }
     }
 
-    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`) to the process, and only to
-    /// it: never once it has been reaped (its pid may be another process's by then).
+    /// Sends `signal` (`KILL`, `TERM`, `INT`, `STOP`, `CONT`, `HUP`) to the process, and
+    /// only to it: never once it has been reaped (its pid may be another process's by then).
     pub fn signal(&mut self, signal: &str) -> anyhow::Result<()> {
         let Some(pid) = self.own_pid() else {
             bail!("{} has already exited", self.label);
@@ -232,9 +255,34 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A TCP port that was free a moment ago on every one of `hosts`: for instances that share
+/// a port, each on a loopback address of its own. The system picks a port free on the first;
+/// one another process holds on any other (on 0.0.0.0, say) is passed over.
+pub fn free_port_on_each(hosts: &[std::net::IpAddr]) -> anyhow::Result<u16> {
+    use std::net::TcpListener;
+    let first = *hosts.first().context("no address to find a port on")?;
+    for _ in 0..20 {
+        let port = TcpListener::bind((first, 0)).context("no free port")?.local_addr()?.port();
+        if hosts.iter().all(|&host| TcpListener::bind((host, port)).is_ok()) {
+            return Ok(port);
+        }
+    }
+    bail!("no port free on every one of {hosts:?} in 20 tries")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_free_on_each_address_can_be_bound_on_each() {
+        let hosts: Vec<std::net::IpAddr> =
+            (11..14).map(|last| std::net::Ipv4Addr::new(127, 0, 0, last).into()).collect();
+        let port = free_port_on_each(&hosts).unwrap();
+        let listeners: Vec<_> =
+            hosts.iter().map(|&host| std::net::TcpListener::bind((host, port))).collect();
+        assert!(listeners.iter().all(Result::is_ok), "{listeners:?}");
+    }
 
     #[test]
     fn a_process_that_has_been_reaped_is_never_signalled() {

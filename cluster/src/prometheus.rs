@@ -4,7 +4,7 @@
 //! The instances reach its configuration through a file-discovery list that the cluster
 //! rewrites when it adds an instance, so Prometheus never needs restarting.
 
-use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, process::Command, time::Duration};
 
 use anyhow::{bail, Context as _};
 
@@ -20,12 +20,13 @@ const QUERY_LIMIT: Duration = Duration::from_secs(5);
 /// The scrape job's name, as the alert rules and the dashboard select it (`job="wstime"`).
 pub const JOB: &str = "wstime";
 
-/// An instance to scrape: its port on 127.0.0.1, and the name HAProxy gives it (`node1`),
-/// which becomes the series' `node` label.
+/// An instance to scrape: its address, and the cluster's name for it (`node1`, also
+/// HAProxy's when deploy/haproxy.cfg lists the instances), which becomes the series' `node`
+/// label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub node: String,
-    pub port: u16,
+    pub address: SocketAddr,
 }
 
 /// A running Prometheus.
@@ -99,7 +100,7 @@ fn write_targets(dir: &Path, targets: &[Target]) -> anyhow::Result<()> {
         .iter()
         .map(|target| {
             serde_json::json!({
-                "targets": [format!("127.0.0.1:{}", target.port)],
+                "targets": [target.address.to_string()],
                 "labels": { "node": target.node },
             })
         })
@@ -192,7 +193,8 @@ mod tests {
         let prometheus = Prometheus::start(&[], None, false).expect("start prometheus");
         assert_eq!(prometheus.query("up").unwrap(), [], "nothing to scrape yet");
         // Prometheus serves its own metrics: scrape itself, as an instance would be.
-        let itself = Target { node: "node1".into(), port: prometheus.port };
+        let address = SocketAddr::from(([127, 0, 0, 1], prometheus.port));
+        let itself = Target { node: "node1".into(), address };
         prometheus.set_targets(&[itself]).unwrap();
         crate::process::poll_until("the new target scraped", Duration::from_secs(30), || {
             match prometheus.query(r#"up{job="wstime",node="node1"}"#) {

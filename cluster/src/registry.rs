@@ -1,7 +1,7 @@
 //! What the instances' registry says: the live instances from `GET /cluster`, asking as
 //! few instances as it takes (one, when they share Redis; each, when they do not).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use wstime_protocol::{cluster, ClusterView, InstanceEntry};
@@ -11,27 +11,28 @@ use crate::http;
 /// How long one instance may take to answer.
 const ANSWER_LIMIT: Duration = Duration::from_secs(2);
 
-/// Asks the instance on 127.0.0.1:`port` for the cluster.
-pub fn ask(port: u16) -> anyhow::Result<ClusterView> {
-    let response = http::request("GET", port, cluster::PATH, "application/json", ANSWER_LIMIT)?;
+/// Asks the instance at `address` for the cluster.
+pub fn ask(address: SocketAddr) -> anyhow::Result<ClusterView> {
+    let response =
+        http::request_at("GET", address, cluster::PATH, "application/json", ANSWER_LIMIT)?;
     anyhow::ensure!(response.status == 200, "{} answered {}", cluster::PATH, response.status);
     ClusterView::parse(&response.body).context("the /cluster answer")
 }
 
-/// The live instances by name, from the `running` instances (port, name): the first one
+/// The live instances by name, from the `running` instances (address, name): the first one
 /// that answers is asked, then the next one its answer does not list, and so on. With a
 /// shared registry one answer lists them all; without one each instance knows only itself.
 pub fn gather(
-    running: &[(u16, String)],
-    mut ask: impl FnMut(u16) -> anyhow::Result<ClusterView>,
+    running: &[(SocketAddr, String)],
+    mut ask: impl FnMut(SocketAddr) -> anyhow::Result<ClusterView>,
 ) -> BTreeMap<String, InstanceEntry> {
     let mut live = BTreeMap::new();
-    for (port, name) in running {
+    for (address, name) in running {
         if live.contains_key(name) {
             continue;
         }
         // One that does not answer is simply not listed; the table says so.
-        if let Ok(view) = ask(*port) {
+        if let Ok(view) = ask(*address) {
             live.extend(view.instances.into_iter().map(|entry| (entry.name.clone(), entry)));
         }
     }
@@ -59,15 +60,16 @@ mod tests {
         }
     }
 
-    fn running() -> Vec<(u16, String)> {
-        vec![(1, "a".into()), (2, "b".into()), (3, "c".into())]
+    fn running() -> Vec<(SocketAddr, String)> {
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        vec![(at(1), "a".into()), (at(2), "b".into()), (at(3), "c".into())]
     }
 
     #[test]
     fn a_shared_registry_is_asked_once() {
         let mut asked = Vec::new();
-        let live = gather(&running(), |port| {
-            asked.push(port);
+        let live = gather(&running(), |address| {
+            asked.push(address.port());
             let instances = vec![entry("a"), entry("b"), entry("c"), entry("killed-just-now")];
             Ok(ClusterView { answered_by: "a".into(), shared: true, instances })
         });
@@ -78,7 +80,8 @@ mod tests {
     #[test]
     fn without_redis_each_instance_is_asked_about_itself() {
         let mut asked = Vec::new();
-        let live = gather(&running(), |port| {
+        let live = gather(&running(), |address| {
+            let port = address.port();
             asked.push(port);
             anyhow::ensure!(port != 2, "no answer");
             let name = ["a", "b", "c"][usize::from(port) - 1];

@@ -11,7 +11,10 @@
 //! waiting their turn. Either way, once the first replacement is up, the instances still
 //! waiting are cordoned in HAProxy (their agent check off, weight 0: no new client, and
 //! their own untouched), so every later client lands on a replaced instance and moves no
-//! more; a replacement started in a cordoned slot gets its agent check back.
+//! more; a replacement whose server was cordoned gets its agent check back, and so do the
+//! last servers cordoned once the roll is over. A server is found by its instance's
+//! address, not its name: with DNS discovery (`deploy/haproxy-dns.cfg`) a new instance's
+//! record may be taken by any free server.
 //!
 //! The moves are counted by the instances themselves: each move is a resumed session on the
 //! instance it lands on (`wstime_sessions_opened_total{kind="resumed"}`), and how long the
@@ -30,7 +33,7 @@ use std::{
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
-use crate::{cluster::node_name, http, Cluster};
+use crate::{cluster::node_name, haproxy::Server, http, Cluster};
 
 /// How often every instance's metrics are read during a roll.
 const READ_EVERY: Duration = Duration::from_millis(500);
@@ -96,6 +99,8 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
     let clients = reader.connections_at_start;
     let surge = spare.is_some();
     let mut spare = spare;
+    // HAProxy's names of the cordoned servers: a server is found by its instance's address,
+    // as with DNS discovery any server may take any instance's record.
     let mut cordoned = Vec::new();
     for (turn, &old) in originals.iter().enumerate() {
         let step = format!("{}/{}", turn + 1, originals.len());
@@ -103,8 +108,7 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
             Some(slot) => {
                 progress(&format!("{step}: starting {} before draining {}", node(slot), node(old)));
                 lock(cluster).restart(slot)?;
-                uncordon(cluster, &mut cordoned, slot)?;
-                wait_up(cluster, slot)?;
+                wait_up(cluster, &mut cordoned, slot)?;
                 spare = Some(old);
                 slot
             }
@@ -121,14 +125,18 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
         if replacement == old {
             progress(&format!("{step}: restarting {}", node(old)));
             lock(cluster).restart(old)?;
-            uncordon(cluster, &mut cordoned, old)?;
-            wait_up(cluster, old)?;
+            wait_up(cluster, &mut cordoned, old)?;
             if turn == 0 {
                 let waiting = &originals[1..];
                 progress(&format!("cordoning {} until their turn", names(waiting)));
                 cordon(cluster, &mut cordoned, waiting)?;
             }
         }
+    }
+    // The last instances drained were cordoned: their servers, empty now, get their agent
+    // check and weight back, or the next instance in one of them would get no client.
+    for server in std::mem::take(&mut cordoned) {
+        uncordon(cluster, &server)?;
     }
     progress("waiting until the instances are balanced and no client has moved for 5 s");
     reader.wait_quiet();
@@ -151,39 +159,41 @@ fn names(indices: &[usize]) -> String {
     indices.iter().map(|&index| node(index)).collect::<Vec<_>>().join(", ")
 }
 
-/// Has HAProxy send no new client to `indices` (their agent check off, so it cannot set
-/// the weight back, and weight 0), keeping their clients; remembers them in `cordoned`.
+/// HAProxy's server for instance `index` now: the one holding its address (`None` while
+/// none does, as before its DNS record is resolved).
+fn server_of(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<Option<Server>> {
+    let mut cluster = lock(cluster);
+    let address = cluster.instances().get(index).context("no such instance")?.address();
+    let servers = cluster.balancer().context("HAProxy")?.servers()?;
+    Ok(servers.into_iter().find(|server| server.address == Some(address)))
+}
+
+/// Has HAProxy send no new client to `indices` (their servers' agent check off, so it
+/// cannot set the weight back, and weight 0), keeping their clients; remembers the servers
+/// in `cordoned`.
 fn cordon(
     cluster: &Mutex<Cluster>,
-    cordoned: &mut Vec<usize>,
+    cordoned: &mut Vec<String>,
     indices: &[usize],
 ) -> anyhow::Result<()> {
-    let cluster = lock(cluster);
-    let haproxy = cluster.balancer().context("HAProxy")?;
     for &index in indices {
-        let server = format!("wstime/{}", node(index));
-        haproxy.runtime(&format!("disable agent {server}"))?;
-        haproxy.runtime(&format!("set weight {server} 0"))?;
-        cordoned.push(index);
+        let server = server_of(cluster, index)?
+            .with_context(|| format!("HAProxy has no server for {}", node(index)))?;
+        let cluster = lock(cluster);
+        let haproxy = cluster.balancer().context("HAProxy")?;
+        haproxy.runtime(&format!("disable agent wstime/{}", server.name))?;
+        haproxy.runtime(&format!("set weight wstime/{} 0", server.name))?;
+        cordoned.push(server.name);
     }
     Ok(())
 }
 
-/// Gives `index` its agent check and a full weight back, if it was cordoned: a new process
-/// runs in the slot.
-fn uncordon(
-    cluster: &Mutex<Cluster>,
-    cordoned: &mut Vec<usize>,
-    index: usize,
-) -> anyhow::Result<()> {
-    if let Some(at) = cordoned.iter().position(|&cordoned| cordoned == index) {
-        cordoned.swap_remove(at);
-        let cluster = lock(cluster);
-        let haproxy = cluster.balancer().context("HAProxy")?;
-        let server = format!("wstime/{}", node(index));
-        haproxy.runtime(&format!("set weight {server} 100"))?;
-        haproxy.runtime(&format!("enable agent {server}"))?;
-    }
+/// Gives cordoned `server` its agent check and a full weight back.
+fn uncordon(cluster: &Mutex<Cluster>, server: &str) -> anyhow::Result<()> {
+    let cluster = lock(cluster);
+    let haproxy = cluster.balancer().context("HAProxy")?;
+    haproxy.runtime(&format!("set weight wstime/{server} 100"))?;
+    haproxy.runtime(&format!("enable agent wstime/{server}"))?;
     Ok(())
 }
 
@@ -191,18 +201,24 @@ fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
     cluster.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Waits until HAProxy says instance `index` is up.
-fn wait_up(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<()> {
+/// Waits until HAProxy says the new process of instance `index` is up, uncordoning the
+/// server that took its address if it was cordoned.
+fn wait_up(
+    cluster: &Mutex<Cluster>,
+    cordoned: &mut Vec<String>,
+    index: usize,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + UP_LIMIT;
-    let name = node(index);
     loop {
-        let states = lock(cluster).balancer().map(|h| h.server_states()).transpose()?;
-        if states.unwrap_or_default().iter().any(|(server, state)| *server == name && state == "UP")
-        {
-            return Ok(());
+        if let Some(server) = server_of(cluster, index)? {
+            if let Some(at) = cordoned.iter().position(|name| *name == server.name) {
+                uncordon(cluster, &cordoned.swap_remove(at))?;
+            } else if server.status == "UP" {
+                return Ok(());
+            }
         }
         if Instant::now() > deadline {
-            bail!("HAProxy did not see {name} up within {UP_LIMIT:?}");
+            bail!("HAProxy did not see {} up within {UP_LIMIT:?}", node(index));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

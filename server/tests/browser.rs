@@ -18,8 +18,8 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use wstime_cluster::{
-    free_port, paths::workspace, Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
-    Supervised,
+    free_port, paths::workspace, Cluster, ClusterSpec, Discovery, HaProxySpec, InstanceSpec,
+    RedisSetup, Supervised,
 };
 use wstime_protocol::Tick;
 
@@ -231,7 +231,7 @@ async fn the_page_rides_through_sigkill_and_sigterm_over_https_and_wss() {
 /// Loads the page through HAProxy (over TLS when `tls`), connects, and rides through a
 /// SIGKILL and a SIGTERM of the instance serving it.
 async fn rides_through_failover(tls: bool) {
-    let haproxy = HaProxySpec { config: workspace().join("deploy/haproxy.cfg"), port: 0, tls };
+    let haproxy = HaProxySpec { tls, ..HaProxySpec::deploy(Discovery::Static) };
     let cluster = start(3, Some(RedisSetup::Single), Some(haproxy)).await;
     let url = cluster.balancer_url().expect("HAProxy's address");
     // Only this browser trusts the certificate, and only its key (not every certificate).

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use wstime_cluster::{
     cluster::{node_name, PrometheusSpec},
     paths::workspace,
-    Cluster, ClusterSpec, HaProxySpec, InstanceSpec, RedisSetup,
+    Cluster, ClusterSpec, Discovery, HaProxySpec, InstanceSpec, RedisSetup,
 };
 use wstime_protocol::Tick;
 
@@ -154,11 +154,7 @@ async fn prometheus_sees_the_survivors_resume_the_sessions_of_a_killed_instance(
         instances: 3,
         standby: 0,
         redis: Some(RedisSetup::Single),
-        haproxy: Some(HaProxySpec {
-            config: workspace().join("deploy/haproxy.cfg"),
-            port: 0,
-            tls: false,
-        }),
+        haproxy: Some(HaProxySpec::deploy(Discovery::Static)),
         prometheus: Some(PrometheusSpec {
             rules: Some(workspace().join("deploy/prometheus-alerts.yml")),
         }),

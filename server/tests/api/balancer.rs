@@ -2,7 +2,7 @@
 //! which steers new connections to the emptier instances, `drain` during shutdown, and
 //! `ready` again from the process that replaces a drained one.
 
-use wstime_cluster::{Cluster, ClusterSpec, HaProxySpec, InstanceSpec};
+use wstime_cluster::{Cluster, ClusterSpec, Discovery, HaProxySpec, InstanceSpec};
 
 use crate::helpers::{eventually, within};
 
@@ -21,11 +21,7 @@ async fn cluster(dist: &std::path::Path) -> Cluster {
         instances: 3,
         standby: 0,
         redis: None,
-        haproxy: Some(HaProxySpec {
-            config: wstime_cluster::paths::workspace().join("deploy/haproxy.cfg"),
-            port: 0,
-            tls: false,
-        }),
+        haproxy: Some(HaProxySpec::deploy(Discovery::Static)),
         prometheus: None,
     };
     actix_web::rt::task::spawn_blocking(move || Cluster::start(spec))

@@ -1,10 +1,11 @@
-//! The files in deploy/ are checked by the tools that will run them. (HAProxy's runs in
-//! front of real instances in the browser test and `make cluster`; the alert rules in the
-//! Prometheus of the cluster test and `make cluster`.)
+//! The files in deploy/ are checked by the tools that will run them. (HAProxy's run in
+//! front of real instances in the browser test, the discovery test and `make cluster`; the
+//! alert rules in the Prometheus of the cluster test and `make cluster`.)
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
 use tokio_tungstenite::tungstenite::Message;
+use wstime_cluster::Certificates;
 
 use crate::helpers::{eventually, raw_upgrade, within, TestServer};
 
@@ -36,18 +37,123 @@ fn the_nginx_example_is_valid_nginx() {
     assert!(stderr.contains("test is successful"), "{stderr}");
 }
 
-#[test]
-fn the_haproxy_config_is_valid_haproxy() {
+/// Checks `haproxy-common.cfg` followed by the file of servers `servers` with `haproxy -c`,
+/// given `env` on top of the two addresses every file needs; warnings count as errors
+/// (`-dW`), as does any diagnostic (`-dD`: a proxy taking its defaults ambiguously, …).
+fn haproxy_check(servers: &str, env: &[(&str, &str)]) {
     let output = Command::new("haproxy")
-        .args(["-c", "-f"])
-        .arg(deploy("haproxy.cfg"))
+        .args(["-c", "-dW", "-dD", "-f"])
+        .arg(deploy("haproxy-common.cfg"))
+        .arg("-f")
+        .arg(deploy(servers))
         .env("WSTIME_LB_BIND", "127.0.0.1:1")
         .env("WSTIME_STATS_BIND", "127.0.0.1:2")
-        .env("WSTIME_NODE1", "127.0.0.1:3")
-        .env("WSTIME_AGENT1", "4")
+        .envs(env.iter().copied())
         .output()
         .expect("run haproxy (make packages installs it)");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{servers}: {said}");
+    let complaints: Vec<&str> = said
+        .lines()
+        .filter(|line| !line.contains("[NOTICE]") && !line.contains("is valid"))
+        .collect();
+    assert!(complaints.is_empty(), "{servers}: {complaints:?}");
+}
+
+#[test]
+fn the_haproxy_config_is_valid_haproxy() {
+    haproxy_check("haproxy.cfg", &[("WSTIME_NODE1", "127.0.0.1:3"), ("WSTIME_AGENT1", "4")]);
+    // With TLS and the runtime API too: every branch of the shared file.
+    let pem = Certificates::loopback().expect("a certificate");
+    let pem = pem.haproxy_pem.to_str().expect("a UTF-8 path");
+    let both = [
+        ("WSTIME_NODE1", "127.0.0.1:3"),
+        ("WSTIME_AGENT1", "4"),
+        ("WSTIME_LB_CERT", pem),
+        ("WSTIME_ADMIN_SOCKET", "/tmp/wstime-deploy-test.sock"),
+    ];
+    haproxy_check("haproxy.cfg", &both);
+}
+
+#[test]
+fn the_dns_haproxy_config_is_valid_haproxy_with_and_without_its_optional_settings() {
+    let required = [
+        ("WSTIME_DNS_NAME", "wstime-headless.default.svc.cluster.local"),
+        ("WSTIME_NODE_PORT", "8080"),
+        ("WSTIME_AGENT_PORT", "9090"),
+        ("WSTIME_INSTANCES_MAX", "16"),
+    ];
+    // Without WSTIME_DNS_SERVER it reads /etc/resolv.conf's nameservers.
+    haproxy_check("haproxy-dns.cfg", &required);
+    let optional = [("WSTIME_DNS_SERVER", "127.0.0.1:53"), ("WSTIME_DNS_HOLD_OBSOLETE", "1s")];
+    haproxy_check("haproxy-dns.cfg", &[&required[..], &optional[..]].concat());
+}
+
+/// The lines of a configuration file that are not comments.
+fn config_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
+}
+
+#[test]
+fn the_haproxy_rules_are_in_one_file_and_each_file_of_servers_only_adds_servers() {
+    // What a file of servers may hold: its backend, the servers, the DNS resolvers and
+    // the conditions around them. Any rule (a check, a retry, a timeout) belongs in the
+    // shared file, so the two ways of finding instances cannot drift apart.
+    let allowed = [
+        "backend wstime from wstime",
+        "server ",
+        "server-template ",
+        ".if ",
+        ".else",
+        ".endif",
+        "resolvers ",
+        "nameserver ",
+        "parse-resolv-conf",
+        "accepted_payload_size ",
+        "timeout resolve ",
+        "timeout retry ",
+        "resolve_retries ",
+        "hold ",
+    ];
+    for file in ["haproxy.cfg", "haproxy-dns.cfg"] {
+        let text = std::fs::read_to_string(deploy(file)).unwrap();
+        for line in config_lines(&text) {
+            assert!(
+                allowed.iter().any(|start| line.starts_with(start)),
+                "{file} holds {line:?}, which belongs in haproxy-common.cfg"
+            );
+        }
+    }
+    let common = std::fs::read_to_string(deploy("haproxy-common.cfg")).unwrap();
+    for rule in ["http-check send", "agent-check", "send-proxy-v2", "retry-on", "redispatch"] {
+        assert!(config_lines(&common).any(|line| line.contains(rule)), "{rule} is shared");
+    }
+    assert!(
+        !config_lines(&common).any(|line| line.contains("shutdown-sessions")),
+        "no server's sockets are cut when it is taken out"
+    );
+}
+
+#[test]
+fn every_haproxy_file_lists_the_environment_it_reads_at_its_top() {
+    for file in ["haproxy-common.cfg", "haproxy.cfg", "haproxy-dns.cfg"] {
+        let text = std::fs::read_to_string(deploy(file)).unwrap();
+        let header: String = text.lines().take_while(|line| line.starts_with('#')).collect();
+        let read: BTreeSet<&str> = config_lines(&text)
+            .flat_map(|line| line.split("${").skip(1).chain(line.split("defined(").skip(1)))
+            .filter_map(|rest| rest.split(['}', ')']).next())
+            .collect();
+        assert!(!read.is_empty(), "{file} reads no variable?");
+        for name in read {
+            // haproxy.cfg lists its nine as WSTIME_NODE1..9.
+            let listed = name.trim_end_matches(|c: char| c.is_ascii_digit());
+            assert!(header.contains(listed), "{file} reads {name} but its header does not say so");
+        }
+    }
 }
 
 #[test]

@@ -229,11 +229,7 @@ async fn behind_haproxy_each_client_is_counted_by_its_own_address() {
         instances: 1,
         standby: 0,
         redis: None,
-        haproxy: Some(wstime_cluster::HaProxySpec {
-            config: wstime_cluster::paths::workspace().join("deploy/haproxy.cfg"),
-            port: 0,
-            tls: false,
-        }),
+        haproxy: Some(wstime_cluster::HaProxySpec::deploy(wstime_cluster::Discovery::Static)),
         prometheus: None,
     };
     let mut cluster =

@@ -2,6 +2,7 @@
 
 mod balancer;
 mod deploy;
+mod discovery;
 mod failover;
 mod handshake;
 mod health;
