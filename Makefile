@@ -109,6 +109,11 @@ module-circles: ## Check that the server's modules import each other in no circl
 config-docs: ## Write docs/configuration.md anew from the server's settings (a test checks it)
 	WSTIME_WRITE_CONFIG_DOCS=1 cargo test -p wstime-server --lib config::reference
 
+.PHONY: k8s-rules
+k8s-rules: ## Write deploy/kubernetes/prometheus-rule.yaml anew from deploy/prometheus-alerts.yml (a test checks it)
+	WSTIME_WRITE_K8S_RULES=1 cargo test -p wstime-server --test api \
+	  deploy::kubernetes::the_prometheus_rule_is_built_from_the_alert_rules
+
 # ---------------------------------------------------------------------------------------
 # The post's experiment on one machine: Redis, NODES instances and HAProxy in front
 
