@@ -18,15 +18,10 @@ use std::{
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 use serde_yaml::Value;
-use wstime_server::Config;
+use wstime_server::{startup::STOP_AFTER_WINDOW, Config};
 
 use super::deploy;
 use crate::helpers::{within, TestServer};
-
-/// The seconds a stop takes after the drain window, at the most (deploy/wstime@.service
-/// counts them): 3 for the last closing handshakes, 5 for the sessions' last touches, 1
-/// for the HTTP server, 2 for the background tasks.
-const STOP_AFTER_DRAIN_SECS: u64 = 3 + 5 + 1 + 2;
 
 /// The longest a socket's closing handshake may take once its 1012 is sent (the
 /// connection's 2 s limit and a second of overrun).
@@ -312,13 +307,12 @@ fn the_grace_period_outlasts_the_drain() {
         &deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
         "terminationGracePeriodSeconds",
     );
-    let worst_stop =
-        config.drain_grace + config.drain_window + Duration::from_secs(STOP_AFTER_DRAIN_SECS);
+    let worst_stop = config.drain_grace + config.drain_window + STOP_AFTER_WINDOW;
     let needed = worst_stop + Duration::from_secs(GRACE_MARGIN_SECS);
     assert!(
         Duration::from_secs(grace) >= needed,
         "terminationGracePeriodSeconds {grace} s: a stop takes up to {worst_stop:?} \
-         (DRAIN_GRACE_SECS + DRAIN_WINDOW_SECS + {STOP_AFTER_DRAIN_SECS} s), and the margin \
+         (DRAIN_GRACE_SECS + DRAIN_WINDOW_SECS + {STOP_AFTER_WINDOW:?}), and the margin \
          is {GRACE_MARGIN_SECS} s"
     );
 }
@@ -356,6 +350,53 @@ async fn readiness_is_the_health_check_and_a_full_instance_stays_alive() {
     for path in alive {
         assert_eq!(status(path.clone()).await, 200, "{path}: a full instance is alive");
     }
+}
+
+/// The TTL of a Service's records in CoreDNS's kubernetes plugin (its `ttl` option's
+/// default), the cluster DNS of kubeadm, kind and the managed offerings.
+const CLUSTER_DNS_TTL_SECS: u64 = 5;
+
+/// The seconds in an HAProxy duration such as `1s` or `500ms`.
+fn haproxy_secs(duration: &str) -> f64 {
+    match duration.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().expect("milliseconds") / 1000.0,
+        None => duration.trim_end_matches('s').parse().expect("seconds"),
+    }
+}
+
+/// The word after `keyword` on the first line of deploy/`file` that holds it.
+fn haproxy_setting(file: &str, keyword: &str) -> String {
+    let text = std::fs::read_to_string(deploy(file)).unwrap();
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at =
+                words.windows(keyword.split(' ').count()).position(|w| w.join(" ") == keyword)?;
+            words.get(at + keyword.split(' ').count()).map(|word| (*word).to_owned())
+        })
+        .unwrap_or_else(|| panic!("{file} sets no {keyword}"))
+}
+
+#[test]
+fn the_autoscaler_owns_the_count_and_a_new_pod_is_in_haproxy_before_the_next_drains() {
+    let deployment = manifest("wstime-deployment.yaml");
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "the autoscaler owns the count: a `replicas` here is set back on every apply"
+    );
+    // The rollout drains the next old pod minReadySeconds after a new one is ready: by then
+    // HAProxy must have it, through the cluster DNS's cache, its own next query, and the
+    // health checks that put a server up.
+    let ready_after = number(&deployment["spec"]["minReadySeconds"], "minReadySeconds");
+    let query_every = haproxy_secs(&haproxy_setting("haproxy-dns.cfg", "hold valid"));
+    let check_every = haproxy_secs(&haproxy_setting("haproxy-common.cfg", "inter"));
+    let checks: f64 = haproxy_setting("haproxy-common.cfg", "rise").parse().expect("rise");
+    let found_within = CLUSTER_DNS_TTL_SECS as f64 + query_every + checks * check_every;
+    assert!(
+        ready_after as f64 >= found_within,
+        "minReadySeconds {ready_after}: HAProxy may take {found_within} s to send to a new pod"
+    );
 }
 
 #[test]
@@ -676,7 +717,11 @@ fn haproxy_finds_every_instance_the_autoscaler_may_run() {
     let service = manifest("wstime-service.yaml");
     let service_name = text(&service["metadata"]["name"], "the service's name");
     assert_eq!(service["spec"]["clusterIP"].as_str(), Some("None"), "headless: one record a pod");
-    assert_eq!(service["spec"]["publishNotReadyAddresses"], Value::from(false), "ready pods only");
+    assert_eq!(
+        service["spec"]["publishNotReadyAddresses"],
+        Value::from(true),
+        "every pod until it is gone: HAProxy's own checks take a full or draining one out"
+    );
     let dns_name = env_value(&env, "WSTIME_DNS_NAME");
     let namespace = pod_field("metadata.namespace");
     assert_eq!(
@@ -691,9 +736,18 @@ fn haproxy_finds_every_instance_the_autoscaler_may_run() {
     let slots: u64 = env_value(&env, "WSTIME_INSTANCES_MAX").parse().expect("a number");
     let hpa = manifest("wstime-hpa.yaml");
     let deployment = manifest("wstime-deployment.yaml");
+    // Terminating pods stay in the answer, and a rollout does not count them: one starts
+    // to drain every minReadySeconds, and each takes up to the grace period.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let grace = number(&pod["terminationGracePeriodSeconds"], "terminationGracePeriodSeconds");
+    let every = number(&deployment["spec"]["minReadySeconds"], "minReadySeconds");
     let most = number(&hpa["spec"]["maxReplicas"], "maxReplicas")
-        + number(&deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "maxSurge");
-    assert!(slots >= most, "{slots} server slots for up to {most} pods (maxReplicas + maxSurge)");
+        + number(&deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "maxSurge")
+        + grace.div_ceil(every);
+    assert!(
+        slots >= most,
+        "{slots} server slots for up to {most} pods (maxReplicas + maxSurge + terminating)"
+    );
 
     // HAProxy opens every connection with a PROXY v2 header: the instances must trust its
     // pods, which have addresses in the same pod network as theirs.
