@@ -114,6 +114,11 @@ const CLOSING_OVERRUN: Duration = CLOSING_LIMIT.saturating_add(Duration::from_se
 /// How long the last session touches may take to reach the store.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
+/// The longest the drain runs past its window: the last closing handshakes, then the last
+/// touches. What a supervisor's stop timeout must allow beyond grace + window, with
+/// [`crate::startup::STOP_AFTER_WINDOW`]'s other parts.
+pub const DRAIN_AFTER_WINDOW: Duration = CLOSING_OVERRUN.saturating_add(FLUSH_LIMIT);
+
 /// Runs the drain after the first signal, moving `lifecycle` along with `timing`.
 /// `touches_written` resolves once the session touches queued so far are done (the queue
 /// stops taking more at [`Stage::Flushing`]).

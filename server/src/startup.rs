@@ -78,6 +78,17 @@ pub enum StartupError {
 /// 0.5 s, and the agent's answers under way, within their 2 s.
 const TASKS_LIMIT: Duration = Duration::from_secs(2);
 
+/// How long the HTTP servers may take to stop once the drain is over (whole seconds:
+/// actix-server counts its shutdown timeout in them).
+const HTTP_STOP_LIMIT: Duration = Duration::from_secs(1);
+
+/// The longest a stop takes after the drain window: the drain's overrun, the HTTP servers'
+/// stop and the background tasks. A supervisor's stop timeout (systemd's
+/// `TimeoutStopSec`, Kubernetes' `terminationGracePeriodSeconds`) must exceed
+/// `DRAIN_GRACE_SECS` + `DRAIN_WINDOW_SECS` + this; the deploy tests check it does.
+pub const STOP_AFTER_WINDOW: Duration =
+    crate::shutdown::DRAIN_AFTER_WINDOW.saturating_add(HTTP_STOP_LIMIT).saturating_add(TASKS_LIMIT);
+
 /// A server that is bound and ready to run.
 pub struct Application {
     server: Server,
@@ -370,7 +381,7 @@ fn serve(
     let builder = actix_server::Server::build()
         // Signals are ours: shutdown drains the sockets first (see `run_until`).
         .disable_signals()
-        .shutdown_timeout(1)
+        .shutdown_timeout(HTTP_STOP_LIMIT.as_secs())
         .workers(workers)
         .max_concurrent_connections(edge.max_pending_handshakes.div_ceil(workers));
     let Edge { doorway, tls, policy, .. } = edge;
@@ -395,7 +406,7 @@ fn serve(
 fn serve_admin(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
     let builder = actix_server::Server::build()
         .disable_signals()
-        .shutdown_timeout(1)
+        .shutdown_timeout(HTTP_STOP_LIMIT.as_secs())
         .workers(1)
         .listen("wstime-admin", listener, move || {
             let app = App::new().app_data(state.clone()).configure(routes::admin);

@@ -5,8 +5,10 @@
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
+use clap::Parser as _;
 use tokio_tungstenite::tungstenite::Message;
 use wstime_cluster::Certificates;
+use wstime_server::startup::STOP_AFTER_WINDOW;
 
 use crate::helpers::{eventually, raw_upgrade, within, TestServer};
 
@@ -87,7 +89,7 @@ fn the_dns_haproxy_config_is_valid_haproxy_with_and_without_its_optional_setting
     let required = [
         ("WSTIME_DNS_NAME", "wstime-headless.default.svc.cluster.local"),
         ("WSTIME_NODE_PORT", "8080"),
-        ("WSTIME_AGENT_PORT", "9090"),
+        ("WSTIME_AGENT_PORT", "9081"),
         ("WSTIME_INSTANCES_MAX", "16"),
     ];
     // Without WSTIME_DNS_SERVER it reads /etc/resolv.conf's nameservers.
@@ -174,6 +176,18 @@ fn the_systemd_unit_sets_only_settings_the_server_knows() {
         assert!(help.contains(&format!("[env: {name}=")), "{name} is not a wstime-server setting");
     }
     assert!(unit.contains("KillSignal=SIGTERM"), "SIGTERM starts the drain");
+    // The unit keeps the default drain (5 s of grace, 5 of window).
+    let defaults = wstime_server::Config::try_parse_from(["wstime-server"]).unwrap();
+    let stop = defaults.drain_grace + defaults.drain_window + STOP_AFTER_WINDOW;
+    let timeout: u64 = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("TimeoutStopSec="))
+        .and_then(|value| value.parse().ok())
+        .expect("TimeoutStopSec= in whole seconds");
+    assert!(
+        std::time::Duration::from_secs(timeout) > stop,
+        "TimeoutStopSec={timeout}: a stop with the default drain takes up to {stop:?}"
+    );
 }
 
 /// Runs `promtool` with `args`, failing the test with its output unless it succeeds.
