@@ -5,7 +5,8 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
-    time::Duration,
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _};
@@ -432,6 +433,23 @@ impl Cluster {
             slot.last_exit = Some(instance.process.wait_exit(EXIT_LIMIT)?.to_string());
         }
         Ok(self.info(index))
+    }
+
+    /// Waits until instance `index` has exited, holding `cluster` only to look, so that
+    /// others can use it meanwhile (a drain takes seconds).
+    pub fn wait_for_exit(cluster: &Mutex<Self>, index: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + EXIT_LIMIT;
+        loop {
+            let mut locked = cluster.lock().unwrap_or_else(|e| e.into_inner());
+            if !locked.instances().get(index).context("no such instance")?.running {
+                return Ok(());
+            }
+            drop(locked);
+            if Instant::now() > deadline {
+                bail!("{} did not exit within {EXIT_LIMIT:?}", node_name(index));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Starts a new process (with a new name) on instance `index`'s address, killing the

@@ -70,17 +70,30 @@ async fn signal(data: web::Data<Mutex<Cluster>>, path: web::Path<(usize, String)
     // The drain takes seconds: wait for it without holding the cluster, so `status` and
     // other requests are answered meanwhile.
     blocking(move || {
-        crate::roll::wait_exit(&cluster, index)?;
+        Cluster::wait_for_exit(&cluster, index)?;
         let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
         cluster.instances().into_iter().nth(index).context("the instance is gone")
     })
     .await
 }
 
-async fn roll(data: web::Data<Mutex<Cluster>>) -> HttpResponse {
+/// `POST /roll?cordon=false`: what to do with the instances waiting their turn.
+#[derive(serde::Deserialize)]
+struct RollOptions {
+    #[serde(default = "cordon_by_default")]
+    cordon: bool,
+}
+
+fn cordon_by_default() -> bool {
+    true
+}
+
+async fn roll(data: web::Data<Mutex<Cluster>>, options: web::Query<RollOptions>) -> HttpResponse {
     let cluster = data.into_inner();
-    blocking(move || crate::roll::roll(&cluster, |step| eprintln!("wstime-cluster: roll {step}")))
-        .await
+    blocking(move || {
+        crate::roll::roll(&cluster, options.cordon, |step| eprintln!("wstime-cluster: roll {step}"))
+    })
+    .await
 }
 
 /// Runs `operation` off the async workers, answering with its value as JSON.

@@ -65,7 +65,13 @@ enum Command {
     /// Drain and replace every instance in turn, each once the last replacement is up in
     /// HAProxy (with a standby slot, each replacement starts before its old instance
     /// drains), and say how many clients moved and how long they were away.
-    Roll,
+    Roll {
+        /// Leave the instances waiting their turn in HAProxy's rotation, as a plain
+        /// Kubernetes rolling update does, instead of cordoning them once the first
+        /// replacement is up (to measure what the cordon saves).
+        #[arg(long)]
+        no_cordon: bool,
+    },
     /// Stop the running cluster and everything it started.
     Down,
 }
@@ -156,7 +162,7 @@ fn main() -> ExitCode {
         Command::Restart { node } => {
             post(&cli.state_file, &format!("/instances/{}/restart", index(node)))
         }
-        Command::Roll => roll(&cli.state_file),
+        Command::Roll { no_cordon } => roll(&cli.state_file, !no_cordon),
         Command::Down => down(&cli.state_file),
     };
     result.unwrap_or_else(|error| {
@@ -420,10 +426,11 @@ fn post(state_file: &Path, path: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs a rolling restart on the running cluster and says what it did.
-fn roll(state_file: &Path) -> anyhow::Result<ExitCode> {
+fn roll(state_file: &Path, cordon: bool) -> anyhow::Result<ExitCode> {
     let state = read_state(state_file)?;
+    let path = format!("/roll?cordon={cordon}");
     let response =
-        http::request("POST", state.control_port, "/roll", "application/json", ROLL_LIMIT)?;
+        http::request("POST", state.control_port, &path, "application/json", ROLL_LIMIT)?;
     if response.status != 200 {
         bail!("{}", response.body.trim());
     }
@@ -431,6 +438,10 @@ fn roll(state_file: &Path) -> anyhow::Result<ExitCode> {
     let how = match report.surge {
         true => "each replacement started before its old instance drained",
         false => "each instance drained, then restarted in its place (no standby slot)",
+    };
+    let how = match report.cordon {
+        true => format!("{how}; the instances waiting their turn cordoned"),
+        false => how.to_owned(),
     };
     let away = report.longest_away_secs.map_or("-".into(), |secs| format!("at most {secs} s"));
     println!(

@@ -23,6 +23,7 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
@@ -39,25 +40,26 @@ use crate::{cluster::node_name, haproxy::Server, http, Cluster};
 const READ_EVERY: Duration = Duration::from_millis(500);
 /// How long a new instance may take to be up in HAProxy.
 const UP_LIMIT: Duration = Duration::from_secs(30);
-/// How long a drain may take (grace, window, the last touches).
-const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 /// The roll is over once no client has moved for this long after the last drain and the
 /// instances hold about the same: the rebalancing that follows a roll (the replacements
 /// started earlier hold more than their share) moves clients too, and they are the roll's
-/// moves.
-const QUIET: Duration = Duration::from_secs(5);
-/// How far above the mean the busiest instance may hold for the cluster to count as
-/// balanced: twice the rebalancer's default tolerance (5%), so an instance it leaves alone
-/// passes.
-const BALANCED: f64 = 0.10;
+/// moves. Longer than the rebalancer's wait for a settled cluster (its total held still
+/// over three registry views, 6 s at the default refresh), so a quiet cluster is one the
+/// rebalancer has seen too.
+const QUIET: Duration = Duration::from_secs(8);
+/// The rebalancer's defaults (`REBALANCE_TOLERANCE` 0.05, and its slack of 2 sockets): it
+/// moves sockets from an instance holding more than the larger of the mean × 1.05 and the
+/// mean + 2, so a cluster whose busiest instance holds no more is balanced.
+const TOLERANCE: f64 = 0.05;
+const SLACK: f64 = 2.0;
 /// Once no client has moved for this long, the roll is over even if the cluster is not
-/// balanced (rebalancing off, or a tolerance wider than [`BALANCED`]). The rebalancer waits
-/// for the cluster's total to hold still over three registry views (6 s at the default
-/// refresh) before its first move, so a quiet of [`QUIET`] alone ends too early.
+/// balanced (rebalancing off, or a wider tolerance than the default).
 const QUIET_UNBALANCED: Duration = Duration::from_secs(20);
 /// How long to wait for a reply from an instance's `/metrics`: longer than [`READ_EVERY`],
 /// so a busy instance is read late rather than not at all.
 const READ_LIMIT: Duration = Duration::from_secs(2);
+/// How long every running instance may take to answer the first read.
+const FIRST_READ_LIMIT: Duration = Duration::from_secs(10);
 /// How long, after the last drain, the cluster may take to be quiet.
 const QUIET_LIMIT: Duration = Duration::from_secs(120);
 
@@ -68,6 +70,8 @@ pub struct RollReport {
     pub instances: usize,
     /// Whether each replacement started before its old instance drained.
     pub surge: bool,
+    /// Whether the instances waiting their turn were cordoned.
+    pub cordon: bool,
     /// Clients connected when the roll began.
     pub clients: u64,
     /// Sessions resumed on another instance while it ran: each one a client moved.
@@ -80,8 +84,13 @@ pub struct RollReport {
 }
 
 /// Drains and replaces every running instance of `cluster` in turn, telling `progress`
-/// what it does.
-pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::Result<RollReport> {
+/// what it does. With `cordon`, the instances waiting their turn take no new client once
+/// the first replacement is up (`false` measures what a plain rolling update does).
+pub fn roll(
+    cluster: &Arc<Mutex<Cluster>>,
+    cordon: bool,
+    progress: impl Fn(&str),
+) -> anyhow::Result<RollReport> {
     let (originals, spare) = {
         let mut cluster = lock(cluster);
         if cluster.balancer().is_none() {
@@ -95,55 +104,28 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
     if originals.is_empty() {
         bail!("no instance is running");
     }
-    let reader = MetricsReader::start(Arc::clone(cluster));
+    let reader = MetricsReader::start(Arc::clone(cluster))?;
     let clients = reader.connections_at_start;
-    let surge = spare.is_some();
-    let mut spare = spare;
     // HAProxy's names of the cordoned servers: a server is found by its instance's address,
     // as with DNS discovery any server may take any instance's record.
     let mut cordoned = Vec::new();
-    for (turn, &old) in originals.iter().enumerate() {
-        let step = format!("{}/{}", turn + 1, originals.len());
-        let replacement = match spare {
-            Some(slot) => {
-                progress(&format!("{step}: starting {} before draining {}", node(slot), node(old)));
-                lock(cluster).restart(slot)?;
-                wait_up(cluster, &mut cordoned, slot)?;
-                spare = Some(old);
-                slot
-            }
-            None => old,
-        };
-        if surge && turn == 0 {
-            let waiting = &originals[1..];
-            progress(&format!("cordoning {} until their turn", names(waiting)));
-            cordon(cluster, &mut cordoned, waiting)?;
-        }
-        progress(&format!("{step}: draining {}", node(old)));
-        lock(cluster).signal(old, "TERM")?;
-        wait_exit(cluster, old)?;
-        if replacement == old {
-            progress(&format!("{step}: restarting {}", node(old)));
-            lock(cluster).restart(old)?;
-            wait_up(cluster, &mut cordoned, old)?;
-            if turn == 0 {
-                let waiting = &originals[1..];
-                progress(&format!("cordoning {} until their turn", names(waiting)));
-                cordon(cluster, &mut cordoned, waiting)?;
-            }
-        }
-    }
-    // The last instances drained were cordoned: their servers, empty now, get their agent
-    // check and weight back, or the next instance in one of them would get no client.
-    for server in std::mem::take(&mut cordoned) {
-        uncordon(cluster, &server)?;
-    }
-    progress("waiting until the instances are balanced and no client has moved for 5 s");
+    let replaced = replace_each(cluster, &originals, spare, cordon, &mut cordoned, &progress);
+    // The last instances drained were cordoned (and, after an error, any still waiting):
+    // their servers get their agent check and weight back, or the next instance in one of
+    // them would get no client.
+    let given_back = cordoned.iter().try_for_each(|server| uncordon(cluster, server));
+    replaced?;
+    given_back?;
+    progress(&format!(
+        "waiting until the instances are balanced and no client has moved for {} s",
+        QUIET.as_secs()
+    ));
     reader.wait_quiet();
     let (moves, longest_away_secs) = reader.finish();
     Ok(RollReport {
         instances: originals.len(),
-        surge,
+        surge: spare.is_some(),
+        cordon,
         clients,
         moves,
         moves_per_client: if clients == 0 { 0.0 } else { moves as f64 / clients as f64 },
@@ -151,12 +133,53 @@ pub fn roll(cluster: &Arc<Mutex<Cluster>>, progress: impl Fn(&str)) -> anyhow::R
     })
 }
 
-fn node(index: usize) -> String {
-    node_name(index)
+/// The roll's turns: each of `originals` drained and replaced, in the `spare` slot first
+/// when there is one, the others cordoned (into `cordoned`) once the first is up.
+fn replace_each(
+    cluster: &Mutex<Cluster>,
+    originals: &[usize],
+    mut spare: Option<usize>,
+    cordon_waiting: bool,
+    cordoned: &mut Vec<String>,
+    progress: &impl Fn(&str),
+) -> anyhow::Result<()> {
+    let waiting = &originals[1..];
+    let cordon_once = |cordoned: &mut Vec<String>| -> anyhow::Result<()> {
+        if cordon_waiting && !waiting.is_empty() {
+            progress(&format!("cordoning {} until their turn", names(waiting)));
+            cordon(cluster, cordoned, waiting)?;
+        }
+        Ok(())
+    };
+    for (turn, &old) in originals.iter().enumerate() {
+        let step = format!("{}/{}", turn + 1, originals.len());
+        if let Some(slot) = spare {
+            let (new, drained) = (node_name(slot), node_name(old));
+            progress(&format!("{step}: starting {new} before draining {drained}"));
+            lock(cluster).restart(slot)?;
+            wait_up(cluster, cordoned, slot)?;
+            spare = Some(old);
+            if turn == 0 {
+                cordon_once(cordoned)?;
+            }
+        }
+        progress(&format!("{step}: draining {}", node_name(old)));
+        lock(cluster).signal(old, "TERM")?;
+        Cluster::wait_for_exit(cluster, old)?;
+        if spare.is_none() {
+            progress(&format!("{step}: restarting {}", node_name(old)));
+            lock(cluster).restart(old)?;
+            wait_up(cluster, cordoned, old)?;
+            if turn == 0 {
+                cordon_once(cordoned)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn names(indices: &[usize]) -> String {
-    indices.iter().map(|&index| node(index)).collect::<Vec<_>>().join(", ")
+    indices.iter().map(|&index| node_name(index)).collect::<Vec<_>>().join(", ")
 }
 
 /// HAProxy's server for instance `index` now: the one holding its address (`None` while
@@ -178,7 +201,7 @@ fn cordon(
 ) -> anyhow::Result<()> {
     for &index in indices {
         let server = server_of(cluster, index)?
-            .with_context(|| format!("HAProxy has no server for {}", node(index)))?;
+            .with_context(|| format!("HAProxy has no server for {}", node_name(index)))?;
         let cluster = lock(cluster);
         let haproxy = cluster.balancer().context("HAProxy")?;
         haproxy.runtime(&format!("disable agent wstime/{}", server.name))?;
@@ -218,22 +241,7 @@ fn wait_up(
             }
         }
         if Instant::now() > deadline {
-            bail!("HAProxy did not see {} up within {UP_LIMIT:?}", node(index));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Waits until instance `index` has exited, holding the cluster only to look.
-pub fn wait_exit(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + DRAIN_LIMIT;
-    loop {
-        let running = lock(cluster).instances().get(index).is_some_and(|info| info.running);
-        if !running {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{} did not exit within {DRAIN_LIMIT:?}", node(index));
+            bail!("HAProxy did not see {} up within {UP_LIMIT:?}", node_name(index));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -241,15 +249,18 @@ pub fn wait_exit(cluster: &Mutex<Cluster>, index: usize) -> anyhow::Result<()> {
 
 /// Reads every running instance's metrics in the background for the length of a roll.
 struct MetricsReader {
+    /// Tells the reading thread to stop.
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    /// The reading thread, joined when the reader goes.
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Each process's counts as last read, by process id (a process that has exited keeps
     /// its last).
     seen: Arc<Mutex<HashMap<u32, Counts>>>,
-    /// The running processes' counts as last read together.
+    /// The running processes' counts as last read with every one of them answering.
     latest: Arc<Mutex<HashMap<u32, Counts>>>,
     /// Each process's counts when the roll began (new processes start from nothing).
     before: HashMap<u32, Counts>,
+    /// The clients connected when the roll began.
     connections_at_start: u64,
 }
 
@@ -263,8 +274,19 @@ struct Counts {
 }
 
 impl MetricsReader {
-    fn start(cluster: Arc<Mutex<Cluster>>) -> Self {
-        let before = read_all(&cluster);
+    /// Reads every running instance once (each must answer: the moves are counted from
+    /// there), then keeps reading in the background.
+    fn start(cluster: Arc<Mutex<Cluster>>) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + FIRST_READ_LIMIT;
+        let before = loop {
+            match read_all(&cluster) {
+                (counts, true) => break counts,
+                _ if Instant::now() > deadline => {
+                    bail!("not every instance answered /metrics within {FIRST_READ_LIMIT:?}")
+                }
+                _ => std::thread::sleep(READ_EVERY),
+            }
+        };
         let connections_at_start = before.values().map(|counts| counts.connections).sum();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(before.clone()));
@@ -273,14 +295,16 @@ impl MetricsReader {
             let (stop, seen, latest) = (Arc::clone(&stop), Arc::clone(&seen), Arc::clone(&latest));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let read = read_all(&cluster);
+                    let (read, everyone) = read_all(&cluster);
                     seen.lock().unwrap_or_else(|e| e.into_inner()).extend(read.clone());
-                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = read;
+                    if everyone {
+                        *latest.lock().unwrap_or_else(|e| e.into_inner()) = read;
+                    }
                     std::thread::sleep(READ_EVERY);
                 }
             })
         };
-        Self { stop, thread, seen, latest, before, connections_at_start }
+        Ok(Self { stop, thread: Some(thread), seen, latest, before, connections_at_start })
     }
 
     /// Every move so far.
@@ -294,7 +318,7 @@ impl MetricsReader {
             .sum()
     }
 
-    /// Whether the busiest running instance holds at most [`BALANCED`] above the mean.
+    /// Whether the busiest running instance holds no more than the rebalancer lets it.
     fn balanced(&self) -> bool {
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         balanced(latest.values().map(|counts| counts.connections))
@@ -322,10 +346,9 @@ impl MetricsReader {
     }
 
     /// Stops reading; returns the moves and the longest time away they show.
-    fn finish(self) -> (u64, Option<f64>) {
-        self.stop.store(true, Ordering::Relaxed);
+    fn finish(mut self) -> (u64, Option<f64>) {
+        self.stop_reading();
         let moves = self.moves();
-        let _ = self.thread.join();
         let last = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
         let mut away: Vec<(f64, u64)> = Vec::new();
         for (pid, counts) in &last {
@@ -345,31 +368,53 @@ impl MetricsReader {
             .flatten();
         (moves, longest)
     }
+
+    fn stop_reading(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
-/// Whether the largest of `connections` is at most [`BALANCED`] above their mean.
+/// A roll that fails part way stops reading too.
+impl Drop for MetricsReader {
+    fn drop(&mut self) {
+        self.stop_reading();
+    }
+}
+
+/// Whether the largest of `connections` is within the rebalancer's default ceiling: the
+/// larger of their mean × (1 + [`TOLERANCE`]) and their mean + [`SLACK`], rounded up.
 fn balanced(connections: impl Iterator<Item = u64>) -> bool {
     let (mut total, mut count, mut busiest) = (0, 0, 0);
     for each in connections {
         (total, count, busiest) = (total + each, count + 1, busiest.max(each));
     }
-    count == 0 || busiest as f64 <= (1.0 + BALANCED) * total as f64 / count as f64
+    if count == 0 {
+        return true;
+    }
+    let mean = total as f64 / count as f64;
+    busiest as f64 <= (mean * (1.0 + TOLERANCE)).max(mean + SLACK).ceil()
 }
 
-/// Every running instance's counts, by process id.
-fn read_all(cluster: &Mutex<Cluster>) -> HashMap<u32, Counts> {
-    let running: Vec<(u32, u16)> = lock(cluster)
+/// Every running instance's counts, by process id, and whether every one answered.
+fn read_all(cluster: &Mutex<Cluster>) -> (HashMap<u32, Counts>, bool) {
+    let running: Vec<(u32, SocketAddr)> = lock(cluster)
         .instances()
         .into_iter()
-        .filter_map(|info| Some((info.pid?, info.port)))
+        .filter_map(|info| Some((info.pid?, info.address())))
         .collect();
-    running
-        .into_iter()
-        .filter_map(|(pid, port)| {
-            let metrics = http::request("GET", port, "/metrics", "text/plain", READ_LIMIT).ok()?;
+    let read: HashMap<u32, Counts> = running
+        .iter()
+        .filter_map(|&(pid, address)| {
+            let metrics =
+                http::request_at("GET", address, "/metrics", "text/plain", READ_LIMIT).ok()?;
             Some((pid, parse(&metrics.body)))
         })
-        .collect()
+        .collect();
+    let everyone = read.len() == running.len();
+    (read, everyone)
 }
 
 /// The counts in an OpenMetrics exposition.
@@ -412,7 +457,9 @@ mod tests {
 
     #[test]
     fn a_cluster_is_balanced_when_its_busiest_instance_is_near_the_mean() {
-        assert!(balanced([100, 100, 108].into_iter()));
+        assert!(balanced([100, 100, 105].into_iter()), "the mean × 1.05 rounded up");
+        assert!(!balanced([97, 97, 106].into_iter()), "106 is above 100 × 1.05");
+        assert!(balanced([10, 10, 12].into_iter()), "a small cluster has a slack of 2");
         assert!(!balanced([80, 100, 120].into_iter()), "120 is 20% above a mean of 100");
         assert!(!balanced([0, 150, 150].into_iter()), "a new instance holds nothing yet");
         assert!(balanced(std::iter::empty()));

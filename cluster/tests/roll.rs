@@ -9,12 +9,12 @@ use std::{
     collections::BTreeSet,
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use wstime_cluster::{
-    haproxy::Server, paths::built_binary, roll, Cluster, ClusterSpec, Discovery, HaProxySpec,
-    InstanceSpec,
+    haproxy::Server, paths::built_binary, process::poll_until, roll, Cluster, ClusterSpec,
+    Discovery, HaProxySpec, InstanceSpec,
 };
 
 /// How long HAProxy may take to give a started instance its weight.
@@ -68,8 +68,8 @@ fn rolled_then_restarted(discovery: Discovery) {
     }
     let before: Vec<u32> = running_pids(&cluster);
 
-    let report =
-        roll::roll(&cluster, |step| eprintln!("{discovery:?} roll: {step}")).expect("the roll");
+    let report = roll::roll(&cluster, true, |step| eprintln!("{discovery:?} roll: {step}"))
+        .expect("the roll");
     assert_eq!(report.instances, 2);
     assert!(report.surge);
     let after = running_pids(&cluster);
@@ -87,33 +87,30 @@ fn rolled_then_restarted(discovery: Discovery) {
         let spare = cluster.instances().into_iter().find(|i| !i.running).expect("a free slot");
         cluster.restart(spare.index).expect("a restart").address()
     };
-    let deadline = Instant::now() + LIMIT;
-    loop {
+    poll_until("HAProxy to weigh the instance started after the roll", LIMIT, || {
         let weighed = weighed(&cluster);
         if weighed.contains(&spare) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{discovery:?}: {spare} has no weight; weighed: {weighed:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{discovery:?}: HAProxy gives {spare} no weight after the roll; weighed: {weighed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
+    .unwrap();
     cluster.lock().unwrap().stop();
 }
 
 /// Waits until HAProxy's servers are as `done` wants them.
 fn wait_for(cluster: &Mutex<Cluster>, what: &str, done: impl Fn(&[Server]) -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
+    poll_until(what, LIMIT, || {
         let servers = cluster.lock().unwrap().balancer().expect("HAProxy").servers();
         let servers = servers.unwrap_or_default();
         if done(&servers) {
-            return;
+            Ok(())
+        } else {
+            Err(servers)
         }
-        assert!(Instant::now() < deadline, "waited for {what}: {servers:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
+    .unwrap();
 }
 
 fn running_pids(cluster: &Mutex<Cluster>) -> Vec<u32> {
