@@ -254,7 +254,10 @@ test-host: ## Unit and integration tests that run natively (real servers, Redis,
 
 .PHONY: test-browser
 test-browser: ## The page's tests in headless Chromium, against real servers
-	$(WITH_CLIPPY) cargo build -p wstime-server -p wstime-cluster
+	@# The same build as test-host's (features unified with every dev-dependency): after it,
+	@# nothing to do; `cargo build` alone would resolve tokio's features afresh and rebuild
+	@# it and everything above it, the server and the cluster tool among them.
+	$(WITH_CLIPPY) cargo test --workspace --no-run
 	@# Chromium and chromedriver leave a 50 MB profile in $$TMPDIR when they are stopped:
 	@# give them a directory of their own and remove it, whatever the tests' outcome.
 	@# The test runner serves the page from an origin of its own, which the instances'

@@ -30,7 +30,7 @@ const LATE_CLIENTS: usize = 6;
 const LIMIT: Duration = Duration::from_secs(30);
 /// How long a drained instance's sockets keep ticking: long enough to see HAProxy forget it
 /// (its record's hold, a second here, and a resolution) while they still do.
-const DRAIN_GRACE_SECS: u64 = 6;
+const DRAIN_GRACE_SECS: u64 = 8;
 /// How far a count may be from its session's age, as the client measures it: ticks come
 /// once a second, and a reconnect takes a moment.
 const COUNT_SLACK_SECS: f64 = 2.5;
