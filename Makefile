@@ -162,8 +162,8 @@ cluster-restart: ## Start a new process in place of NODE, at the same address
 	@$(CLUSTER) restart $(NODE)
 
 .PHONY: cluster-roll
-cluster-roll: ## Drain and replace every instance in turn (make cluster STANDBY=1 first: replacements start before each drain)
-	@$(CLUSTER) roll
+cluster-roll: ## Drain and replace every instance in turn (make cluster STANDBY=1 first: replacements start before each drain; CORDON=0: no cordon)
+	@$(CLUSTER) roll $(if $(filter 0,$(CORDON)),--no-cordon)
 
 .PHONY: cluster-down
 cluster-down: ## Stop the cluster and everything it started
