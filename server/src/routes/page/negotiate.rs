@@ -52,7 +52,7 @@ pub fn acceptable(accept: Option<&AcceptEncoding>) -> Vec<Coding> {
         .filter(|&(_, quality)| quality > Quality::ZERO)
         .collect();
     // Stable: equal weights keep `ALL`'s order.
-    codings.sort_by(|a, b| b.1.cmp(&a.1));
+    codings.sort_by_key(|&(_, quality)| std::cmp::Reverse(quality));
     codings.into_iter().map(|(coding, _)| coding).collect()
 }
 
