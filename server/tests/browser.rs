@@ -394,6 +394,7 @@ async fn the_page_loads_from_its_precompressed_files() {
         let brotli = size(&format!("{name}.br"));
         assert!(brotli.is_some(), "{name} has no brotli copy: was dist/ built by `make dist`?");
         assert_eq!((encoded, decoded), (brotli, size(name)), "{name}: (encoded, decoded) sizes");
+        eprintln!("{name}: {} bytes received, {} decoded", entry[1], entry[2]);
         loaded.push(name.to_owned());
     }
     for kind in ["_bg.wasm", ".js", ".css"] {

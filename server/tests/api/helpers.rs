@@ -45,7 +45,8 @@ pub fn fake_dist(dir: &Path) {
         .expect("write index.html");
     std::fs::write(dir.join("wstime-frontend_bg.wasm"), b"\0asm\x01\0\0\0".repeat(512))
         .expect("write the wasm file");
-    let copies = [format!("{HASHED_WASM}.br"), format!("{HASHED_WASM}.gz"), format!("{HASHED_JS}.gz")];
+    let copies =
+        [format!("{HASHED_WASM}.br"), format!("{HASHED_WASM}.gz"), format!("{HASHED_JS}.gz")];
     for name in [HASHED_WASM, HASHED_JS].into_iter().chain(copies.iter().map(String::as_str)) {
         std::fs::write(dir.join(name), fake_file(name)).expect("write a hashed asset");
     }
