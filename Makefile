@@ -16,7 +16,7 @@ WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
 DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
-  podman mmdebstrap dnsmasq-base
+  podman mmdebstrap dnsmasq-base brotli
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -89,7 +89,9 @@ apt:
 # Building and running
 
 .PHONY: dist
-dist: tools ## Build the page into dist/ with trunk
+dist: tools ## Build the page into dist/ with trunk (wasm, js and css precompressed: .br, .gz)
+	@# trunk's post_build hook (scripts/precompress.sh) needs brotli.
+	@command -v brotli >/dev/null || $(MAKE) --no-print-directory apt PACKAGES=brotli
 	trunk build --release
 
 .PHONY: run

@@ -4,7 +4,7 @@
 //! serving it: first a crash (SIGKILL), then a graceful stop (SIGTERM); over plain HTTP, and
 //! over HTTPS and WSS with a certificate made at start, which this browser alone trusts.
 //! And the origin rule: a page connects to the instance that served it, and a page from
-//! another origin cannot.
+//! another origin cannot. And that the page arrives in the files the build precompressed.
 //!
 //! Needs the built page (`trunk build --release`, which `make test` runs first).
 
@@ -360,5 +360,46 @@ async fn a_page_connects_to_its_own_instance_and_not_to_another_origins() {
         "no tick from another origin's instance:\n{log}"
     );
     page.client.close().await.expect("end the WebDriver session");
+    cluster.stop();
+}
+
+/// The page loads from the build's precompressed copies: Chromium receives every hashed
+/// asset compressed, in exactly the bytes of its `.br` file (nothing was compressed on
+/// the way), and decodes it to the original's size. Resource Timing tells both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_loads_from_its_precompressed_files() {
+    let mut cluster = start(1, None, None).await;
+    let port = cluster.instances()[0].port;
+    let (_browser, client) = browser(&[]).await;
+    client.goto(&format!("http://127.0.0.1:{port}/")).await.expect("load the page");
+    client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
+    let entries = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+               .map(e => [e.name, e.encodedBodySize, e.decodedBodySize]);",
+            Vec::new(),
+        )
+        .await
+        .expect("the page's resource timings");
+    let dist = dist();
+    let size = |name: &str| std::fs::metadata(dist.join(name)).map(|m| m.len()).ok();
+    let mut loaded = Vec::new();
+    for entry in entries.as_array().expect("a list of entries") {
+        let url = entry[0].as_str().expect("a URL");
+        let name = url.rsplit('/').next().expect("a file name");
+        if !name.ends_with(".wasm") && !name.ends_with(".js") && !name.ends_with(".css") {
+            continue;
+        }
+        let (encoded, decoded) = (entry[1].as_u64(), entry[2].as_u64());
+        let brotli = size(&format!("{name}.br"));
+        assert!(brotli.is_some(), "{name} has no brotli copy: was dist/ built by `make dist`?");
+        assert_eq!((encoded, decoded), (brotli, size(name)), "{name}: (encoded, decoded) sizes");
+        eprintln!("{name}: {} bytes received, {} decoded", entry[1], entry[2]);
+        loaded.push(name.to_owned());
+    }
+    for kind in ["_bg.wasm", ".js", ".css"] {
+        assert!(loaded.iter().any(|name| name.ends_with(kind)), "no {kind} among {loaded:?}");
+    }
+    client.close().await.expect("end the WebDriver session");
     cluster.stop();
 }

@@ -31,14 +31,34 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
     }
 }
 
-/// A page directory like trunk's output, with enough content for compression to matter.
+/// A hashed wasm file in [`fake_dist`], as trunk names them, with a `.br` and a `.gz` copy.
+pub const HASHED_WASM: &str = "wstime-frontend-0123456789abcdef_bg.wasm";
+/// A hashed script in [`fake_dist`] with a `.gz` copy only: the brotli copy is missing.
+pub const HASHED_JS: &str = "wstime-frontend-0123456789abcdef.js";
+
+/// A page directory like trunk's output: `index.html`, a wasm file with an unhashed name,
+/// and [`HASHED_WASM`] and [`HASHED_JS`] with the precompressed copies the build leaves
+/// (each file's bytes are [`fake_file`]'s, so a test can tell which one it was sent).
 pub fn fake_dist(dir: &Path) {
     let filler = "<p>wstime test page</p>\n".repeat(200);
     std::fs::write(dir.join("index.html"), format!("<!doctype html><title>wstime</title>{filler}"))
         .expect("write index.html");
     std::fs::write(dir.join("wstime-frontend_bg.wasm"), b"\0asm\x01\0\0\0".repeat(512))
         .expect("write the wasm file");
+    let copies =
+        [format!("{HASHED_WASM}.br"), format!("{HASHED_WASM}.gz"), format!("{HASHED_JS}.gz")];
+    for name in [HASHED_WASM, HASHED_JS].into_iter().chain(copies.iter().map(String::as_str)) {
+        std::fs::write(dir.join(name), fake_file(name)).expect("write a hashed asset");
+    }
 }
+
+/// What [`fake_dist`] writes in the file `name`: different for every file.
+pub fn fake_file(name: &str) -> Vec<u8> {
+    format!("the bytes of {name}\n").repeat(40).into_bytes()
+}
+
+/// Beside the page directory of a [`TestServer`] (outside it), a file no request may reach.
+pub const OUTSIDE_THE_PAGE: &str = "outside-the-page.txt";
 
 /// Runs the binary with `env`, expecting it to stop by itself, and returns (exit code,
 /// stderr). One that is still running after `NETWORK_TIMEOUT` is killed and fails the test.
@@ -117,7 +137,7 @@ impl TestServerBuilder {
     /// Starts the server inside this process and waits until it listens.
     pub fn start(self) -> TestServer {
         let dist = page_dir();
-        let config = self.config(dist.path());
+        let config = self.config(&page_path(&dist));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let run = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -138,7 +158,7 @@ impl TestServerBuilder {
         let dist = page_dir();
         let spec = InstanceSpec {
             binary: env!("CARGO_BIN_EXE_wstime-server").into(),
-            static_dir: dist.path().to_owned(),
+            static_dir: page_path(&dist),
             env: self.env,
             echo: false,
         };
@@ -187,11 +207,19 @@ impl Drop for TestServer {
     }
 }
 
-/// A page directory like trunk's output, removed when dropped.
+/// A directory holding a page directory like trunk's output ([`page_path`]) and
+/// [`OUTSIDE_THE_PAGE`] beside it, removed when dropped.
 fn page_dir() -> tempfile::TempDir {
-    let dist = tempfile::tempdir().expect("temporary page directory");
-    fake_dist(dist.path());
-    dist
+    let root = tempfile::tempdir().expect("temporary page directory");
+    std::fs::write(root.path().join(OUTSIDE_THE_PAGE), "not part of the page").expect("write");
+    std::fs::create_dir(page_path(&root)).expect("create the page directory");
+    fake_dist(&page_path(&root));
+    root
+}
+
+/// The page directory in a [`page_dir`].
+fn page_path(root: &tempfile::TempDir) -> std::path::PathBuf {
+    root.path().join("dist")
 }
 
 impl TestServer {
