@@ -10,6 +10,7 @@ use wstime_protocol::ClusterView;
 use crate::{
     client::sleep,
     cluster::{ANSWER_TIMEOUT, POLL_INTERVAL},
+    cluster_json,
 };
 
 /// Asks `url` (a `/cluster` address) now and then every [`POLL_INTERVAL`], reporting each
@@ -44,10 +45,13 @@ async fn ask(url: &str) -> Result<ClusterView, String> {
             return Err(format!("{url} answered {}", response.status()));
         }
         let body = response.text().await.map_err(|e| e.to_string())?;
-        ClusterView::parse(&body).map_err(|e| format!("{url} answered something else: {e}"))
+        cluster_json::parse(&body).map_err(|e| format!("{url} answered something else: {e}"))
     };
     match select(Box::pin(answer), sleep(ANSWER_TIMEOUT)).await {
         Either::Left((answer, _)) => answer,
-        Either::Right(((), _)) => Err(format!("{url} did not answer within {ANSWER_TIMEOUT:?}")),
+        Either::Right(((), _)) => {
+            // Whole seconds, not `{:?}`: Duration's Debug links float formatting into the page.
+            Err(format!("{url} did not answer within {}s", ANSWER_TIMEOUT.as_secs()))
+        },
     }
 }

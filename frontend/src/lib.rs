@@ -8,12 +8,14 @@
 //! - [`client`]: the connection loop (gloo-net WebSocket, backoff, timeouts).
 //! - [`client_id`]: the tab's session id.
 //! - [`cluster`]: the cluster panel's model (where to ask, its rows, which one is you).
+//! - [`cluster_json`]: reading the `/cluster` answer with the browser's `JSON.parse`.
 //! - [`cluster_watch`]: asking `/cluster` every couple of seconds while connected.
 
 pub mod address;
 pub mod client;
 pub mod client_id;
 pub mod cluster;
+pub mod cluster_json;
 pub mod cluster_watch;
 pub mod log;
 pub mod status;
