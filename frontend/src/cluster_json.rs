@@ -18,7 +18,8 @@ pub fn parse(json: &str) -> Result<ClusterView, String> {
     if !Array::is_array(&list) {
         return Err(wrong("instances", "a list"));
     }
-    let instances: Result<Vec<_>, _> = Array::from(&list).iter().map(|entry| instance(&entry)).collect();
+    let instances: Result<Vec<_>, _> =
+        Array::from(&list).iter().map(|entry| instance(&entry)).collect();
     Ok(ClusterView {
         answered_by: text(&root, "answered_by")?,
         shared: flag(&root, "shared")?,

@@ -52,6 +52,6 @@ async fn ask(url: &str) -> Result<ClusterView, String> {
         Either::Right(((), _)) => {
             // Whole seconds, not `{:?}`: Duration's Debug links float formatting into the page.
             Err(format!("{url} did not answer within {}s", ANSWER_TIMEOUT.as_secs()))
-        },
+        }
     }
 }
