@@ -13,20 +13,23 @@ pub enum AddressError {
     Malformed(String),
 }
 
+// Quoted with plain quotes, not `{:?}`: `Debug` for `str` links Rust's escaping tables
+// into the page. The log shows the text as typed, and `Malformed` is the only error whose
+// text may hold a control character.
 impl std::fmt::Display for AddressError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Empty => write!(f, "Type a server address, for example ws://localhost:8080/"),
             Self::DoubleScheme(typed) => write!(
                 f,
-                "The address {typed:?} has two schemes: write ws://<host>/ without the http:// part"
+                "The address \"{typed}\" has two schemes: write ws://<host>/ without the http:// part"
             ),
             Self::UnsupportedScheme(scheme) => write!(
                 f,
-                "Unsupported scheme {scheme:?}: use ws:// or wss:// (http:// and https:// are converted)"
+                "Unsupported scheme \"{scheme}\": use ws:// or wss:// (http:// and https:// are converted)"
             ),
             Self::Malformed(typed) => {
-                write!(f, "{typed:?} is not a server address: use ws://<host>[:port]/")
+                write!(f, "\"{typed}\" is not a server address: use ws://<host>[:port]/")
             }
         }
     }

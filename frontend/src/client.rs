@@ -14,7 +14,7 @@ use wstime_protocol::{
     Disconnect, RetryPolicy, Tick,
 };
 
-use crate::status::{reconnection_line, refusal_reason, Status};
+use crate::status::{reconnection_line, refusal_reason, tenths, Status};
 
 /// Something the page should show.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +54,8 @@ pub async fn run(url: String, policy: RetryPolicy, report: impl Fn(Event)) {
                 if let Disconnect::MovedOn { .. } = why {
                     log(format!(
                         "The server moved this connection to balance its load: reconnecting in \
-                         {:.1} s.",
-                        delay.as_secs_f64()
+                         {} s.",
+                        tenths(delay)
                     ));
                 }
                 attempt = ended_attempt + 1;

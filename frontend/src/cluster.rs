@@ -28,7 +28,7 @@ pub fn cluster_url(ws_url: &str) -> Option<String> {
 }
 
 /// One row of the panel.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// The instance's server name (its `data-instance`).
     pub name: String,

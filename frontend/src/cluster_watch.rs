@@ -10,6 +10,7 @@ use wstime_protocol::ClusterView;
 use crate::{
     client::sleep,
     cluster::{ANSWER_TIMEOUT, POLL_INTERVAL},
+    cluster_json,
 };
 
 /// Asks `url` (a `/cluster` address) now and then every [`POLL_INTERVAL`], reporting each
@@ -39,15 +40,30 @@ async fn ask(url: &str) -> Result<ClusterView, String> {
         .cache(web_sys::RequestCache::NoStore)
         .abort_signal(Some(&abort.0.signal()));
     let answer = async move {
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = request.send().await.map_err(said)?;
         if !response.ok() {
             return Err(format!("{url} answered {}", response.status()));
         }
-        let body = response.text().await.map_err(|e| e.to_string())?;
-        ClusterView::parse(&body).map_err(|e| format!("{url} answered something else: {e}"))
+        let body = response.text().await.map_err(said)?;
+        cluster_json::parse(&body).map_err(|e| format!("{url} answered something else: {e}"))
     };
     match select(Box::pin(answer), sleep(ANSWER_TIMEOUT)).await {
         Either::Left((answer, _)) => answer,
-        Either::Right(((), _)) => Err(format!("{url} did not answer within {ANSWER_TIMEOUT:?}")),
+        Either::Right(((), _)) => {
+            // Whole seconds, not `{:?}`: Duration's Debug links float formatting into the page.
+            Err(format!("{url} did not answer within {}s", ANSWER_TIMEOUT.as_secs()))
+        }
+    }
+}
+
+/// A failed request's error, as its `Display` words it. Not `to_string()` on the error
+/// itself: its `Display` covers serde_json's errors too (gloo-net's `json` feature is on
+/// through Leptos), which links their messages into the page; sending and reading text
+/// never produce one.
+fn said(error: gloo_net::Error) -> String {
+    match error {
+        gloo_net::Error::JsError(error) => error.to_string(),
+        gloo_net::Error::GlooError(text) => text,
+        _ => "the answer could not be read".to_owned(),
     }
 }

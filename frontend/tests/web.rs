@@ -11,7 +11,7 @@ use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{HtmlElement, HtmlInputElement};
-use wstime_frontend::{cluster::Panel, App, ClusterPanel};
+use wstime_frontend::{cluster::Panel, cluster_json, App, ClusterPanel};
 use wstime_protocol::ClusterView;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -290,7 +290,43 @@ fn answer(instances: &[(&str, u64, &str)]) -> ClusterView {
         r#"{{"answered_by":"{answered_by}","shared":true,"instances":[{}]}}"#,
         entries.join(",")
     );
-    ClusterView::parse(&json).expect("a well-formed answer")
+    cluster_json::parse(&json).expect("a well-formed answer")
+}
+
+/// The page reads `/cluster` with `JSON.parse`, the server's readers with serde: both must
+/// take the same documents to the same view, and refuse the same ones.
+#[wasm_bindgen_test]
+fn the_pages_json_reader_agrees_with_serde() {
+    let contract = r#"{"answered_by":"slimy-cardinal","shared":true,
+ "instances":[{"name":"slimy-cardinal","address":"http://127.0.0.1:37425","connections":12,"max_connections":19000,"load":0.0006,"health":"ok","draining":false,"version":"0.1.0","started_unix_ms":1764748800000}]}"#;
+    let newer = r#"{"answered_by":"a","shared":false,"instances":[{"name":"a","address":"x",
+        "connections":0,"max_connections":1,"load":1.5,"health":"melting","draining":true,
+        "version":"9","started_unix_ms":1,"refreshed_ms_ago":4100,"zone":"eu"}],"extra":1}"#;
+    for good in [contract, newer, r#"{"answered_by":"a","shared":true,"instances":[]}"#] {
+        let by_serde = ClusterView::parse(good).expect("serde reads it");
+        assert_eq!(cluster_json::parse(good), Ok(by_serde), "{good}");
+    }
+    let entry = |connections: &str, health: &str| {
+        format!(
+            r#"{{"answered_by":"a","shared":true,"instances":[{{"name":"a","address":"x","connections":{connections},"max_connections":1,"load":0,"health":{health},"draining":false,"version":"1","started_unix_ms":0}}]}}"#
+        )
+    };
+    for bad in [
+        "<html>not found</html>".to_owned(),
+        "null".to_owned(),
+        "[]".to_owned(),
+        r#"{"answered_by":"a","shared":true}"#.to_owned(),
+        r#"{"answered_by":"a","shared":"yes","instances":[]}"#.to_owned(),
+        r#"{"answered_by":"a","shared":true,"instances":{}}"#.to_owned(),
+        r#"{"answered_by":"a","shared":true,"instances":[7]}"#.to_owned(),
+        entry("-1", r#""ok""#),
+        entry("1.5", r#""ok""#),
+        entry(r#""1""#, r#""ok""#),
+        entry("1", "3"),
+    ] {
+        assert!(ClusterView::parse(&bad).is_err(), "serde refuses {bad}");
+        assert!(cluster_json::parse(&bad).is_err(), "the page refuses {bad}");
+    }
 }
 
 #[wasm_bindgen_test]

@@ -40,9 +40,28 @@ pub fn with_retry_hint(text: &str, after: std::time::Duration) -> String {
 /// hint is believed only up to a minute: a client is never told to stay away for long.
 pub fn retry_hint(reason: &str) -> Option<std::time::Duration> {
     let (_, after) = reason.rsplit_once(RETRY_HINT)?;
-    let seconds: f64 = after.strip_suffix(" s")?.trim().parse().ok()?;
-    (seconds.is_finite() && (0.0..=60.0).contains(&seconds))
-        .then(|| std::time::Duration::from_secs_f64(seconds))
+    let after = decimal_seconds(after.strip_suffix(" s")?.trim())?;
+    (after <= std::time::Duration::from_secs(60)).then_some(after)
+}
+
+/// Reads `<whole>[.<fraction>]` seconds, the only form [`with_retry_hint`] writes (an
+/// `f64`'s `Display` never uses an exponent), to the nanosecond. Not `str::parse::<f64>`:
+/// the page reads hints, and the float parser's power-of-ten tables were about 4 KB of
+/// its gzipped wasm.
+fn decimal_seconds(text: &str) -> Option<std::time::Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let seconds = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    // The first nine digits are the nanoseconds; any further ones are below a nanosecond.
+    let nanos = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0, |nanos, digit| nanos * 10 + u32::from(digit - b'0'));
+    Some(std::time::Duration::new(seconds, nanos))
 }
 
 #[cfg(test)]
@@ -71,6 +90,17 @@ mod tests {
             }
         }
 
+        /// The reader without floats reads a decimal as the float parser did, to within
+        /// what a float holds.
+        #[test]
+        fn decimals_read_as_the_float_parser_reads_them(number in "[0-9]{0,3}(\\.[0-9]{0,12})?") {
+            let by_float = number.parse::<f64>().ok().map(Duration::from_secs_f64);
+            match (decimal_seconds(&number), by_float) {
+                (Some(read), Some(float)) => prop_assert!(read.abs_diff(float) < Duration::from_nanos(10)),
+                (read, float) => prop_assert_eq!(read, float, "{:?}", number),
+            }
+        }
+
         #[test]
         fn reasons_shaped_like_a_hint_never_panic(
             text in "[ -~]{0,20}",
@@ -92,9 +122,14 @@ mod tests {
 
     #[test]
     fn reasons_without_a_believable_hint_have_none() {
-        for reason in
-            ["", "server restarting", "retry in soon s", "retry in 3600 s", "retry in -1 s"]
-        {
+        for reason in [
+            "",
+            "server restarting",
+            "retry in soon s",
+            "retry in 3600 s",
+            "retry in -1 s",
+            "retry in 60.000000001 s",
+        ] {
             assert_eq!(retry_hint(reason), None, "{reason:?}");
         }
     }

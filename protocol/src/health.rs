@@ -36,6 +36,12 @@ impl Health {
         }
     }
 
+    /// Reads a name as [`Health::name`] writes it; a name this build does not know is
+    /// [`Health::Unknown`], as in JSON. For readers without serde (the page).
+    pub fn from_name(name: &str) -> Self {
+        Self::REPORTED.into_iter().find(|health| health.name() == name).unwrap_or(Self::Unknown)
+    }
+
     /// Its name in JSON and in metric labels.
     pub fn name(self) -> &'static str {
         match self {
@@ -111,6 +117,7 @@ mod tests {
             ("melting", Health::Unknown),
         ] {
             assert_eq!(serde_json::from_str::<Health>(&format!("{text:?}")).unwrap(), health);
+            assert_eq!(Health::from_name(text), health, "from_name agrees with serde");
         }
         assert_eq!(Health::Overloaded.to_string(), "overloaded");
     }

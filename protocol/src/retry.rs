@@ -114,15 +114,24 @@ impl RetryPolicy {
         }
         let jitter = if jitter.is_nan() { 1.0 } else { jitter.clamp(0.0, 1.0) };
         let delay = match why {
-            Disconnect::Restart => self.restart_spread.mul_f64(jitter),
-            Disconnect::Overloaded => self.overload_floor + self.ceiling(attempt).mul_f64(jitter),
+            Disconnect::Restart => spread(self.restart_spread, jitter),
+            Disconnect::Overloaded => self.overload_floor + spread(self.ceiling(attempt), jitter),
             // The hint, spread by up to a restart's spread so the moved clients do not
             // arrive together.
-            Disconnect::MovedOn { after } => after + self.restart_spread.mul_f64(jitter),
-            Disconnect::Lost | Disconnect::Refused => self.ceiling(attempt).mul_f64(jitter),
+            Disconnect::MovedOn { after } => after + spread(self.restart_spread, jitter),
+            Disconnect::Lost | Disconnect::Refused => spread(self.ceiling(attempt), jitter),
         };
         Next::RetryIn(delay)
     }
+}
+
+/// `delay · jitter` for a jitter in `[0, 1]`, to the nanosecond. Not `Duration::mul_f64`:
+/// its float-to-`Duration` conversion, with the panics for products it cannot hold, is
+/// linked into the page, and a product of at most `delay` needs none of it.
+fn spread(delay: Duration, jitter: f64) -> Duration {
+    let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+    // A float-to-integer cast saturates, so no product panics.
+    Duration::from_nanos((nanos as f64 * jitter) as u64)
 }
 
 impl Default for RetryPolicy {
