@@ -182,6 +182,11 @@ bench: dist packages ## Measure memory, CPU, lateness and failover, beside the p
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench
 
+.PHONY: bench-page
+bench-page: dist packages ## Only the page row (Chromium, wstime's page and the post's), into the report already in docs/bench
+	cargo build --release -p wstime-server -p wstime-bench
+	target/release/wstime-bench --out docs/bench --only page
+
 # ---------------------------------------------------------------------------------------
 # The container image (deploy/Containerfile; docs/deploying.md#container-image)
 

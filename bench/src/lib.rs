@@ -1,6 +1,6 @@
 //! wstime's benchmarks: a load generator of its own (`wstime-loadgen`) and the driver behind
 //! `make bench` (`wstime-bench`), which runs the experiments below in order against release
-//! builds and writes the report. Where the machine has Node, the post's Node server is
+//! builds (or only some of them, `--only`) and writes the report. Where the machine has Node, the post's Node server is
 //! measured beside wstime and an independent Node client beside the load generator.
 //!
 //! The experiments, each taking a small struct of its own and the [`setup`]:
@@ -10,12 +10,15 @@
 //! - [`syscalls`]: a tick's write calls, counted under `strace -f`.
 //! - [`failover`]: the cluster loses an instance, by SIGKILL and then by SIGTERM.
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
+//! - [`page`]: the page in Chromium, from navigation to the first tick shown, cold and
+//!   warm, on a fast link and a slow one: wstime's page and the post's.
 //!
 //! What they start and read:
 //! - [`setup`]: what the experiments start, as the command line gave it.
 //! - [`servers`]: the servers measured, wstime and the post's Node server.
 //! - [`clients`]: the clients holding the connections, the load generator and the Node one.
 //! - [`node`]: finding Node.js, installing the Node parts' locked dependencies.
+//! - [`browser`]: headless Chromium under chromedriver, and the DevTools commands it takes.
 //! - [`cluster`]: the failover and scale-out runs' cluster, behind HAProxy with Redis.
 //! - [`generators`]: running client processes and reading what they report.
 //! - [`proc`]: a process's resident memory and CPU time, from `/proc`.
@@ -28,6 +31,7 @@
 //! - [`report`]: the rows measured, kept as `results.json` and written as a Markdown summary
 //!   and SVG charts.
 
+pub mod browser;
 pub mod clients;
 pub mod cluster;
 pub mod failover;
@@ -36,6 +40,7 @@ pub mod lateness;
 pub mod machine;
 pub mod metrics_cost;
 pub mod node;
+pub mod page;
 pub mod proc;
 pub mod report;
 pub mod results;

@@ -1,4 +1,4 @@
-//! Where and when a run happened, for the report's first line.
+//! Where and when a run happened, and with which browser, for the report's headings.
 
 use std::process::Command;
 
@@ -10,6 +10,11 @@ pub fn description() -> String {
         command_output("uname", &["-sr"]),
         command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).trim()
     )
+}
+
+/// The browser the page row runs: what `chromium --version` says.
+pub fn browser() -> String {
+    command_output(crate::browser::CHROMIUM, &["--version"])
 }
 
 /// The time now, in UTC to the minute.

@@ -15,7 +15,8 @@ fn a_tiny_benchmark_writes_a_sound_report() {
         .current_dir(workspace())
         .args(["--sizes", "50", "--window-secs", "2", "--strace-connections", "20"])
         .args(["--failover-clients", "30", "--failover-secs", "12", "--tls-size", "50"])
-        .args(["--scale-out-clients", "0"])
+        // The page row has a test of its own (tests/page.rs).
+        .args(["--scale-out-clients", "0", "--page-runs", "0"])
         .arg("--server-bin")
         .arg(&server)
         .arg("--loadgen-bin")

@@ -1,7 +1,8 @@
 //! wstime-bench: the benchmark driver behind `make bench`. It reads its flags, runs the
 //! library's experiments in order (steady load, what the per-tick metrics cost, write calls
-//! per tick, failover, scale-out; the crate's map says what each measures) and writes the
-//! report.
+//! per tick, failover, scale-out, the page in Chromium; the crate's map says what each
+//! measures) and writes the report. With `--only`, it runs the parts named and keeps the
+//! others' figures from the report already there.
 
 use std::{
     path::PathBuf,
@@ -14,6 +15,7 @@ use wstime_bench::{
     machine,
     metrics_cost::MetricsCost,
     node::NodeParts,
+    page::PageLoad,
     report::{self, Report},
     scale_out::ScaleOut,
     setup::Setup,
@@ -21,9 +23,24 @@ use wstime_bench::{
     syscalls::Syscalls,
 };
 
+/// The parts of the benchmark, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Steady,
+    MetricsCost,
+    Syscalls,
+    Failover,
+    ScaleOut,
+    Page,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "wstime-bench", about)]
 struct Args {
+    /// Run only these parts (comma-separated, e.g. `--only page`); the others' figures are
+    /// kept from the `results.json` already in `--out`, if there is one.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
     /// Steady-load sizes (connections).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000")]
     sizes: Vec<usize>,
@@ -77,6 +94,10 @@ struct Args {
     /// Connections for the run over TLS (wstime serving `wss://` itself; 0: skip it).
     #[arg(long, default_value_t = 5000)]
     tls_size: usize,
+    /// Runs of the page row per page and link, each a cold load and a warm one: the report
+    /// gives the median, which 5 runs keep from being one stall's figure (0: skip it).
+    #[arg(long, default_value_t = 5)]
+    page_runs: usize,
     /// Where the report goes.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
@@ -94,7 +115,9 @@ fn main() -> anyhow::Result<()> {
         haproxy_config: args.haproxy_config.clone(),
     };
     let node = NodeParts::install(&args.node, &args.node_peer_dir, &args.node_client_dir)?;
-    let mut report = Report {
+    let runs = |part: Part| args.only.is_empty() || args.only.contains(&part);
+    let earlier = if args.only.is_empty() { None } else { report::read(&args.out)? };
+    let mut report = earlier.unwrap_or_else(|| Report {
         machine: machine::description(),
         date: machine::date(),
         node: node.as_ref().map(|n| n.version.clone()),
@@ -103,17 +126,20 @@ fn main() -> anyhow::Result<()> {
         metrics_cost: Vec::new(),
         failover: Vec::new(),
         scale_out: None,
-    };
+        page: None,
+    });
     let window = Duration::from_secs_f64(args.window_secs);
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
-    let steady = Steady {
-        sizes: args.sizes.clone(),
-        independent_size: args.independent_size.unwrap_or(largest),
-        tls_size: args.tls_size,
-        window,
-    };
-    report.steady = steady.run(&setup, node.as_ref())?;
-    if args.metrics_cost_pairs > 0 && largest > 0 {
+    if runs(Part::Steady) {
+        let steady = Steady {
+            sizes: args.sizes.clone(),
+            independent_size: args.independent_size.unwrap_or(largest),
+            tls_size: args.tls_size,
+            window,
+        };
+        report.steady = steady.run(&setup, node.as_ref())?;
+    }
+    if runs(Part::MetricsCost) && args.metrics_cost_pairs > 0 && largest > 0 {
         let metrics_cost = MetricsCost {
             without_tick_metrics_bin: args.without_tick_metrics_bin.clone(),
             pairs: args.metrics_cost_pairs,
@@ -122,18 +148,18 @@ fn main() -> anyhow::Result<()> {
         };
         report.metrics_cost = metrics_cost.run(&setup)?;
     }
-    if args.strace_connections > 0 {
+    if runs(Part::Syscalls) && args.strace_connections > 0 {
         let syscalls = Syscalls { connections: args.strace_connections };
         report.syscalls = Some(syscalls.run(&setup)?);
     }
-    if args.failover_clients > 0 {
+    if runs(Part::Failover) && args.failover_clients > 0 {
         let failover = Failover {
             clients: args.failover_clients,
             hold: Duration::from_secs_f64(args.failover_secs),
         };
         report.failover = failover.run(&setup)?;
     }
-    if args.scale_out_clients > 0 {
+    if runs(Part::ScaleOut) && args.scale_out_clients > 0 {
         let scale_out = ScaleOut {
             cluster: setup.cluster(),
             loadgen_bin: args.loadgen_bin.clone(),
@@ -141,6 +167,10 @@ fn main() -> anyhow::Result<()> {
             watch: Duration::from_secs_f64(args.scale_out_secs),
         };
         report.scale_out = Some(scale_out.run()?);
+    }
+    if runs(Part::Page) && args.page_runs > 0 {
+        let page = PageLoad { runs: args.page_runs };
+        report.page = Some(page.run(&setup, node.as_ref())?);
     }
     report::write(&report, &args.out)?;
     eprintln!(

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, ScaleOutRow, SteadyRow, LOADGEN};
+use crate::page::{median_and_range, PageReport, SLOW_BYTES_PER_SECOND, SLOW_LATENCY_MS};
 
 /// The whole summary: each experiment's section, in the order they ran.
 pub(super) fn render(report: &Report) -> String {
@@ -59,6 +60,9 @@ pub(super) fn render(report: &Report) -> String {
     }
     if let Some(row) = &report.scale_out {
         scale_out(row, &mut md);
+    }
+    if let Some(page) = &report.page {
+        page_load(page, &mut md);
     }
     md
 }
@@ -258,4 +262,57 @@ fn scale_out(row: &ScaleOutRow, md: &mut String) {
         row.peak_load,
         row.healthy_below,
     );
+}
+
+/// The page row: wstime's page and the post's side by side, link by link, cold and warm.
+fn page_load(page: &PageReport, md: &mut String) {
+    let _ = writeln!(
+        md,
+        "## The page in Chromium: from navigation to the first tick shown\n\n\
+         {}, headless; measured {}; {} runs per cell: the median, and the range over the runs. \
+         Each page comes from its own server on 127.0.0.1: wstime's from one release \
+         wstime-server (no load balancer: the page and its socket come from the instance that \
+         serves it either way), the post's page (`bench/node-peer/public/index.html`) from the \
+         post's `server.js`. Timed inside the page from the navigation's start: *clicked* is \
+         when its Connect button, as soon as it is in the document and works, was clicked \
+         (by a script Chromium runs before the page's own); *first tick* is when the first \
+         `…you have been connected for N seconds` line entered the log. The post's server \
+         sends its first tick a second after the socket opens, wstime's at once: that second \
+         is in the post's figure. The slow link is Chrome's network emulation, {SLOW_LATENCY_MS} \
+         ms round trip and {} kbit/s each way (a slow 3G phone); cold is the first load in a \
+         fresh profile, warm the second load in the same one (see docs/benchmarks.md).\n\n\
+         | link | cache | wstime: clicked | wstime: first tick | post's page: clicked | \
+         post's page: first tick |\n|---|---|---:|---:|---:|---:|",
+        page.browser,
+        page.date,
+        page.runs,
+        SLOW_BYTES_PER_SECOND * 8 / 1000,
+    );
+    let cell = |samples: Option<&Vec<f64>>| match samples {
+        Some(samples) if !samples.is_empty() => {
+            let (median, low, high) = median_and_range(samples);
+            format!("{median:.0} ms ({low:.0}–{high:.0})")
+        }
+        _ => "–".into(),
+    };
+    for wstime in page.rows.iter().filter(|r| r.page == "wstime") {
+        let post = page
+            .rows
+            .iter()
+            .find(|r| r.page == "node" && r.link == wstime.link && r.cache == wstime.cache);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            wstime.link,
+            wstime.cache,
+            cell(Some(&wstime.clicked_ms)),
+            cell(Some(&wstime.first_tick_ms)),
+            cell(post.map(|r| &r.clicked_ms)),
+            cell(post.map(|r| &r.first_tick_ms)),
+        );
+    }
+    if !page.rows.iter().any(|r| r.page == "node") {
+        let _ = writeln!(md, "\n(no Node.js on this machine: the post's page was not measured)");
+    }
+    md.push('\n');
 }

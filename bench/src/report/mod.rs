@@ -9,9 +9,12 @@ pub use markdown::percent;
 
 use std::path::Path;
 
+use anyhow::Context as _;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    page::PageReport,
     results::{FailoverResult, SteadyResult},
     stats::Summary,
 };
@@ -103,6 +106,9 @@ pub struct Report {
     /// The scale-out run, when there was one.
     #[serde(default)]
     pub scale_out: Option<ScaleOutRow>,
+    /// The page in Chromium, wstime's and the post's, when it was measured.
+    #[serde(default)]
+    pub page: Option<PageReport>,
 }
 
 impl FailoverRow {
@@ -120,6 +126,19 @@ impl FailoverRow {
             result,
             peak_reconnects_per_second: peak,
         }
+    }
+}
+
+/// The report `results.json` in `dir` holds, if there is one: `--only` measures some parts
+/// and keeps the others' figures from it.
+pub fn read(dir: &Path) -> anyhow::Result<Option<Report>> {
+    let path = dir.join("results.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not a report this bench can read", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("read {}", path.display())),
     }
 }
 
