@@ -1,9 +1,13 @@
-//! Asking for the cluster every couple of seconds, for as long as the page is connected.
+//! Asking for the cluster every couple of seconds, for as long as the page is connected, and
+//! at once when it asks to (the tab has just connected to an instance).
 //!
 //! Like the connection loop it reports through a callback and knows nothing of the page;
 //! stopping it is dropping it, which also cancels a question still in flight.
 
-use futures::future::{select, Either};
+use futures::{
+    future::{select, Either},
+    stream::{FusedStream, StreamExt},
+};
 use gloo_net::http::Request;
 use wstime_protocol::ClusterView;
 
@@ -12,12 +16,19 @@ use crate::{
     cluster::{ANSWER_TIMEOUT, POLL_INTERVAL},
 };
 
-/// Asks `url` (a `/cluster` address) now and then every [`POLL_INTERVAL`], reporting each
-/// answer or why there was none. Never ends by itself.
-pub async fn watch(url: String, report: impl Fn(Result<ClusterView, String>)) {
+/// Asks `url` (a `/cluster` address) now, then every [`POLL_INTERVAL`] and whenever
+/// `ask_now` yields, reporting each answer or why there was none. Never ends by itself (an
+/// `ask_now` that ends only stops the early questions).
+pub async fn watch(
+    url: String,
+    report: impl Fn(Result<ClusterView, String>),
+    mut ask_now: impl FusedStream<Item = ()> + Unpin,
+) {
     loop {
         report(ask(&url).await);
-        sleep(POLL_INTERVAL).await;
+        // A request to ask that came while a question was in flight is still served: that
+        // answer may have been taken before the connection it was asked for.
+        select(sleep(POLL_INTERVAL), ask_now.select_next_some()).await;
     }
 }
 
