@@ -57,6 +57,15 @@ wasm-opt: node
 node:
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PACKAGES="nodejs npm"
 
+# The browser tests inject axe-core into the page to check its accessibility
+# (server/tests/browser.rs); test-tools/package-lock.json pins it, and `npm ci` installs
+# exactly that into test-tools/node_modules/.
+.PHONY: test-tools
+test-tools: node ## Install the JavaScript the browser tests inject (axe-core, pinned in test-tools/)
+	@[ "$$(node -p 'require("./test-tools/node_modules/axe-core/package.json").version' 2>/dev/null)" \
+	  = "$$(node -p 'require("./test-tools/package.json").dependencies["axe-core"]')" ] \
+	  || npm ci --prefix test-tools --no-audit --no-fund
+
 .PHONY: packages
 packages: ## Install the Debian packages the tests run (Chromium, ChromeDriver, Redis, HAProxy, Prometheus, podman)
 	@missing=""; \
@@ -244,7 +253,7 @@ WITH_CLIPPY := RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-dri
 test: ## Install what is missing, then run every test (and clippy, as they build)
 	@# The Debian packages download and unpack while the Rust tools compile.
 	@$(MAKE) --no-print-directory -j2 --output-sync=line rust-tools packages k8s-tools
-	@$(MAKE) --no-print-directory wasm-opt dist image-base fmt test-host test-browser
+	@$(MAKE) --no-print-directory wasm-opt test-tools dist image-base fmt test-host test-browser
 
 .PHONY: fmt
 fmt:

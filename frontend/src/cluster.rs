@@ -1,5 +1,6 @@
-//! The cluster panel's model: where to ask for the cluster, what the last answer was, and
-//! the rows to show, with the instance this tab is connected to marked.
+//! The cluster panel's model: where to ask for the cluster, what the last answer was and
+//! when it came, and the rows to show, with the instance this tab is connected to marked and
+//! the instances that have stopped refreshing their registry entries marked stale.
 
 use std::time::Duration;
 
@@ -11,6 +12,17 @@ use wstime_protocol::{cluster, ClusterView, Health};
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one question may take before it counts as unanswered.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long an instance may go without refreshing its registry entry before its row is
+/// marked stale. Live instances refresh every 2 s (the server's `cluster::REFRESH`), and the
+/// answer is read at the answering instance's own refresh, so a live entry reads 0 to 2 s
+/// plus whatever a busy machine delays a refresh by; entries expire 6 s after their last
+/// refresh (`registry::ENTRY_TTL`, three missed refreshes). After 4 s an instance has
+/// missed two refreshes: it has very likely died, and the mark comes one refresh before the
+/// row goes. The server's own rule for rebalancing (`cluster::is_stale`, 2.5 s) is tighter
+/// because acting on an old count costs moves; on a person's screen a healthy instance
+/// flagged whenever a refresh runs half a second late would be a false alarm.
+pub const STALE_AFTER: Duration = Duration::from_secs(4);
 
 /// Where to ask for the cluster, given the WebSocket address the page connects to: the same
 /// host through HTTP(S), so that through a load balancer any live instance answers.
@@ -38,19 +50,50 @@ pub struct Row {
     pub health: Health,
     /// Whether this tab is connected to it.
     pub current: bool,
+    /// Whole seconds since it last refreshed its entry, when that is more than
+    /// [`STALE_AFTER`]: it has likely died, and its figures are old.
+    pub stale_for_s: Option<u64>,
 }
 
-/// What the panel knows: the last answer, and whether the latest question went unanswered.
+/// A time of day on the page's clock, to say when the panel's answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOfDay {
+    /// 0 to 23.
+    pub hours: u32,
+    /// 0 to 59.
+    pub minutes: u32,
+    /// 0 to 59.
+    pub seconds: u32,
+}
+
+impl std::fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Two digits each, by hand: `{:02}` would link the formatter's padding code into
+        // the wasm, which has no room to spare (frontend/tests/weight.rs).
+        let mut text = String::with_capacity(8);
+        for (i, n) in [self.hours, self.minutes, self.seconds].into_iter().enumerate() {
+            if i > 0 {
+                text.push(':');
+            }
+            text.push(char::from(b'0' + (n / 10 % 10) as u8));
+            text.push(char::from(b'0' + (n % 10) as u8));
+        }
+        f.write_str(&text)
+    }
+}
+
+/// What the panel knows: the last answer and when it came, and whether the latest question
+/// went unanswered.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Panel {
-    last: Option<ClusterView>,
+    last: Option<(ClusterView, TimeOfDay)>,
     problem: Option<String>,
 }
 
 impl Panel {
-    /// Records an answer.
-    pub fn answered(&mut self, view: ClusterView) {
-        self.last = Some(view);
+    /// Records an answer that came `at`.
+    pub fn answered(&mut self, view: ClusterView, at: TimeOfDay) {
+        self.last = Some((view, at));
         self.problem = None;
     }
 
@@ -63,7 +106,8 @@ impl Panel {
     /// One row per instance of the last answer, in its order (by name); the row of
     /// `connected_to` (the server named by this tab's latest tick, if connected) is current.
     pub fn rows(&self, connected_to: Option<&str>) -> Vec<Row> {
-        let Some(view) = &self.last else { return Vec::new() };
+        let Some((view, _)) = &self.last else { return Vec::new() };
+        let stale_after = STALE_AFTER.as_millis() as u64;
         view.instances
             .iter()
             .map(|instance| Row {
@@ -71,8 +115,17 @@ impl Panel {
                 connections: instance.connections,
                 health: instance.health,
                 current: connected_to == Some(instance.name.as_str()),
+                stale_for_s: (instance.refreshed_ms_ago > stale_after)
+                    .then_some(instance.refreshed_ms_ago / 1000),
             })
             .collect()
+    }
+
+    /// When the rows' answer came ("as of 12:03:07"), once there is one. A time rather than
+    /// an age ("2 s ago"): it stays true without redrawing the panel every second, and while
+    /// questions go unanswered it shows how old the picture is.
+    pub fn as_of(&self) -> Option<String> {
+        self.last.as_ref().map(|(_, at)| format!("as of {at}"))
     }
 
     /// A line under the rows, when there is something to say about them.
@@ -80,7 +133,7 @@ impl Panel {
         match (&self.last, &self.problem) {
             (_, Some(problem)) => Some(format!("No answer about the cluster: {problem}")),
             (None, None) => Some("Asking which instances there are…".to_owned()),
-            (Some(view), None) if !view.shared => Some(format!(
+            (Some((view, _)), None) if !view.shared => Some(format!(
                 "{} shares no registry (no Redis): it knows only itself.",
                 view.answered_by
             )),
@@ -114,6 +167,8 @@ mod tests {
         ClusterView { answered_by: instances[0].name.clone(), shared, instances }
     }
 
+    const AT: TimeOfDay = TimeOfDay { hours: 12, minutes: 3, seconds: 7 };
+
     #[test]
     fn the_cluster_is_asked_of_the_websockets_host() {
         for (ws, http) in [
@@ -133,14 +188,17 @@ mod tests {
     #[test]
     fn the_instance_this_tab_is_connected_to_is_the_current_row() {
         let mut panel = Panel::default();
-        panel.answered(view(
-            true,
-            vec![
-                entry("able-ant", 3, Health::Ok),
-                entry("brave-bee", 7, Health::Overloaded),
-                entry("calm-cat", 0, Health::Draining),
-            ],
-        ));
+        panel.answered(
+            view(
+                true,
+                vec![
+                    entry("able-ant", 3, Health::Ok),
+                    entry("brave-bee", 7, Health::Overloaded),
+                    entry("calm-cat", 0, Health::Draining),
+                ],
+            ),
+            AT,
+        );
         let rows = panel.rows(Some("brave-bee"));
         let names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
         assert_eq!(names, ["able-ant", "brave-bee", "calm-cat"]);
@@ -161,11 +219,11 @@ mod tests {
         let mut panel = Panel::default();
         assert!(panel.rows(Some("able-ant")).is_empty());
         assert!(panel.note().unwrap().starts_with("Asking"));
-        panel.answered(view(true, vec![entry("able-ant", 1, Health::Ok)]));
+        panel.answered(view(true, vec![entry("able-ant", 1, Health::Ok)]), AT);
         panel.failed("timed out".to_owned());
         assert_eq!(panel.rows(Some("able-ant")).len(), 1);
         assert_eq!(panel.note().unwrap(), "No answer about the cluster: timed out");
-        panel.answered(view(true, vec![entry("brave-bee", 1, Health::Ok)]));
+        panel.answered(view(true, vec![entry("brave-bee", 1, Health::Ok)]), AT);
         assert_eq!(panel.note(), None, "an answer clears the problem");
         assert_eq!(panel.rows(None)[0].name, "brave-bee", "and replaces the picture");
     }
@@ -173,7 +231,53 @@ mod tests {
     #[test]
     fn an_instance_without_redis_says_it_knows_only_itself() {
         let mut panel = Panel::default();
-        panel.answered(view(false, vec![entry("lone-wolf", 1, Health::Ok)]));
+        panel.answered(view(false, vec![entry("lone-wolf", 1, Health::Ok)]), AT);
         assert!(panel.note().unwrap().contains("lone-wolf shares no registry"));
+    }
+
+    #[test]
+    fn the_panel_says_when_its_answer_came() {
+        let mut panel = Panel::default();
+        assert_eq!(panel.as_of(), None, "no answer, no time");
+        panel.answered(view(true, vec![entry("able-ant", 1, Health::Ok)]), AT);
+        assert_eq!(panel.as_of().as_deref(), Some("as of 12:03:07"));
+        let later = TimeOfDay { hours: 0, minutes: 0, seconds: 9 };
+        panel.answered(view(true, vec![entry("able-ant", 1, Health::Ok)]), later);
+        assert_eq!(panel.as_of().as_deref(), Some("as of 00:00:09"), "two digits each");
+        panel.failed("timed out".to_owned());
+        assert_eq!(
+            panel.as_of().as_deref(),
+            Some("as of 00:00:09"),
+            "an unanswered question keeps the time of the picture on show"
+        );
+    }
+
+    #[test]
+    fn an_instance_that_stopped_refreshing_is_marked_stale_before_it_expires() {
+        let refreshed =
+            |name, ms_ago| InstanceEntry { refreshed_ms_ago: ms_ago, ..entry(name, 1, Health::Ok) };
+        let mut panel = Panel::default();
+        panel.answered(
+            view(
+                true,
+                vec![
+                    refreshed("able-ant", 0),
+                    // A live instance whose refresh ran late on a busy machine: not flagged.
+                    refreshed("brave-bee", 3_900),
+                    refreshed("calm-cat", 4_000),
+                    // Two refreshes missed; the entry expires at 6 s.
+                    refreshed("dead-dog", 5_400),
+                ],
+            ),
+            AT,
+        );
+        let rows = panel.rows(Some("dead-dog"));
+        let stale: Vec<(&str, Option<u64>)> =
+            rows.iter().map(|row| (row.name.as_str(), row.stale_for_s)).collect();
+        assert_eq!(
+            stale,
+            [("able-ant", None), ("brave-bee", None), ("calm-cat", None), ("dead-dog", Some(5))]
+        );
+        assert!(rows[3].current, "stale and yours are both shown");
     }
 }

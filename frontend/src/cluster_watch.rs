@@ -1,7 +1,15 @@
-//! Asking for the cluster every couple of seconds, for as long as the page is connected.
+//! Asking for the cluster every couple of seconds, for as long as the page is connected, and
+//! at once when it asks to (the tab has just connected to an instance).
 //!
 //! Like the connection loop it reports through a callback and knows nothing of the page;
 //! stopping it is dropping it, which also cancels a question still in flight.
+
+use std::{
+    cell::RefCell,
+    future::poll_fn,
+    rc::Rc,
+    task::{Poll, Waker},
+};
 
 use futures::future::{select, Either};
 use gloo_net::http::Request;
@@ -13,12 +21,50 @@ use crate::{
     cluster_json,
 };
 
-/// Asks `url` (a `/cluster` address) now and then every [`POLL_INTERVAL`], reporting each
-/// answer or why there was none. Never ends by itself.
-pub async fn watch(url: String, report: impl Fn(Result<ClusterView, String>)) {
+/// Asks `url` (a `/cluster` address) now, then every [`POLL_INTERVAL`] and whenever
+/// `ask_now` is nudged, reporting each answer or why there was none. Never ends by itself.
+pub async fn watch(url: String, report: impl Fn(Result<ClusterView, String>), ask_now: AskNow) {
     loop {
         report(ask(&url).await);
-        sleep(POLL_INTERVAL).await;
+        // A nudge that came while a question was in flight is still served: that answer may
+        // have been taken before the connection it was asked for.
+        select(sleep(POLL_INTERVAL), Box::pin(ask_now.nudged())).await;
+    }
+}
+
+/// A request to ask at once, from the connection loop to [`watch`]. Many before the watch
+/// looks are one: a single question answers them all. (Not a channel: this is all the page
+/// needs of one, at a fraction of a channel's weight in the wasm.)
+#[derive(Clone, Default)]
+pub struct AskNow(Rc<RefCell<Nudges>>);
+
+#[derive(Default)]
+struct Nudges {
+    pending: bool,
+    waiting: Option<Waker>,
+}
+
+impl AskNow {
+    /// Asks the watch to ask now (or as soon as its question in flight is answered).
+    pub fn nudge(&self) {
+        let mut nudges = self.0.borrow_mut();
+        nudges.pending = true;
+        if let Some(waker) = nudges.waiting.take() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once nudged, taking the nudge.
+    fn nudged(&self) -> impl std::future::Future<Output = ()> + '_ {
+        poll_fn(move |context| {
+            let mut nudges = self.0.borrow_mut();
+            if std::mem::take(&mut nudges.pending) {
+                Poll::Ready(())
+            } else {
+                nudges.waiting = Some(context.waker().clone());
+                Poll::Pending
+            }
+        })
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`client_id`]: the tab's session id.
 //! - [`cluster`]: the cluster panel's model (where to ask, its rows, which one is you).
 //! - [`cluster_json`]: reading the `/cluster` answer with the browser's `JSON.parse`.
-//! - [`cluster_watch`]: asking `/cluster` every couple of seconds while connected.
+//! - [`cluster_watch`]: asking `/cluster` every couple of seconds while connected, and at
+//!   once on each connection.
 
 pub mod address;
 pub mod client;
@@ -24,7 +25,11 @@ use futures::future::{self, AbortHandle, Abortable};
 use leptos::{html, prelude::*, task::spawn_local};
 use wstime_protocol::RetryPolicy;
 
-use crate::{cluster::Panel, log::LogBuffer, status::Status};
+use crate::{
+    cluster::{Panel, TimeOfDay},
+    log::LogBuffer,
+    status::Status,
+};
 
 /// The address the box starts with: this page's own host.
 fn page_address() -> String {
@@ -33,6 +38,12 @@ fn page_address() -> String {
         location.as_ref().and_then(|l| get(l).ok()).unwrap_or_default()
     };
     address::default_for_page(&part(web_sys::Location::protocol), &part(web_sys::Location::host))
+}
+
+/// The time of day on the page's clock (the person's time zone).
+fn time_of_day() -> TimeOfDay {
+    let now = js_sys::Date::new_0();
+    TimeOfDay { hours: now.get_hours(), minutes: now.get_minutes(), seconds: now.get_seconds() }
 }
 
 /// The whole page.
@@ -79,19 +90,28 @@ pub fn App() -> impl IntoView {
         let (handle, registration) = AbortHandle::new_pair();
         running.set(Some(handle));
         spawn_local(async move {
+            // Each connection (a first one, a reconnection, a move) asks the panel to ask the
+            // cluster at once, so the row it is on does not wait up to a poll to show it.
+            let ask_now = cluster_watch::AskNow::default();
+            let nudge = ask_now.clone();
             let session = client::run(target, RetryPolicy::DEFAULT, move |event| match event {
                 client::Event::Log(line) => push(line),
-                client::Event::Status(new) => status.set(new),
+                client::Event::Status(new) => {
+                    if matches!(new, Status::Connected { .. }) {
+                        nudge.nudge();
+                    }
+                    status.set(new);
+                }
             });
             let report = move |answer| match answer {
-                Ok(view) => cluster.update(|panel| panel.answered(view)),
+                Ok(view) => cluster.update(|panel| panel.answered(view, time_of_day())),
                 Err(why) => cluster.update(|panel| panel.failed(why)),
             };
             // The panel's questions live exactly as long as the connection loop: they end
             // when it gives up and when it is aborted.
             let watch = async move {
                 match cluster_url {
-                    Some(url) => cluster_watch::watch(url, report).await,
+                    Some(url) => cluster_watch::watch(url, report, ask_now).await,
                     None => future::pending().await,
                 }
             };
@@ -141,13 +161,20 @@ pub fn App() -> impl IntoView {
                     {move || if running.with(Option::is_some) { "Disconnect" } else { "Connect" }}
                 </button>
             </form>
-            <p id="status" class="status">{move || status.with(ToString::to_string)}</p>
+            // A live region: screen readers say each connect, loss and move when the reader
+            // pauses, without interrupting it.
+            <p id="status" class="status" role="status" aria-live="polite" aria-atomic="true">
+                {move || status.with(ToString::to_string)}
+            </p>
             {move || {
                 running
                     .with(Option::is_some)
                     .then(|| view! { <ClusterPanel panel=cluster connected_to=connected_to /> })
             }}
-            <ol id="log" class="log" node_ref=log_view>
+            // Not a live region (no role="log"): a tick a second would be read out without
+            // end, and #status already says what changed. Focusable, so that a keyboard
+            // scrolls it.
+            <ol id="log" class="log" node_ref=log_view tabindex="0" aria-label="messages">
                 <For
                     each=move || log.with(|l| l.lines().cloned().collect::<Vec<_>>())
                     key=|line| line.id
@@ -159,7 +186,9 @@ pub fn App() -> impl IntoView {
 }
 
 /// The cluster: one row per live instance (`data-instance` = its name) with its connections
-/// and health, the row of the instance this tab is connected to marked `current`.
+/// and health, the row of the instance this tab is connected to marked `current`, and one
+/// that has stopped refreshing its registry entry marked `stale` (in words too, not only in
+/// colour); the table's caption says when the answer came.
 #[component]
 pub fn ClusterPanel(
     /// What is known of the cluster.
@@ -174,6 +203,7 @@ pub fn ClusterPanel(
         <section id="cluster" class="cluster" aria-label="cluster">
             <h2>"Cluster"</h2>
             <table>
+                {move || panel.with(Panel::as_of).map(|as_of| view! { <caption>{as_of}</caption> })}
                 <thead>
                     <tr>
                         <th>"instance"</th>
@@ -188,14 +218,25 @@ pub fn ClusterPanel(
                         rows()
                             .into_iter()
                             .map(|row| {
-                                let class = if row.current { "current" } else { "" };
+                                let class = match (row.current, row.stale_for_s.is_some()) {
+                                    (true, true) => "current stale",
+                                    (true, false) => "current",
+                                    (false, true) => "stale",
+                                    (false, false) => "",
+                                };
                                 let health = row.health.to_string();
                                 let name = row.name.clone();
+                                let stale = row.stale_for_s.map(|seconds| {
+                                    view! {
+                                        <span class="silent">{format!(" (silent for {seconds} s)")}</span>
+                                    }
+                                });
                                 view! {
                                     <tr data-instance=row.name class=class>
                                         <td class="name">
                                             {name}
                                             {row.current.then(|| view! { <span class="you">" (you)"</span> })}
+                                            {stale}
                                         </td>
                                         <td class="connections">{row.connections}</td>
                                         <td class=format!("health {health}")>{health.clone()}</td>

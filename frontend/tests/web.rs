@@ -11,7 +11,10 @@ use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{HtmlElement, HtmlInputElement};
-use wstime_frontend::{cluster::Panel, cluster_json, App, ClusterPanel};
+use wstime_frontend::{
+    cluster::{Panel, TimeOfDay},
+    cluster_json, App, ClusterPanel,
+};
 use wstime_protocol::ClusterView;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -329,6 +332,9 @@ fn the_pages_json_reader_agrees_with_serde() {
     }
 }
 
+/// When the test's answers come, on the page's clock.
+const AT: TimeOfDay = TimeOfDay { hours: 12, minutes: 3, seconds: 7 };
+
 #[wasm_bindgen_test]
 async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     let panel = RwSignal::new(Panel::default());
@@ -338,7 +344,9 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     assert_eq!(page.cluster_rows(), Some(Vec::new()), "no answer yet: no rows");
     assert!(page.text("cluster").contains("Asking which instances"), "{}", page.text("cluster"));
 
-    panel.update(|p| p.answered(answer(&[("able-ant", 3, "ok"), ("brave-bee", 7, "overloaded")])));
+    panel.update(|p| {
+        p.answered(answer(&[("able-ant", 3, "ok"), ("brave-bee", 7, "overloaded")]), AT)
+    });
     leptos::task::tick().await;
     let row = |instance: &str, current, cells: [&str; 3]| ClusterRow {
         instance: instance.to_owned(),
@@ -354,7 +362,8 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     );
 
     // The next answer: one instance gone, one new, numbers changed; and this tab moved.
-    panel.update(|p| p.answered(answer(&[("brave-bee", 2, "draining"), ("calm-cat", 9, "ok")])));
+    panel
+        .update(|p| p.answered(answer(&[("brave-bee", 2, "draining"), ("calm-cat", 9, "ok")]), AT));
     connected_to.set(Some("calm-cat".to_owned()));
     leptos::task::tick().await;
     assert_eq!(
@@ -370,6 +379,28 @@ async fn the_cluster_panel_draws_each_instance_and_marks_yours() {
     leptos::task::tick().await;
     assert_eq!(page.cluster_rows().unwrap().len(), 2);
     assert!(page.text("cluster").contains("No answer about the cluster: timed out"));
+}
+
+#[wasm_bindgen_test]
+async fn the_cluster_panel_marks_a_silent_instance_in_words_and_says_when_it_answered() {
+    let panel = RwSignal::new(Panel::default());
+    let connected_to = RwSignal::new(Some("able-ant".to_owned()));
+    let page = Page::mount_view(move || view! { <ClusterPanel panel connected_to /> }.into_any());
+    // brave-bee last refreshed its registry entry 5.4 s ago: two refreshes missed.
+    let mut view = answer(&[("able-ant", 3, "ok"), ("brave-bee", 7, "ok")]);
+    view.instances[1].refreshed_ms_ago = 5_400;
+    panel.update(|p| p.answered(view, AT));
+    leptos::task::tick().await;
+
+    let rows = page.cluster_rows().unwrap();
+    assert_eq!(rows[0].cells[0], "able-ant (you)");
+    assert_eq!(rows[1].cells[0], "brave-bee (silent for 5 s)", "in words, not colour alone");
+    let stale = page.root.query_selector_all("#cluster tr.stale[data-instance]").unwrap();
+    assert_eq!(stale.length(), 1);
+    let stale: web_sys::Element = stale.item(0).unwrap().unchecked_into();
+    assert_eq!(stale.get_attribute("data-instance").as_deref(), Some("brave-bee"));
+    let caption = page.root.query_selector("#cluster caption").unwrap().expect("a caption");
+    assert_eq!(caption.text_content().as_deref(), Some("as of 12:03:07"));
 }
 
 // The rows themselves, from real instances, are checked end to end through HAProxy in

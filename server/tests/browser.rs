@@ -5,8 +5,11 @@
 //! over HTTPS and WSS with a certificate made at start, which this browser alone trusts.
 //! And the origin rule: a page connects to the instance that served it, and a page from
 //! another origin cannot. And that the page arrives in the files the build precompressed.
+//! And whether a person without a mouse or without sight can use it: axe-core finds no
+//! violation in any of its states, and the keyboard alone connects and disconnects.
 //!
-//! Needs the built page (`trunk build --release`, which `make test` runs first).
+//! Needs the built page (`trunk build --release`, which `make test` runs first) and axe-core
+//! (`make test-tools`, which `make test` runs too).
 
 use std::{
     path::PathBuf,
@@ -15,7 +18,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{
+    actions::{InputSource, KeyAction, KeyActions},
+    key::Key,
+    Client, ClientBuilder, Locator,
+};
 use hyper_util::client::legacy::connect::HttpConnector;
 use wstime_cluster::{
     free_port, paths::workspace, Cluster, ClusterSpec, Discovery, HaProxySpec, InstanceSpec,
@@ -127,6 +134,101 @@ impl Page {
         }
     }
 
+    /// Waits until `#status` reads `wanted`.
+    async fn wait_for_status(&self, wanted: &str) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let status = self.text("status").await;
+            if status == wanted {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the status never read {wanted:?}: {status:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Presses `keys` in turn on whatever has the focus, each down and up, as a person does.
+    async fn press(&self, keys: impl IntoIterator<Item = char>) {
+        let keyboard =
+            keys.into_iter().fold(KeyActions::new("keyboard".into()), |keyboard, key| {
+                keyboard.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key })
+            });
+        self.client.perform_actions(keyboard).await.expect("press the keys");
+    }
+
+    /// Selects everything in the focused text box (Ctrl+A).
+    async fn select_all(&self) {
+        let control = Key::Control.into();
+        let keyboard = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: control })
+            .then(KeyAction::Down { value: 'a' })
+            .then(KeyAction::Up { value: 'a' })
+            .then(KeyAction::Up { value: control });
+        self.client.perform_actions(keyboard).await.expect("select all");
+    }
+
+    /// The id of the element that has the focus, and its outline (style and width) as drawn.
+    async fn focused(&self) -> (String, String) {
+        let answer = self
+            .client
+            .execute(
+                "const focused = document.activeElement;
+                 const style = getComputedStyle(focused);
+                 return [focused.id, style.outlineStyle + ' ' + style.outlineWidth];",
+                Vec::new(),
+            )
+            .await
+            .expect("the focused element");
+        let pair: (String, String) = serde_json::from_value(answer).expect("an id and an outline");
+        pair
+    }
+
+    /// Runs axe-core (`axe` is its script) over the page as it is now and fails, listing
+    /// each violation, its impact, what to do and the nodes at fault, if it finds any.
+    async fn assert_accessible(&self, state: &str, axe: &str) {
+        let injected = self.client.execute("return typeof axe !== 'undefined';", Vec::new()).await;
+        if injected.expect("ask for axe-core") != serde_json::Value::Bool(true) {
+            self.client.execute(axe, Vec::new()).await.expect("inject axe-core");
+        }
+        let answer = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document).then(
+                   (results) => done(results.violations.map((violation) => ({
+                     id: violation.id,
+                     impact: violation.impact,
+                     help: violation.help,
+                     nodes: violation.nodes.map((node) => node.target.join(' ')),
+                   }))),
+                   (error) => done({ error: String(error) }));",
+                Vec::new(),
+            )
+            .await
+            .expect("run axe-core");
+        let Some(violations) = answer.as_array() else {
+            panic!("axe-core did not run on the page {state}: {answer}");
+        };
+        let report: Vec<String> = violations
+            .iter()
+            .map(|violation| {
+                format!(
+                    "{} ({}): {} at {}",
+                    violation["id"].as_str().unwrap_or("?"),
+                    violation["impact"].as_str().unwrap_or("?"),
+                    violation["help"].as_str().unwrap_or("?"),
+                    violation["nodes"],
+                )
+            })
+            .collect();
+        assert!(
+            report.is_empty(),
+            "axe-core finds {} violation(s) on the page {state}:\n{}",
+            report.len(),
+            report.join("\n")
+        );
+    }
+
     /// Waits until the page shows a tick of at least `count`.
     async fn wait_for_count(&self, count: u64) {
         let deadline = Instant::now() + LIMIT;
@@ -200,6 +302,14 @@ fn dist() -> PathBuf {
         dist.display()
     );
     dist
+}
+
+/// axe-core's script, as `make test-tools` installs it (the version test-tools/package.json
+/// pins).
+fn axe_core() -> String {
+    let path = workspace().join("test-tools/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make test-tools`", path.display()))
 }
 
 /// Starts `instances` instances of the built page's server, with `redis` and `haproxy`.
@@ -401,5 +511,99 @@ async fn the_page_loads_from_its_precompressed_files() {
         assert!(loaded.iter().any(|name| name.ends_with(kind)), "no {kind} among {loaded:?}");
     }
     client.close().await.expect("end the WebDriver session");
+    cluster.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_core_finds_no_violation_disconnected_connected_and_after_in_either_scheme() {
+    let axe = axe_core();
+    let haproxy = HaProxySpec::deploy(Discovery::Static);
+    let mut cluster = start(3, Some(RedisSetup::Single), Some(haproxy)).await;
+    let url = cluster.balancer_url().expect("HAProxy's address");
+    let names: Vec<String> = cluster.instances().into_iter().filter_map(|i| i.name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // The page has a colour scheme of each kind; Chromium's flag makes it prefer the dark.
+    for (scheme, flags) in [("light", Vec::new()), ("dark", vec!["--force-dark-mode".to_owned()])] {
+        let (_browser, client) = browser(&flags).await;
+        let page = Page { client };
+        page.client.goto(&url).await.expect("load the page through HAProxy");
+        page.client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
+        let dark = page
+            .client
+            .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", Vec::new())
+            .await
+            .expect("ask for the colour scheme");
+        assert_eq!(dark, serde_json::Value::Bool(scheme == "dark"), "the {scheme} scheme");
+        page.assert_accessible(&format!("freshly loaded ({scheme})"), &axe).await;
+        if scheme == "light" {
+            assert_beyond_axe(&page).await;
+        }
+
+        page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+        page.wait_for_count(2).await;
+        let status = page.text("status").await;
+        let serving = status.strip_prefix("connected to ").expect("the status names the server");
+        page.wait_for_panel(&names, serving).await;
+        page.assert_accessible(&format!("connected, with the cluster panel ({scheme})"), &axe)
+            .await;
+
+        page.client.find(Locator::Id("connect")).await.unwrap().click().await.unwrap();
+        page.wait_for_status("not connected").await;
+        page.assert_accessible(&format!("after a disconnect ({scheme})"), &axe).await;
+        page.client.close().await.expect("end the WebDriver session");
+    }
+    cluster.stop();
+}
+
+/// What axe does not check: the status line is a polite live region, so a screen reader
+/// says each connect, loss and move; the log (a tick a second) is not one; the address
+/// box's label is the `<label>` for it.
+async fn assert_beyond_axe(page: &Page) {
+    let attribute = |id: &'static str, name: &'static str| async move {
+        let element = page.client.find(Locator::Id(id)).await.expect("the element");
+        element.attr(name).await.expect("its attribute")
+    };
+    assert_eq!(attribute("status", "role").await.as_deref(), Some("status"));
+    assert_eq!(attribute("status", "aria-live").await.as_deref(), Some("polite"));
+    assert_eq!(attribute("log", "aria-live").await, None);
+    assert_eq!(attribute("log", "role").await, None);
+    let label = page.client.find(Locator::Css("label[for='address']")).await;
+    assert_eq!(label.expect("a label for #address").text().await.unwrap(), "Server address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyboard_alone_connects_and_disconnects_with_the_focus_in_sight() {
+    let mut cluster = start(1, None, None).await;
+    let port = cluster.instances()[0].port;
+    let (_browser, client) = browser(&[]).await;
+    let page = Page { client };
+    page.client.goto(&format!("http://127.0.0.1:{port}/")).await.expect("load the page");
+    page.client.wait().at_most(LIMIT).for_element(Locator::Id("address")).await.unwrap();
+    // The focus ring style.css draws (`:focus-visible`), not the browser's own.
+    let ring = "solid 2px".to_owned();
+
+    // From the top of the page, Tab reaches the address box first; type, and Enter submits.
+    page.press([Key::Tab.into()]).await;
+    assert_eq!(page.focused().await, ("address".to_owned(), ring.clone()));
+    page.select_all().await;
+    page.press(format!("ws://127.0.0.1:{port}/").chars()).await;
+    page.press([Key::Enter.into()]).await;
+    page.wait_for_count(1).await;
+    assert!(page.text("status").await.starts_with("connected to "));
+
+    // Tab to the button: Space disconnects, Enter connects again.
+    page.press([Key::Tab.into()]).await;
+    assert_eq!(page.focused().await, ("connect".to_owned(), ring.clone()));
+    assert_eq!(page.text("connect").await, "Disconnect");
+    page.press([Key::Space.into()]).await;
+    page.wait_for_status("not connected").await;
+    assert_eq!(page.text("connect").await, "Connect");
+    page.press([Key::Enter.into()]).await;
+    page.wait_for_count(1).await;
+
+    // And on to the log, which the arrow keys then scroll.
+    page.press([Key::Tab.into()]).await;
+    assert_eq!(page.focused().await, ("log".to_owned(), ring));
+    page.client.close().await.expect("end the WebDriver session");
     cluster.stop();
 }
