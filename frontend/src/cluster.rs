@@ -29,7 +29,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(4);
 /// `None` for an address that is not `ws://` or `wss://` (the page normalises what is
 /// typed, so that does not happen).
 pub fn cluster_url(ws_url: &str) -> Option<String> {
-    let (scheme, rest) = ws_url.split_once("://")?;
+    let (scheme, rest) = crate::address::split_scheme(ws_url)?;
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "ws" => "http",
         "wss" => "https",
@@ -124,6 +124,19 @@ impl Panel {
     /// When the rows' answer came ("as of 12:03:07"), once there is one. A time rather than
     /// an age ("2 s ago"): it stays true without redrawing the panel every second, and while
     /// questions go unanswered it shows how old the picture is.
+    /// How old the oldest figure of `view` is (ms): the answer's own row is live, the
+    /// others as old as their entries (a stale one, marked as such, left out), so the
+    /// panel's time is when its oldest live figure was true.
+    pub fn age_ms(view: &ClusterView) -> u64 {
+        let stale_after = STALE_AFTER.as_millis() as u64;
+        view.instances
+            .iter()
+            .map(|instance| instance.refreshed_ms_ago)
+            .filter(|&age| age <= stale_after)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn as_of(&self) -> Option<String> {
         self.last.as_ref().map(|(_, at)| format!("as of {at}"))
     }
@@ -233,6 +246,18 @@ mod tests {
         let mut panel = Panel::default();
         panel.answered(view(false, vec![entry("lone-wolf", 1, Health::Ok)]), AT);
         assert!(panel.note().unwrap().contains("lone-wolf shares no registry"));
+    }
+
+    #[test]
+    fn the_panels_age_is_its_oldest_live_figures() {
+        let refreshed =
+            |name, ms_ago| InstanceEntry { refreshed_ms_ago: ms_ago, ..entry(name, 1, Health::Ok) };
+        let live = view(true, vec![refreshed("able-ant", 0), refreshed("brave-bee", 2_600)]);
+        assert_eq!(Panel::age_ms(&live), 2_600);
+        let dying = view(true, vec![refreshed("able-ant", 300), refreshed("dead-dog", 5_400)]);
+        assert_eq!(Panel::age_ms(&dying), 300, "a stale row says its own age");
+        let empty = ClusterView { answered_by: "a".into(), shared: true, instances: Vec::new() };
+        assert_eq!(Panel::age_ms(&empty), 0);
     }
 
     #[test]

@@ -40,10 +40,15 @@ fn page_address() -> String {
     address::default_for_page(&part(web_sys::Location::protocol), &part(web_sys::Location::host))
 }
 
-/// The time of day on the page's clock (the person's time zone).
-fn time_of_day() -> TimeOfDay {
+/// The time of day `ms_ago` milliseconds ago, on the page's clock (the person's time zone).
+/// Counted back in seconds of the day rather than with a second `Date`: the page's wasm
+/// has no room for more imports (frontend/tests/weight.rs).
+fn time_of_day(ms_ago: u64) -> TimeOfDay {
+    const DAY: u32 = 24 * 60 * 60;
     let now = js_sys::Date::new_0();
-    TimeOfDay { hours: now.get_hours(), minutes: now.get_minutes(), seconds: now.get_seconds() }
+    let of_day = now.get_hours() * 3600 + now.get_minutes() * 60 + now.get_seconds();
+    let then = (of_day + DAY - (ms_ago / 1000 % u64::from(DAY)) as u32) % DAY;
+    TimeOfDay { hours: then / 3600, minutes: then / 60 % 60, seconds: then % 60 }
 }
 
 /// The whole page.
@@ -104,7 +109,10 @@ pub fn App() -> impl IntoView {
                 }
             });
             let report = move |answer| match answer {
-                Ok(view) => cluster.update(|panel| panel.answered(view, time_of_day())),
+                Ok(view) => {
+                    let taken = time_of_day(Panel::age_ms(&view));
+                    cluster.update(|panel| panel.answered(view, taken))
+                }
                 Err(why) => cluster.update(|panel| panel.failed(why)),
             };
             // The panel's questions live exactly as long as the connection loop: they end

@@ -3,7 +3,11 @@
 //! has settled, its mean). `GET /cluster`, the agent check, rebalancing and `/metrics` read
 //! it; only the registry writes it.
 
-use std::{collections::VecDeque, sync::Mutex, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use wstime_protocol::{ClusterView, InstanceEntry};
 
@@ -53,6 +57,8 @@ pub struct KnownCluster {
 struct Seen {
     shared: bool,
     instances: Vec<InstanceEntry>,
+    /// When `instances` was read: their ages grow from there.
+    read_at: Option<Instant>,
     /// The cluster's total connection count in the last [`SETTLE_VIEWS`] views.
     totals: VecDeque<u64>,
 }
@@ -71,6 +77,28 @@ impl KnownCluster {
             shared: seen.shared,
             instances: seen.instances.clone(),
         }
+    }
+
+    /// What `/cluster` answers: the view, with `own` (this instance's live entry) in place
+    /// of its registry entry, since the view is up to a refresh old and a page that has
+    /// just connected here would see itself missing from the count; and every other entry's
+    /// age counted to now, not to when the view was read.
+    pub fn answer(&self, own: InstanceEntry) -> ClusterView {
+        let seen = self.lock();
+        let since_read = seen.read_at.map_or(0, |at| at.elapsed().as_millis() as u64);
+        let mut instances: Vec<InstanceEntry> = seen
+            .instances
+            .iter()
+            .filter(|entry| entry.name != own.name)
+            .map(|entry| InstanceEntry {
+                refreshed_ms_ago: entry.refreshed_ms_ago + since_read,
+                ..entry.clone()
+            })
+            .collect();
+        // Before its first refresh the view may not hold this instance yet: it is live.
+        instances.push(own);
+        instances.sort_by(|a, b| a.name.cmp(&b.name));
+        ClusterView { answered_by: self.name.clone(), shared: seen.shared, instances }
     }
 
     /// How many instances are live.
@@ -105,6 +133,7 @@ impl KnownCluster {
         seen.totals.push_back(instances.iter().map(|instance| instance.connections).sum());
         seen.shared = shared;
         seen.instances = instances;
+        seen.read_at = Some(Instant::now());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {

@@ -1,5 +1,6 @@
 //! `GET /cluster`: the live instances, as the registry last showed them (see
-//! [`crate::registry`] and [`crate::cluster`]); the same answer from every instance.
+//! [`crate::registry`] and [`crate::cluster`]), the answering instance's own row as it is
+//! now.
 
 use actix_web::{http::header, web, HttpResponse};
 
@@ -9,5 +10,5 @@ use crate::state::AppState;
 pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(state.cluster.report())
+        .json(state.cluster.answer(state.instance.entry()))
 }

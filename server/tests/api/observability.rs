@@ -257,6 +257,22 @@ async fn without_redis_the_cluster_is_the_instance_itself() {
 }
 
 #[actix_web::test]
+async fn an_instance_answers_its_own_row_as_it_is_now() {
+    // Its view of the cluster is taken every 2 s; its own row is not from there, so a page
+    // that has just connected sees itself counted, whenever it asks.
+    let server = TestServer::start("honest");
+    let mut sockets = Vec::new();
+    for i in 0..3 {
+        let mut socket = server.connect(&format!("/?id=honest-{i}")).await;
+        socket.next_tick().await;
+        sockets.push(socket);
+        let me = &cluster(&server).await["instances"][0];
+        assert_eq!(me["connections"], i + 1, "right after socket {i} opened: {me}");
+        assert_eq!(me["refreshed_ms_ago"], 0, "{me}");
+    }
+}
+
+#[actix_web::test]
 async fn the_registry_shows_instances_appear_drain_and_vanish() {
     let redis = Redis::start(false).expect("start redis-server");
     let with =

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use actix_files::NamedFile;
 use actix_web::{
-    http::header::{AcceptEncoding, HeaderValue, CACHE_CONTROL, RANGE, VARY},
+    http::{
+        header::{AcceptEncoding, HeaderValue, CACHE_CONTROL, RANGE, VARY},
+        StatusCode,
+    },
     HttpMessage as _, HttpRequest, HttpResponse,
 };
 
@@ -60,12 +63,17 @@ pub async fn serve(req: HttpRequest, dir: &Path) -> actix_web::Result<HttpRespon
     Ok(cached(original, &req))
 }
 
-/// The response for `file`, which varies with `Accept-Encoding` and never goes stale.
+/// The response for `file`, which varies with `Accept-Encoding` and, once sent, never goes
+/// stale. (A refusal, such as a `416` to a range past the end, is not cached.)
 fn cached(file: NamedFile, req: &HttpRequest) -> HttpResponse {
     let mut response = file.into_response(req);
+    let sent = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
     headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    if sent {
+        let forever = HeaderValue::from_static("public, max-age=31536000, immutable");
+        headers.insert(CACHE_CONTROL, forever);
+    }
     response
 }
 
