@@ -9,6 +9,11 @@
 //!   tick, its anchor; each tick is late by `offset_k − anchor`. A drift, or a phase moved
 //!   by a stall, stays late for every tick after it.
 //!
+//! - **Crowding**: how many of a generator's connections have their ticks arrive in the
+//!   same millisecond of the second ([`TickLog::phase_ms`]). It shows how a server spreads
+//!   its ticks: a server sending on a coarse grid crowds each tick among many, and a client
+//!   reading a crowd reads its last tick a crowd's worth after its first.
+//!
 //! The Node client (`bench/node-client/client.js`) measures the same two ways, so the two
 //! clients can be compared figure by figure.
 
@@ -71,6 +76,12 @@ impl TickLog {
             }
         }
         self.previous = Some((at_ms, count));
+    }
+
+    /// The millisecond of the second (0–999) this connection's ticks arrive in: its best
+    /// tick's, once it has had a tick.
+    pub fn phase_ms(&self) -> Option<usize> {
+        self.anchor_ms.is_finite().then(|| self.anchor_ms.rem_euclid(1000.0) as usize % 1000)
     }
 
     /// Schedule lateness of each tick in the window, in ms.

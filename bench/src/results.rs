@@ -19,6 +19,10 @@ pub struct SteadyResult {
     /// tick its count says it should be. See [`crate::lateness`].
     #[serde(default)]
     pub schedule_lateness_ms: Summary,
+    /// For each connection, how many of the generator's connections (itself included) have
+    /// their ticks arrive in the same millisecond of the second. See [`crate::lateness`].
+    #[serde(default)]
+    pub crowding: Summary,
     /// Ticks whose count was not the previous one plus one.
     pub out_of_order: usize,
     pub ticks: usize,

@@ -106,6 +106,7 @@ pub fn measure(
         // Percentiles cannot be merged exactly: report the worst generator's.
         load.lateness_ms = load.lateness_ms.worst(&part.lateness_ms);
         load.schedule_lateness_ms = load.schedule_lateness_ms.worst(&part.schedule_lateness_ms);
+        load.crowding = load.crowding.worst(&part.crowding);
     }
     load.connect_secs = connect_secs;
     let ticks = size as f64 * measured;

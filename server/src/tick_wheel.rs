@@ -5,21 +5,29 @@
 //! phase, and a worker's one task ([`crate::worker`]) comes round to a slot when its moment
 //! arrives and sends the tick of every connection in it. A tick then costs no timer of its
 //! own: tokio's timer inserts and fires every `Sleep`, every time, and wakes a task per
-//! socket. With the wheel, a worker wakes at most a hundred times a second however many
+//! socket. With the wheel, a worker wakes at most a thousand times a second however many
 //! sockets it holds, and only for slots that hold any. A second is a whole number of
 //! slots, so a connection stays in its slot from tick to tick.
+//!
+//! A slot is a millisecond, the resolution of tokio's timer (and of Node's, whose timers
+//! fire in the loop turn of their millisecond): the ticks of a second leave spread as the
+//! connections' phases are, a slot's few at a time. With 10 ms slots, 15,000 connections
+//! left in bursts of 150; a client reading a burst reads its last tick a burst's worth
+//! after its first, and the order it reads them in changes from second to second, which
+//! showed as p99 lateness by interval above Node's (docs/benchmarks.md, "Tick timing").
+//! The cost is the wakes: under load a worker wakes every millisecond instead of every ten.
 
 use slab::Slab;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The wheel's resolution: a tick is sent up to this much after its moment.
-pub const SLOT: Duration = Duration::from_millis(10);
+pub const SLOT: Duration = Duration::from_millis(1);
 
 const SLOT_NANOS: u64 = SLOT.as_nanos() as u64;
 
-/// Slots in a second.
-const SLOTS: usize = 100;
+/// Slots in a second: how many times a second a busy worker comes round.
+pub const SLOTS: usize = 1000;
 
 const _: () = assert!(SLOT_NANOS * SLOTS as u64 == 1_000_000_000);
 
@@ -47,6 +55,9 @@ pub struct Wheel<C> {
     /// start, so that the slot of a moment is the same on every worker.
     epoch: Instant,
     slots: Vec<Slab<C>>,
+    /// Connections on the wheel, so that an emptied wheel is known without a look at
+    /// every slot.
+    len: usize,
     /// The next slot moment not yet come round to.
     next: Instant,
 }
@@ -57,6 +68,7 @@ impl<C> Wheel<C> {
         Self {
             epoch,
             slots: (0..SLOTS).map(|_| Slab::new()).collect(),
+            len: 0,
             next: on_grid(Instant::now(), epoch),
         }
     }
@@ -69,17 +81,19 @@ impl<C> Wheel<C> {
     /// Puts `connection` in the slot of `moment` (a moment on the grid).
     pub fn insert(&mut self, moment: Instant, connection: C) -> Place {
         let slot = self.slot_of(moment);
+        self.len += 1;
         Place { slot, key: self.slots[slot].insert(connection) }
     }
 
     /// Takes the connection at `place` off the wheel.
     pub fn remove(&mut self, place: Place) -> C {
+        self.len -= 1;
         self.slots[place.slot].remove(place.key)
     }
 
     /// Whether no connection is on the wheel.
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Slab::is_empty)
+        self.len == 0
     }
 
     /// Every connection on the wheel.
@@ -107,6 +121,9 @@ impl<C> Wheel<C> {
     /// one on whose slot holds a connection (`None`: the wheel is empty). Under load that is
     /// the next slot itself; a nearly idle worker sleeps through the empty ones.
     pub fn next_occupied(&self) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
         let start = self.slot_of(self.next);
         (0..SLOTS)
             .find(|offset| !self.slots[(start + offset) % SLOTS].is_empty())
@@ -130,9 +147,10 @@ mod tests {
     #[test]
     fn moments_round_up_to_the_grid() {
         let epoch = Instant::now();
-        assert_eq!(on_grid(epoch + ms(1), epoch), epoch + ms(10));
+        let micros = Duration::from_micros;
+        assert_eq!(on_grid(epoch + micros(100), epoch), epoch + ms(1));
         assert_eq!(on_grid(epoch + ms(10), epoch), epoch + ms(10));
-        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(20));
+        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(11));
     }
 
     /// Which connections a wheel comes round to at each of `moments`.
@@ -163,6 +181,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn connections_a_few_milliseconds_apart_are_visited_apart() {
+        let epoch = Instant::now();
+        let mut wheel = Wheel::new(epoch);
+        for (millis, name) in [(3, "a"), (6, "b"), (9, "c")] {
+            wheel.insert(epoch + ms(millis), name);
+        }
+        let at = |millis| epoch + ms(millis);
+        assert_eq!(
+            visits(&mut wheel, &[at(3), at(6), at(9)]),
+            [vec!["a"], vec!["b"], vec!["c"]],
+            "each at its own moment, not one burst"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn after_a_stall_every_slot_is_visited_once() {
         let epoch = Instant::now();
         let mut wheel = Wheel::new(epoch);
@@ -180,7 +213,7 @@ mod tests {
         let mut wheel = Wheel::new(epoch);
         assert_eq!(wheel.next_occupied(), None);
         let place = wheel.insert(epoch + ms(800), ());
-        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every 10 ms");
+        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every millisecond");
         wheel.insert(epoch + ms(1300), ());
         assert_eq!(wheel.next_occupied(), Some(epoch + ms(300)), "a second's slot comes round");
         wheel.remove(place);

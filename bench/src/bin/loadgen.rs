@@ -417,9 +417,10 @@ fn steady_result(
 ) -> SteadyResult {
     let mut result =
         SteadyResult { connections, failed_connects, connect_secs, ..Default::default() };
-    let (mut by_interval, mut by_schedule) = (Vec::new(), Vec::new());
+    let (mut by_interval, mut by_schedule, mut phases) = (Vec::new(), Vec::new(), Vec::new());
     for outcome in outcomes {
         if let Outcome::Steady(held) = outcome {
+            phases.extend(held.ticks.phase_ms());
             by_schedule.extend(held.ticks.schedule_lateness_ms());
             by_interval.extend(held.ticks.interval_lateness_ms);
             result.out_of_order += held.ticks.out_of_order;
@@ -429,6 +430,12 @@ fn steady_result(
     }
     result.lateness_ms = Summary::of(by_interval);
     result.schedule_lateness_ms = Summary::of(by_schedule);
+    let mut per_millisecond = [0_usize; 1000];
+    for &phase in &phases {
+        per_millisecond[phase] += 1;
+    }
+    result.crowding =
+        Summary::of(phases.iter().map(|&phase| per_millisecond[phase] as f64).collect());
     result
 }
 

@@ -85,7 +85,9 @@ fn steady(report: &Report, md: &mut String) {
          Each size on a fresh release wstime-server {peer}, the connections held by our load \
          generator. Lateness by interval is each tick's interval less 1 s; by schedule, how much \
          later a tick came than its count says, counted from the connection's best tick since \
-         it opened (a drift or a moved phase stays late; see docs/benchmarks.md).\n\n{}",
+         it opened (a drift or a moved phase stays late); crowding, how many of a generator's \
+         connections have their ticks arrive in the same millisecond of the second (see \
+         docs/benchmarks.md).\n\n{}",
         table_head("server")
     );
     for row in &by_loadgen {
@@ -125,16 +127,20 @@ fn table_head(first: &str) -> String {
     format!(
         "| {first} | connections | connect rate /s | RSS per connection | user CPU per tick | \
          kernel CPU per tick | lateness by interval p50 / p99 / max | by schedule p50 / p99 / max | \
-         out of order | failed connects | dropped | CPU stolen by the host | CPU pressure |\n|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         crowding p50 / p99 | out of order | failed connects | dropped | CPU stolen by the host | \
+         CPU pressure |\n|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         "---|".repeat(columns)
     )
 }
 
 /// A steady row's figures, after the columns that say what was measured.
 fn row_cells(row: &SteadyRow) -> String {
-    let (i, s) = (row.load.lateness_ms, row.load.schedule_lateness_ms);
+    let (i, s, c) = (row.load.lateness_ms, row.load.schedule_lateness_ms, row.load.crowding);
+    // The independent client does not measure crowding.
+    let crowding =
+        if c.count == 0 { "–".to_owned() } else { format!("{:.0} / {:.0}", c.p50, c.p99) };
     format!(
-        "{} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {:.1}% | {}",
+        "{} | {:.0} | {:.1} KB | {:.2} µs | {:.2} µs | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {crowding} | {} | {} | {} | {:.1}% | {}",
         row.connections,
         row.connect_rate,
         row.rss_per_connection_kb,

@@ -130,10 +130,10 @@ mod tests {
     #[test]
     fn a_new_session_ticks_one_second_after_its_open_on_the_grid() {
         let epoch = Instant::now();
-        let now = epoch + ms(1234);
+        let now = epoch + ms(1234) + Duration::from_micros(300);
         let opened = Opened::at(Duration::ZERO);
         let schedule = Schedule::new(opened, now, epoch, &timing(10.0));
-        assert_eq!(schedule.next_tick(), epoch + ms(2240), "rounded up to the 10 ms grid");
+        assert_eq!(schedule.next_tick(), epoch + ms(2235), "rounded up to the grid");
         assert_eq!(schedule.seconds(), 0);
     }
 

@@ -67,6 +67,8 @@ pub struct Worker<T: AsyncRead + AsyncWrite + Unpin + 'static> {
     drain: RefCell<Drain<T>>,
     drain_window: Duration,
     moves: Arc<Moves>,
+    /// When the turning task may next take some of the moves.
+    moves_due: Cell<Instant>,
 }
 
 /// Where this worker is in the drain's closing phase.
@@ -93,6 +95,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
             drain: RefCell::new(Drain::NotYet),
             drain_window: parts.drain_window,
             moves: Arc::clone(&parts.moves),
+            moves_due: Cell::new(epoch),
         })
     }
 
@@ -205,7 +208,11 @@ async fn turn<T: AsyncRead + AsyncWrite + Unpin + 'static>(worker: Rc<Worker<T>>
             worker.schedule_drain(now);
         }
         // Sockets to move to emptier instances this turn, if the cluster is unbalanced.
-        let mut moving = worker.moves.take_for_a_turn();
+        let mut moving = 0;
+        if now >= worker.moves_due.get() {
+            worker.moves_due.set(now + moves::TAKE_EVERY);
+            moving = worker.moves.take_for_a_turn();
+        }
         worker.wheel.borrow_mut().come_round(now, |connection| {
             if moving > 0 && connection.phase() == Phase::Open {
                 moving -= 1;

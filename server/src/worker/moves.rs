@@ -7,6 +7,11 @@ use std::{
     time::Duration,
 };
 
+/// How often a worker takes its share of the moves: a hundred times a second whatever the
+/// wheel's resolution, so that with [`Moves::take_for_a_turn`]'s fiftieth the closes spread
+/// over the second.
+pub const TAKE_EVERY: Duration = Duration::from_millis(10);
+
 /// How long a moved client is asked to wait before reconnecting (it adds jitter).
 pub const RETRY_HINT: Duration = Duration::from_millis(500);
 
@@ -27,7 +32,7 @@ impl Moves {
     }
 
     /// Takes some of what is left for one turn of a worker's wheel: about a fiftieth, so
-    /// the closes spread over the second (a worker turns up to a hundred times).
+    /// the closes spread over the second (a worker takes every [`TAKE_EVERY`]).
     pub fn take_for_a_turn(&self) -> usize {
         let mut left = self.0.load(Ordering::Relaxed);
         while left > 0 {
