@@ -12,6 +12,7 @@
 //! - [`state`]: the handles the routes and the upgrade share.
 //! - [`transport`]: how a TCP connection becomes an HTTP one (client address, its share of
 //!   the connections in HTTP, TLS).
+//! - [`tls_stream`]: TLS over a socket that keeps no buffer while the socket is idle.
 //! - [`routes`]: the page (static files), the health check, `/metrics` and `/cluster`, on
 //!   the same port as WebSockets.
 //! - [`upgrade`]: where a WebSocket upgrade is checked, refused or accepted.
@@ -75,6 +76,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod tick_wheel;
+pub mod tls_stream;
 pub mod traffic;
 pub mod transport;
 pub mod upgrade;

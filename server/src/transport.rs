@@ -31,13 +31,13 @@ use tokio::{
     net::TcpStream,
     time::Instant,
 };
-use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
 use crate::{
     client_addr::{self, TrustedProxies},
     client_limits::{ClientLimits, PendingSlot},
     log_throttle::LogThrottle,
     metrics::Metrics,
+    tls_stream::TlsStream,
 };
 
 /// How long a client has to finish its TLS handshake.
@@ -59,7 +59,9 @@ pub enum TlsSetupError {
     Mismatch(String),
 }
 
-/// The TLS settings of an instance that serves HTTPS and WSS itself: HTTP/1.1 only.
+/// The TLS settings of an instance that serves HTTPS and WSS itself: TLS 1.3 and HTTP/1.1
+/// only, and rustls hands the traffic keys over after the handshake (see
+/// [`crate::tls_stream`], which makes the records from then on).
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
     let shown = |path: &Path| path.display().to_string();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -76,12 +78,13 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
         .map_err(|error| TlsSetupError::Key { path: shown(key), reason: error.to_string() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|error| TlsSetupError::Mismatch(error.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|error| TlsSetupError::Mismatch(error.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -178,17 +181,17 @@ pub fn tls(
 ) -> impl ServiceFactory<
     TcpStream,
     Config = (),
-    Response = (Stream<TlsStream<TcpStream>>, Protocol, Option<SocketAddr>),
+    Response = (Stream<TlsStream>, Protocol, Option<SocketAddr>),
     Error = DispatchError,
     InitError = (),
 > {
-    let acceptor = TlsAcceptor::from(config);
     fn_service(move |mut stream: TcpStream| {
-        let (doorway, acceptor) = (Arc::clone(&doorway), acceptor.clone());
+        let (doorway, config) = (Arc::clone(&doorway), Arc::clone(&config));
         async move {
             // Counted before the TLS handshake: it is the costliest part of a connection.
             let (client, pending) = doorway.meet(&mut stream, false).await?;
-            let handshake = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(TLS_HANDSHAKE_LIMIT, TlsStream::accept(stream, config));
             let stream = handshake
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake too slow"))

@@ -92,7 +92,7 @@ struct Args {
     #[arg(long)]
     independent_size: Option<usize>,
     /// Connections for the run over TLS (wstime serving `wss://` itself; 0: skip it).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 15000)]
     tls_size: usize,
     /// Runs of the page row per page and link, each a cold load and a warm one: the report
     /// gives the median, which 5 runs keep from being one stall's figure (0: skip it).

@@ -189,6 +189,23 @@ async fn an_instance_with_a_certificate_serves_the_page_and_wss_on_one_port() {
         }
     }
     assert_eq!(counts, [0, 1]);
+
+    // OpenSSL's TLS (curl) reads the page's files whole, and TLS 1.2 is refused: the
+    // instance makes TLS 1.3's records itself after the handshake (`tls_stream`).
+    let curl = |extra: &[&str], path: &str| {
+        std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--cacert"])
+            .arg(&certificate.ca)
+            .args(extra)
+            .arg(format!("https://localhost:{}/{path}", server.port))
+            .output()
+            .expect("curl runs")
+    };
+    let wasm = curl(&[], "wstime-frontend_bg.wasm");
+    assert!(wasm.status.success(), "{}", String::from_utf8_lossy(&wasm.stderr));
+    assert!(wasm.stdout == b"\0asm\x01\0\0\0".repeat(512), "the file, byte for byte");
+    let old = curl(&["--tlsv1.2", "--tls-max", "1.2"], "");
+    assert!(!old.status.success(), "TLS 1.2 is refused");
 }
 
 /// The certificates in a PEM file.
