@@ -21,12 +21,16 @@ pub(super) fn render(report: &Report) -> String {
             md,
             "## System calls\n\n`strace -f` on the server with {} connections: {} writes to TCP \
              sockets for {} ticks ({:.2} per tick). Every write-family call, by what it wrote \
-             to: {}.\n",
+             to: {}. When the ticks left (strace's clock): a tick shared its millisecond with \
+             p50 {:.0}, p99 {:.0}, at most {:.0} ticks, the one included.\n",
             sys.connections,
             sys.socket_writes,
             sys.ticks,
             sys.socket_writes as f64 / sys.ticks.max(1) as f64,
-            calls.join(", ")
+            calls.join(", "),
+            sys.crowding.p50,
+            sys.crowding.p99,
+            sys.crowding.max,
         );
     }
     if !report.failover.is_empty() {

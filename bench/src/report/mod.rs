@@ -68,6 +68,9 @@ pub struct SyscallRow {
     pub socket_writes: u64,
     /// Every write-family call, by call and what it wrote to (`sendto TCP`, `write eventfd`).
     pub write_calls: Vec<(String, u64)>,
+    /// For each tick, how many ticks the server sent in the same millisecond.
+    #[serde(default)]
+    pub crowding: crate::stats::Summary,
 }
 
 /// The scale-out run, measured.

@@ -24,6 +24,8 @@ pub struct Established {
     pub secrets: ExtractedSecrets,
     /// Application data that came with the handshake's last records.
     pub plaintext: Vec<u8>,
+    /// The peer's close_notify came with them too: it will send nothing more.
+    pub peer_closed: bool,
 }
 
 /// Where a handshake is.
@@ -45,7 +47,15 @@ pub async fn run(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Establ
     // The kernel connection would answer key updates, but it keeps the key schedule (about
     // a kilobyte and a half) for the socket's life: it is dropped, see `records`.
     let (secrets, _) = handshake.tls.dangerous_into_kernel_connection().map_err(invalid)?;
-    Ok(Established { wire, secrets, plaintext: handshake.plaintext })
+    // A KeyUpdate sent with the client's Finished (no client we know does) would be
+    // answered by rustls with a message dropped here: the client could not open what the
+    // new keys seal, and the connection breaks, as a later KeyUpdate closes it.
+    Ok(Established {
+        wire,
+        secrets,
+        plaintext: handshake.plaintext,
+        peer_closed: handshake.peer_closed,
+    })
 }
 
 impl Handshake {
@@ -53,12 +63,12 @@ impl Handshake {
     fn poll(&mut self, wire: &mut Wire, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             ready!(wire.poll_flush(cx))?;
+            if self.established {
+                return Poll::Ready(Ok(()));
+            }
             if self.peer_closed {
                 let closed = "the peer closed the connection during the TLS handshake";
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, closed)));
-            }
-            if self.established {
-                return Poll::Ready(Ok(()));
             }
             if !ready!(wire.poll_read(cx, |incoming, outgoing| self.process(incoming, outgoing)))? {
                 self.peer_closed = true;
@@ -75,9 +85,13 @@ impl Handshake {
             let discard = status.discard;
             let done = match status.state.map_err(invalid)? {
                 ConnectionState::ReadTraffic(mut traffic) => {
+                    let mut taken = 0;
                     while let Some(record) = traffic.next_record() {
-                        self.plaintext.extend_from_slice(record.map_err(invalid)?.payload);
+                        let record = record.map_err(invalid)?;
+                        taken += record.discard;
+                        self.plaintext.extend_from_slice(record.payload);
                     }
+                    consumed += taken;
                     false
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
@@ -101,6 +115,9 @@ impl Handshake {
                 }
                 ConnectionState::BlockedHandshake => true,
                 ConnectionState::PeerClosed | ConnectionState::Closed => {
+                    // A close_notify that came with the client's Finished ends a connection
+                    // that was established: what came before it is still read.
+                    self.established = !self.tls.is_handshaking();
                     self.peer_closed = true;
                     true
                 }

@@ -36,7 +36,10 @@ use tokio::{
 };
 
 use self::{
-    records::{Opener, Sealer, ALERT, APPLICATION_DATA, CLOSE_NOTIFY, MAX_PLAINTEXT},
+    records::{
+        Opener, Sealer, ALERT, APPLICATION_DATA, CLOSE_NOTIFY, MAX_PLAINTEXT, USER_CANCELED,
+        WARNING,
+    },
     wire::{Processed, Wire, MAX_WRITE},
 };
 
@@ -57,6 +60,9 @@ struct Inbound {
     read: usize,
     /// The peer sent close_notify, or the socket ended: reads return end of stream.
     ended: bool,
+    /// What went wrong after the records before it were opened: returned once their
+    /// plaintext is read, and the stream ends after it.
+    failed: Option<io::Error>,
 }
 
 impl TlsStream {
@@ -64,7 +70,13 @@ impl TlsStream {
     pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let established = handshake::run(tcp, config).await?;
         let (sealer, opener) = records::keys(established.secrets)?;
-        let inbound = Inbound { opener, plaintext: established.plaintext, read: 0, ended: false };
+        let inbound = Inbound {
+            opener,
+            plaintext: established.plaintext,
+            read: 0,
+            ended: established.peer_closed,
+            failed: None,
+        };
         Ok(Self { wire: established.wire, sealer, inbound, closed: false })
     }
 
@@ -107,20 +119,29 @@ impl Inbound {
         true
     }
 
-    /// Opens every whole record at the front of `incoming`.
+    /// Opens every whole record at the front of `incoming`. A record that fails ends the
+    /// stream, after the plaintext of those before it.
     fn open(&mut self, incoming: &mut [u8]) -> io::Result<Processed> {
         let mut consumed = 0;
         while !self.ended {
-            let Some((length, opened)) = self.opener.open(&mut incoming[consumed..])? else {
-                break;
+            let (length, opened) = match self.opener.open(&mut incoming[consumed..]) {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(error) => {
+                    (self.failed, self.ended) = (Some(error), true);
+                    break;
+                }
             };
             let content = &incoming[consumed..][opened.content];
             match opened.content_type {
                 APPLICATION_DATA => self.plaintext.extend_from_slice(content),
-                ALERT if content == CLOSE_NOTIFY => self.ended = true,
+                // The description decides; the level may be ignored (RFC 8446 §6).
+                ALERT if content.get(1) == Some(&CLOSE_NOTIFY) => self.ended = true,
+                ALERT if content.get(1) == Some(&USER_CANCELED) => {}
                 _ => {
                     let alert = "the TLS peer sent an alert or a record type it may not";
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, alert));
+                    let error = io::Error::new(io::ErrorKind::ConnectionAborted, alert);
+                    (self.failed, self.ended) = (Some(error), true);
                 }
             }
             consumed += length;
@@ -137,8 +158,11 @@ impl AsyncRead for TlsStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.inbound.take(buf) || this.inbound.ended {
+            if this.inbound.take(buf) {
                 return Poll::Ready(Ok(()));
+            }
+            if this.inbound.ended {
+                return Poll::Ready(this.inbound.failed.take().map_or(Ok(()), Err));
             }
             let inbound = &mut this.inbound;
             if !ready!(this.wire.poll_read(cx, |incoming, _| inbound.open(incoming)))? {
@@ -168,7 +192,7 @@ impl AsyncWrite for TlsStream {
         ready!(this.wire.poll_flush(cx))?;
         if !this.closed {
             this.closed = true;
-            this.seal(ALERT, &CLOSE_NOTIFY, cx)?;
+            this.seal(ALERT, &[WARNING, CLOSE_NOTIFY], cx)?;
             ready!(this.wire.poll_flush(cx))?;
         }
         this.wire.poll_shutdown(cx)
@@ -265,6 +289,79 @@ mod tests {
         stream.flush().await.unwrap();
         client.join().unwrap();
         assert!(!stream.holds_a_buffer());
+    }
+
+    #[tokio::test]
+    async fn records_that_come_with_the_clients_finished_are_read_in_order() {
+        // The client's Finished, a record of data and half of the next in one TCP write,
+        // the other half later: rustls reads the first two, this stream the rest.
+        let (mut stream, client) = connect(|client| {
+            let (mut tls, mut sock) = (client.conn, client.sock);
+            while tls.is_handshaking() {
+                while tls.wants_write() {
+                    tls.write_tls(&mut sock).unwrap();
+                }
+                if tls.is_handshaking() {
+                    tls.read_tls(&mut sock).unwrap();
+                    tls.process_new_packets().unwrap();
+                }
+            }
+            let records = |tls: &mut rustls::ClientConnection, data: &[u8]| {
+                tls.writer().write_all(data).unwrap();
+                let mut records = Vec::new();
+                while tls.wants_write() {
+                    tls.write_tls(&mut records).unwrap();
+                }
+                records
+            };
+            let mut first = records(&mut tls, b"first ");
+            let second = records(&mut tls, b"second");
+            let half = second.len() / 2;
+            first.extend_from_slice(&second[..half]);
+            sock.write_all(&first).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            sock.write_all(&second[half..]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        })
+        .await;
+        assert_eq!(read_exactly(&mut stream, 12).await, b"first second");
+        client.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_clients_key_update_closes_the_connection() {
+        let (mut stream, client) = connect(|mut client| {
+            client.write_all(b"pong").unwrap();
+            client.conn.refresh_traffic_keys().unwrap();
+            client.write_all(b"pong").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        })
+        .await;
+        assert_eq!(read_exactly(&mut stream, 4).await, b"pong");
+        let error = stream.read(&mut [0; 4]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted, "{error}");
+        client.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_cut_inside_a_record_is_an_error_not_an_end() {
+        let (mut stream, client) = connect(|client| {
+            let (mut tls, mut sock) = (client.conn, client.sock);
+            tls.complete_io(&mut sock).unwrap();
+            tls.writer().write_all(b"cut short").unwrap();
+            let mut record = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut record).unwrap();
+            }
+            sock.write_all(&record[..record.len() - 3]).unwrap();
+            // A FIN, not a reset: the socket is not closed with the tickets unread.
+            sock.shutdown(std::net::Shutdown::Write).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        })
+        .await;
+        let error = stream.read(&mut [0; 16]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+        client.join().unwrap();
     }
 
     #[tokio::test]

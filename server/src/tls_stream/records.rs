@@ -41,10 +41,12 @@ pub const ALERT: u8 = 21;
 const HANDSHAKE: u8 = 22;
 pub const APPLICATION_DATA: u8 = 23;
 
-/// An alert's level and description: close_notify (RFC 8446 §6.1).
-pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
+/// An alert's level, and the descriptions that do not end in an error (RFC 8446 §6.1).
+pub const WARNING: u8 = 1;
+pub const CLOSE_NOTIFY: u8 = 0;
+pub const USER_CANCELED: u8 = 90;
 
-/// One direction's traffic keys.
+/// One direction's traffic keys, wiped when dropped (as rustls wipes its own).
 struct Direction {
     algorithm: &'static aead::Algorithm,
     /// The key, `algorithm.key_len()` bytes of it.
@@ -84,6 +86,14 @@ impl Direction {
         let key = UnboundKey::new(self.algorithm, &self.key[..self.algorithm.key_len()])
             .map_err(|_| io::Error::other("a TLS traffic key of the wrong length"))?;
         Ok((LessSafeKey::new(key), Nonce::assume_unique_for_key(nonce)))
+    }
+}
+
+impl Drop for Direction {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.key.zeroize();
+        self.iv.zeroize();
     }
 }
 
@@ -147,7 +157,7 @@ impl Opener {
         let Some(end) = inner.iter().rposition(|&byte| byte != 0) else {
             return Err(refused("a TLS record with no content type"));
         };
-        if end > MAX_PLAINTEXT {
+        if inner.len() > MAX_PLAINTEXT + 1 {
             return Err(refused("a TLS record longer than the protocol allows"));
         }
         let content_type = inner[end];
@@ -193,7 +203,7 @@ mod tests {
         let (mut a, mut b) = pair(0);
         let mut wire = vec![0; 2 * (5 + OVERHEAD)];
         let first = a.seal(APPLICATION_DATA, b"tick!", &mut wire).unwrap();
-        let second = a.seal(ALERT, &CLOSE_NOTIFY, &mut wire[first..]).unwrap();
+        let second = a.seal(ALERT, &[WARNING, CLOSE_NOTIFY], &mut wire[first..]).unwrap();
         assert_eq!(b.open(&mut wire[..first - 1]).unwrap(), None, "a record that came in part");
         let (length, opened) = b.open(&mut wire).unwrap().unwrap();
         assert_eq!((length, &wire[opened.content.clone()]), (first, &b"tick!"[..]));

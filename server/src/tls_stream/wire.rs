@@ -63,7 +63,8 @@ impl Wire {
 
     /// Reads what the socket has, after the part of a record kept from before, and gives
     /// it all to `process`, which sees the incoming bytes and the outgoing scratch buffer.
-    /// `Ready(false)` once the socket has ended (`process` is not called then).
+    /// `Ready(false)` once the socket has ended between records (`process` is not called
+    /// then); an end inside a record is an error: the record was cut.
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -71,11 +72,19 @@ impl Wire {
     ) -> Poll<io::Result<bool>> {
         SCRATCH.with_borrow_mut(|scratch| {
             let kept = self.partial.len();
+            if kept >= scratch.incoming.len() {
+                let long = "a TLS handshake message longer than the buffer for it";
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, long)));
+            }
             scratch.incoming[..kept].copy_from_slice(&self.partial);
             let mut read = ReadBuf::new(&mut scratch.incoming[kept..]);
             ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut read))?;
             let filled = kept + read.filled().len();
             if filled == kept {
+                if kept > 0 {
+                    let cut = "the connection ended inside a TLS record";
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, cut)));
+                }
                 return Poll::Ready(Ok(false));
             }
             self.take(&mut scratch.incoming[..filled], &mut scratch.outgoing, cx, process)?;

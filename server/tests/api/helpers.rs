@@ -36,6 +36,14 @@ pub const HASHED_WASM: &str = "wstime-frontend-0123456789abcdef_bg.wasm";
 /// A hashed script in [`fake_dist`] with a `.gz` copy only: the brotli copy is missing.
 pub const HASHED_JS: &str = "wstime-frontend-0123456789abcdef.js";
 
+/// A file in [`fake_dist`] larger than a TLS write (64 KiB) and its records.
+pub const LARGE_FILE: &str = "large.bin";
+
+/// [`LARGE_FILE`]'s bytes: 300 KB that differ from one position to the next.
+pub fn large_file() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i % 251) as u8).collect()
+}
+
 /// A page directory like trunk's output: `index.html`, a wasm file with an unhashed name,
 /// and [`HASHED_WASM`] and [`HASHED_JS`] with the precompressed copies the build leaves
 /// (each file's bytes are [`fake_file`]'s, so a test can tell which one it was sent).
@@ -45,6 +53,7 @@ pub fn fake_dist(dir: &Path) {
         .expect("write index.html");
     std::fs::write(dir.join("wstime-frontend_bg.wasm"), b"\0asm\x01\0\0\0".repeat(512))
         .expect("write the wasm file");
+    std::fs::write(dir.join(LARGE_FILE), large_file()).expect("write the large file");
     let copies =
         [format!("{HASHED_WASM}.br"), format!("{HASHED_WASM}.gz"), format!("{HASHED_JS}.gz")];
     for name in [HASHED_WASM, HASHED_JS].into_iter().chain(copies.iter().map(String::as_str)) {
