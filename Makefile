@@ -197,6 +197,15 @@ bench-page: dist packages ## Only the page row (Chromium, wstime's page and the 
 	target/release/wstime-bench --out docs/bench --only page
 
 # ---------------------------------------------------------------------------------------
+# The fault lab (docs/chaos.md): real network faults between wstime's parts, each on a host
+# (network namespace) of its own; needs root, iproute2 and nftables
+
+.PHONY: chaos
+chaos: packages ## Run every fault scenario in the lab at a realistic size (root); writes docs/chaos/report.md
+	cargo build --release -p wstime-server -p wstime-bench -p wstime-chaos
+	target/release/wstime-chaos --out docs/chaos
+
+# ---------------------------------------------------------------------------------------
 # The container image (deploy/Containerfile; docs/deploying.md#container-image)
 
 IMAGE ?= wstime:latest

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wstime_cluster::lab::Direction;
 
-use super::{counts_went_on, longest_gap, ticks_chart, time_until, took};
+use super::{connections, counts_went_on, longest_gap, moved_once, ticks_chart, time_until, took};
 use crate::{clients::Riders, deployment::Deployment, outcome::Check, Outcome, Size};
 
 pub const NAME: &str = "HAProxy silently cut from one instance";
@@ -20,7 +20,8 @@ const PROMISE: &str = "HAProxy marks the instance DOWN within 6 s (two failed ch
     2 s each, 500 ms apart, after the 1 s interval); each of its clients sees no tick, treats \
     the server as dead after 5 s and resumes on another instance with its count, within 10 s \
     of its last tick (5 s dead peer, a retry within 1 s, a 2 s connect to the dead server \
-    redispatched, the first tick); no count goes backwards, no client gives up.";
+    redispatched, the first tick), once: no other client is moved; no count goes backwards, \
+    no client gives up.";
 
 const DOWN_LIMIT: Duration = Duration::from_secs(6);
 const GAP_LIMIT_SECS: f64 = 10.0;
@@ -34,6 +35,7 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
         Riders::start(&deployment, &deployment.url(), clients, "hc", before + cut_for + after)?;
     std::thread::sleep(before);
 
+    let held_before = connections(&deployment, 0).unwrap_or(0);
     let cut = deployment.balancer.cut(&deployment.nodes[0], Direction::Both)?;
     let cut_at = riders.now();
     let down = time_until(cut_for, || {
@@ -57,6 +59,7 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
                 result.affected, result.resumed
             ),
         ),
+        moved_once(&result, held_before),
         counts_went_on(&result),
     ];
     let chart = ticks_chart(

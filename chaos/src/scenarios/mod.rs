@@ -89,6 +89,17 @@ pub fn counts_went_on(result: &FailoverResult) -> Check {
     )
 }
 
+/// The check that only the clients of the instance that was lost moved, each once: the
+/// `lost` sockets it held, and not one reconnect more (a client of another instance moved,
+/// or one moved twice, is a reconnect the fault did not call for).
+pub fn moved_once(result: &FailoverResult, lost: u64) -> Check {
+    let needless = result.resumed.saturating_sub(lost as usize);
+    Check::new(
+        result.affected as u64 <= lost && needless == 0,
+        format!("{needless} reconnects beyond one for each of its {lost} clients"),
+    )
+}
+
 /// The largest gap, in seconds, any client went without a tick across a reconnect.
 pub fn longest_gap(result: &FailoverResult) -> f64 {
     result.gap_ms.iter().copied().fold(0.0, f64::max) / 1000.0

@@ -13,7 +13,7 @@ use wstime_cluster::lab::Direction;
 
 use super::{
     client_gone::{idle_env, idle_settings},
-    connections, counts_went_on, longest_gap, ticks_chart, time_until, took,
+    connections, counts_went_on, longest_gap, moved_once, ticks_chart, time_until, took,
 };
 use crate::{clients::Riders, deployment::Deployment, outcome::Check, Outcome, Size};
 
@@ -48,7 +48,8 @@ fn run(size: Size, direction: Direction) -> anyhow::Result<Outcome> {
     let promise = format!(
         "With IDLE_TIMEOUT_SECS={} and PING_INTERVAL_SECS={}: {why}; every one of its clients \
          resumes on another instance with its count, within {gap_limit:.0} s of its last \
-         tick; the instance frees their sockets within {} s; no count goes backwards.",
+         tick, and once: no other client is moved; the instance frees their sockets within \
+         {} s; no count goes backwards.",
         idle.as_secs(),
         ping.as_secs(),
         freed_limit.as_secs()
@@ -84,6 +85,7 @@ fn run(size: Size, direction: Direction) -> anyhow::Result<Outcome> {
                 result.affected, result.resumed
             ),
         ),
+        moved_once(&result, held_before),
         counts_went_on(&result),
     ];
     let file = match direction {
