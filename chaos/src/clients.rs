@@ -96,7 +96,7 @@ pub fn first_count(from: &Host, address: SocketAddr, id: &str) -> anyhow::Result
         let stream = TcpStream::connect_timeout(&address, PROBE_LIMIT)?;
         stream.set_read_timeout(Some(PROBE_LIMIT))?;
         let (mut socket, _) =
-            tungstenite::client(url.as_str(), stream).with_context(|| format!("{url}"))?;
+            tungstenite::client(url.as_str(), stream).with_context(|| format!("opening {url}"))?;
         loop {
             let message = socket.read().with_context(|| format!("a tick from {url}"))?;
             if let tungstenite::Message::Text(text) = message {
