@@ -38,16 +38,3 @@ fn an_instance_that_hears_nothing() {
 fn an_instance_whose_words_are_lost() {
     check(scenarios::one_way::MUTE_NAME);
 }
-
-#[test]
-fn every_scenario_is_tested_here() {
-    let source = include_str!("scenarios.rs");
-    for scenario in scenarios::ALL {
-        let constant = scenario.name;
-        assert!(
-            scenarios::ALL.iter().filter(|s| s.name == constant).count() == 1,
-            "two scenarios are called {constant:?}"
-        );
-    }
-    assert_eq!(source.matches("    check(scenarios::").count(), scenarios::ALL.len());
-}
