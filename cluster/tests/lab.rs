@@ -148,3 +148,22 @@ fn a_lab_is_refused_a_host_name_that_is_not_a_plain_word() {
     let refused = lab.add_host("a b").unwrap_err().to_string();
     assert!(refused.contains("letters, digits"), "{refused}");
 }
+
+#[test]
+fn a_new_lab_removes_what_a_dead_process_left_behind() {
+    // A lab namespace named for a process that has exited, with a process still in it: what
+    // a test killed outright (SIGKILL, no Drop) leaves.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let orphan = format!("wsl{}x0-left", gone.id());
+    let added = std::process::Command::new("ip").args(["netns", "add", &orphan]).status();
+    assert!(added.unwrap().success());
+    let mut command = std::process::Command::new("ip");
+    command.args(["netns", "exec", &orphan, "sleep", "600"]);
+    let mut sleeper = wstime_cluster::Supervised::spawn("left", &mut command, false).unwrap();
+
+    let _lab = Lab::new().unwrap();
+    assert!(namespaces_of(&orphan).is_empty(), "the orphan namespace is still there");
+    let killed = sleeper.wait_exit(Duration::from_secs(5)).expect("the process left is killed");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&killed), Some(9));
+}

@@ -128,25 +128,31 @@ impl Host {
 
     /// The ids of the processes running in this host.
     pub fn processes(&self) -> anyhow::Result<Vec<u32>> {
-        let listed = output("ip", &["netns", "pids", &self.namespace])?;
-        Ok(listed.split_whitespace().filter_map(|pid| pid.parse().ok()).collect())
+        processes_in(&self.namespace)
     }
+}
 
-    /// Kills every process in this host, by pid, and waits up to `limit` until none is left.
-    pub(super) fn kill_processes(&self, limit: Duration) -> anyhow::Result<()> {
-        let own = std::process::id();
-        for pid in self.processes()?.into_iter().filter(|&pid| pid != own) {
-            // A process that exits meanwhile is what we wanted: the result is not needed.
-            let _ = run("kill", &["-KILL", &pid.to_string()], None);
-        }
-        let gone = wait_until(limit, || {
-            self.processes().is_ok_and(|pids| pids.iter().all(|&pid| pid == own))
-        });
-        if !gone {
-            bail!("processes still running in lab host {} after {limit:?}", self.name);
-        }
-        Ok(())
+/// The ids of the processes running in the network namespace `namespace`.
+fn processes_in(namespace: &str) -> anyhow::Result<Vec<u32>> {
+    let listed = output("ip", &["netns", "pids", namespace])?;
+    Ok(listed.split_whitespace().filter_map(|pid| pid.parse().ok()).collect())
+}
+
+/// Kills every process in the network namespace `namespace`, by pid, and waits up to
+/// `limit` until none is left.
+pub(super) fn kill_processes_in(namespace: &str, limit: Duration) -> anyhow::Result<()> {
+    let own = std::process::id();
+    for pid in processes_in(namespace)?.into_iter().filter(|&pid| pid != own) {
+        // A process that exits meanwhile is what we wanted: the result is not needed.
+        let _ = run("kill", &["-KILL", &pid.to_string()], None);
     }
+    let gone = wait_until(limit, || {
+        processes_in(namespace).is_ok_and(|pids| pids.iter().all(|&pid| pid == own))
+    });
+    if !gone {
+        bail!("processes still running in {namespace} after {limit:?}");
+    }
+    Ok(())
 }
 
 /// Where `ip` is: commands that clear their environment (an instance's) lose `PATH`.

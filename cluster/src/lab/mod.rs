@@ -19,6 +19,7 @@ pub mod host;
 use std::{
     io::Write as _,
     net::Ipv4Addr,
+    path::Path,
     process::{Command, Stdio},
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
@@ -109,7 +110,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // Processes first: a namespace with a process in it would outlive its name.
         for host in &self.hosts {
-            if let Err(error) = host.kill_processes(KILL_LIMIT) {
+            if let Err(error) = host::kill_processes_in(host.namespace(), KILL_LIMIT) {
                 eprintln!("lab: {error:#}");
             }
         }
@@ -141,13 +142,20 @@ fn check_can_run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes the namespaces of labs whose owning process is gone, found by their names alone.
+/// Deletes the namespaces of labs whose owning process is gone, found by their names alone,
+/// and kills what still runs in them (an instance a killed test left behind).
 fn remove_orphans() -> anyhow::Result<()> {
     let listed = output("ip", &["netns", "list"])?;
     for namespace in listed.lines().filter_map(|line| line.split_whitespace().next()) {
         if let Some(pid) = owner(namespace) {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                run("ip", &["netns", "delete", namespace], None)?;
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                // Another lab starting at the same moment may be removing it too: only a
+                // namespace that is still there afterwards is a failure.
+                let _ = host::kill_processes_in(namespace, KILL_LIMIT);
+                let _ = run("ip", &["netns", "delete", namespace], None);
+                if Path::new("/run/netns").join(namespace).exists() {
+                    bail!("cannot remove the abandoned lab namespace {namespace}");
+                }
             }
         }
     }
