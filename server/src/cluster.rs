@@ -22,7 +22,7 @@ const SETTLE_VIEWS: usize = 3;
 /// rebalancing takes out of it in flight (at its default pace 5% of an instance's sockets a
 /// second, away for about a second each), less than a ramp of arriving clients or the
 /// clients of a lost instance.
-const SETTLE_BAND: f64 = 0.1;
+pub const SETTLE_BAND: f64 = 0.1;
 
 /// Whether `entry` has missed a refresh: its instance has likely died, its figures are old.
 pub fn is_stale(entry: &InstanceEntry) -> bool {

@@ -22,7 +22,7 @@ use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 use wstime_protocol::{ClusterView, Health};
 
 use crate::{
-    cluster::{is_out_of_rotation, is_stale, mean, KnownCluster},
+    cluster::{is_out_of_rotation, is_stale, mean, KnownCluster, SETTLE_BAND},
     instance::Instance,
     worker::moves::Moves,
 };
@@ -53,7 +53,17 @@ pub fn plan(own: usize, cluster: &ClusterView, settled: bool, settings: Rebalanc
                     && !is_stale(instance)
                     && !is_out_of_rotation(instance))
         });
-    let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
+    // Clients arriving here right now (those of an instance just lost) put the live count
+    // ahead of this instance's own entry in the view, settled or not: the others' entries
+    // are as far behind, and the mean with them. Rebalancing only ever lowers the count, so
+    // a count above its entry is arrivals. Seen in the fault lab's HAProxy cut: 121 moves
+    // in the second the cut instance's clients came in, before any view showed them.
+    let own_entry = cluster.instances.iter().find(|i| i.name == cluster.answered_by);
+    let arriving = own_entry.is_some_and(|entry| {
+        own as f64
+            > (entry.connections as f64 * (1.0 + SETTLE_BAND)).max(entry.connections as f64 + SLACK)
+    });
+    let Some(mean) = mean(own, cluster).filter(|_| calm && !arriving) else { return 0 };
     let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
     let excess = own.saturating_sub(ceiling);
     let budget = ((own as f64 * settings.pace).ceil() as usize).max(1);
@@ -135,6 +145,16 @@ mod tests {
         assert_eq!(plan(3000, &report, false, SETTINGS), 0, "clients still arriving in numbers");
         let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
         assert_eq!(plan(3, &small, true, SETTINGS), 0, "a socket or two is not worth moving");
+    }
+
+    #[test]
+    fn nothing_moves_while_clients_arrive_faster_than_the_views_show() {
+        // a's entry says 2,000; 2,400 are open now: a lost instance's clients coming in.
+        let report = cluster("a", &[("a", 2000, false), ("b", 2000, false), ("c", 2000, false)]);
+        assert_eq!(plan(2400, &report, true, SETTINGS), 0);
+        // Fewer than the entry (its own moves going out) is no arrival.
+        let report = cluster("a", &[("a", 3100, false), ("b", 3000, false), ("c", 0, false)]);
+        assert_eq!(plan(3000, &report, true, SETTINGS), 150);
     }
 
     #[test]

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use wstime_cluster::lab::Direction;
 
-use super::{connections, counts_went_on, longest_gap, moved_once, ticks_chart, time_until, took};
+use super::{
+    connections, counts_went_on, longest_gap, moved_once, rebalancing_moves, ticks_chart,
+    time_until, took,
+};
 use crate::{clients::Riders, deployment::Deployment, outcome::Check, Outcome, Size};
 
 pub const NAME: &str = "HAProxy silently cut from one instance";
@@ -31,12 +34,13 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
     let cut_for = size.pick(Duration::from_secs(20), Duration::from_secs(40));
     // The clients are measured until the heal, not after: once the instance is back, the
     // others rightly move some of their clients to it, which is rebalancing, not the fault.
-    let before = Duration::from_secs(4);
+    let before = size.pick(Duration::from_secs(4), Duration::from_secs(10));
     let deployment = Deployment::start(&[])?;
     let riders = Riders::start(&deployment, &deployment.url(), clients, "hc", before + cut_for)?;
     std::thread::sleep(before);
 
     let held_before = connections(&deployment, 0).unwrap_or(0);
+    let moved_before = rebalancing_moves(&deployment);
     let cut = deployment.balancer.cut(&deployment.nodes[0], Direction::Both)?;
     let cut_at = riders.now();
     let down = time_until(cut_for, || {
@@ -47,6 +51,7 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
     std::thread::sleep(cut_for.saturating_sub(down.unwrap_or(cut_for)));
     let healed_at = riders.now();
     let result = riders.finish()?;
+    let moved = rebalancing_moves(&deployment) - moved_before;
     cut.heal()?;
 
     let gap = longest_gap(&result);
@@ -60,7 +65,7 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
                 result.affected, result.resumed
             ),
         ),
-        moved_once(&result, held_before),
+        moved_once(&result, held_before, moved_before, moved),
         counts_went_on(&result),
     ];
     let chart = ticks_chart(

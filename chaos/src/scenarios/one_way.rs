@@ -13,7 +13,8 @@ use wstime_cluster::lab::Direction;
 
 use super::{
     client_gone::{idle_env, idle_settings},
-    connections, counts_went_on, longest_gap, moved_once, ticks_chart, time_until, took,
+    connections, counts_went_on, longest_gap, moved_once, rebalancing_moves, ticks_chart,
+    time_until, took,
 };
 use crate::{clients::Riders, deployment::Deployment, outcome::Check, Outcome, Size};
 
@@ -60,17 +61,19 @@ fn run(size: Size, direction: Direction) -> anyhow::Result<Outcome> {
     let cut_for = freed_limit + Duration::from_secs(4);
     // The clients are measured until the heal, not after: once the instance is back, the
     // others rightly move some of their clients to it, which is rebalancing, not the fault.
-    let before = Duration::from_secs(4);
+    let before = size.pick(Duration::from_secs(4), Duration::from_secs(10));
     let riders = Riders::start(&deployment, &deployment.url(), clients, "ow", before + cut_for)?;
     std::thread::sleep(before);
 
     let held_before = connections(&deployment, 0).unwrap_or(0);
+    let moved_before = rebalancing_moves(&deployment);
     let cut = deployment.nodes[0].cut(&deployment.balancer, direction)?;
     let cut_at = riders.now();
     let freed = time_until(cut_for, || connections(&deployment, 0) == Some(0));
     std::thread::sleep(cut_for.saturating_sub(freed.unwrap_or(cut_for)));
     let healed_at = riders.now();
     let result = riders.finish()?;
+    let moved = rebalancing_moves(&deployment) - moved_before;
     cut.heal()?;
 
     let gap = longest_gap(&result);
@@ -86,7 +89,7 @@ fn run(size: Size, direction: Direction) -> anyhow::Result<Outcome> {
                 result.affected, result.resumed
             ),
         ),
-        moved_once(&result, held_before),
+        moved_once(&result, held_before, moved_before, moved),
         counts_went_on(&result),
     ];
     let file = match direction {
