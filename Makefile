@@ -16,7 +16,7 @@ WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
 DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
-  podman mmdebstrap dnsmasq-base brotli
+  podman mmdebstrap dnsmasq-base brotli nftables
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
@@ -195,6 +195,15 @@ bench: dist packages ## Measure memory, CPU, lateness and failover, beside the p
 bench-page: dist packages ## Only the page row (Chromium, wstime's page and the post's), into the report already in docs/bench
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench --only page
+
+# ---------------------------------------------------------------------------------------
+# The fault lab (docs/chaos.md): real network faults between wstime's parts, each on a host
+# (network namespace) of its own; needs root, iproute2 and nftables
+
+.PHONY: chaos
+chaos: packages ## Run every fault scenario in the lab at a realistic size (root); writes docs/chaos/report.md
+	cargo build --release -p wstime-server -p wstime-bench -p wstime-chaos
+	target/release/wstime-chaos --out docs/chaos
 
 # ---------------------------------------------------------------------------------------
 # The container image (deploy/Containerfile; docs/deploying.md#container-image)

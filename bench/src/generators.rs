@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wstime_cluster::Supervised;
 
-use crate::{clients::Client, results::FailoverResult};
+use crate::{
+    clients::Client,
+    results::{sum_into, FailoverResult},
+};
 
 /// Connections per generator process: far under its 20,000 open files.
 pub const PER_GENERATOR: usize = 8_000;
@@ -68,12 +71,9 @@ pub fn failover_results(
         merged.resumed += part.resumed;
         merged.restarted += part.restarted;
         merged.gave_up += part.gave_up;
-        if merged.reconnects_per_100ms.len() < part.reconnects_per_100ms.len() {
-            merged.reconnects_per_100ms.resize(part.reconnects_per_100ms.len(), 0);
-        }
-        for (total, n) in merged.reconnects_per_100ms.iter_mut().zip(part.reconnects_per_100ms) {
-            *total += n;
-        }
+        sum_into(&mut merged.reconnects_per_100ms, &part.reconnects_per_100ms);
+        merged.backwards += part.backwards;
+        sum_into(&mut merged.ticks_per_second, &part.ticks_per_second);
     }
     Ok(merged)
 }

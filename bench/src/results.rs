@@ -46,4 +46,21 @@ pub struct FailoverResult {
     pub gave_up: usize,
     /// Successful reconnects per 100 ms, from the first loss on.
     pub reconnects_per_100ms: Vec<usize>,
+    /// Ticks whose count was below the same client's previous one: a session gone back.
+    #[serde(default)]
+    pub backwards: usize,
+    /// Ticks read by all clients in each second from the generator's start.
+    #[serde(default)]
+    pub ticks_per_second: Vec<usize>,
+}
+
+/// Adds `part` into `total` position by position, growing `total` to `part`'s length: for
+/// per-interval counts from several clients or generators, which each end when they end.
+pub fn sum_into(total: &mut Vec<usize>, part: &[usize]) {
+    if total.len() < part.len() {
+        total.resize(part.len(), 0);
+    }
+    for (total, n) in total.iter_mut().zip(part) {
+        *total += n;
+    }
 }

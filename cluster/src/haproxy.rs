@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -15,8 +15,12 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     http,
+    lab::Host,
     process::{free_port, Supervised},
 };
+
+/// Where HAProxy's status page listens inside a lab host (which has every port to itself).
+const LAB_STATS_PORT: u16 = 8404;
 
 /// How long HAProxy may take to start and see every instance healthy.
 const READY_LIMIT: Duration = Duration::from_secs(20);
@@ -71,6 +75,14 @@ impl Servers {
     }
 }
 
+/// Where HAProxy listens: clients on `address`:`port`, its status page on its host's
+/// loopback at `stats_port`.
+struct Listen {
+    address: IpAddr,
+    port: u16,
+    stats_port: u16,
+}
+
 /// One server of the backend as HAProxy holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -94,6 +106,8 @@ pub struct HaProxy {
     admin_socket: PathBuf,
     /// The directory the socket is in, removed with it.
     _runtime: tempfile::TempDir,
+    /// The lab host it runs in, from inside which its status page is read.
+    lab_host: Option<Host>,
 }
 
 impl HaProxy {
@@ -111,6 +125,45 @@ impl HaProxy {
         env: &[(String, String)],
         echo: bool,
     ) -> anyhow::Result<Self> {
+        let port = if port == 0 { free_port()? } else { port };
+        let listen = Listen { address: Ipv4Addr::LOCALHOST.into(), port, stats_port: free_port()? };
+        let command = Command::new("haproxy");
+        let haproxy = Self::launch(command, config, listen, servers, certificate, env, echo)?;
+        haproxy.wait_until_up(servers.count(), up)?;
+        Ok(haproxy)
+    }
+
+    /// Starts HAProxy in the lab host `host`, listening on its address:`port` (its status
+    /// page on the host's loopback), in front of `servers` in other hosts, with `env` on top,
+    /// and waits until it reports `up` of them up.
+    pub fn start_in(
+        host: &Host,
+        config: &Path,
+        port: u16,
+        servers: &Servers,
+        up: usize,
+        env: &[(String, String)],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
+        let listen = Listen { address: host.ip(), port, stats_port: LAB_STATS_PORT };
+        let command = host.command("haproxy");
+        let mut haproxy = Self::launch(command, config, listen, servers, None, env, echo)?;
+        haproxy.lab_host = Some(host.clone());
+        haproxy.wait_until_up(servers.count(), up)?;
+        Ok(haproxy)
+    }
+
+    /// Runs `command` (haproxy, perhaps inside a lab host) with [`COMMON_CONFIG`] and then
+    /// `config`, listening as `listen` says.
+    fn launch(
+        mut command: Command,
+        config: &Path,
+        listen: Listen,
+        servers: &Servers,
+        certificate: Option<&Path>,
+        env: &[(String, String)],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
         if let Servers::Listed(nodes) = servers {
             if nodes.len() > 9 {
                 bail!("deploy/haproxy.cfg has room for 9 instances, not {}", nodes.len());
@@ -120,16 +173,14 @@ impl HaProxy {
         if !common.is_file() {
             bail!("{} loads after {COMMON_CONFIG}, which is not beside it", config.display());
         }
-        let port = if port == 0 { free_port()? } else { port };
-        let stats_port = free_port()?;
-        let mut command = Command::new("haproxy");
+        let Listen { address, port, stats_port } = listen;
         command
             .arg("-db")
             .arg("-f")
             .arg(&common)
             .arg("-f")
             .arg(config)
-            .env("WSTIME_LB_BIND", format!("127.0.0.1:{port}"))
+            .env("WSTIME_LB_BIND", SocketAddr::new(address, port).to_string())
             .env("WSTIME_STATS_BIND", format!("127.0.0.1:{stats_port}"))
             .envs(servers.environment())
             .envs(env.iter().map(|(name, value)| (name, value)));
@@ -140,9 +191,7 @@ impl HaProxy {
             command.env("WSTIME_LB_CERT", certificate);
         }
         let process = Supervised::spawn("haproxy", &mut command, echo)?;
-        let haproxy = Self { process, port, stats_port, admin_socket, _runtime: runtime };
-        haproxy.wait_until_up(servers.count(), up)?;
-        Ok(haproxy)
+        Ok(Self { process, port, stats_port, admin_socket, _runtime: runtime, lab_host: None })
     }
 
     /// Waits (at most [`READY_LIMIT`]) until HAProxy knows `servers` instances and sees `up`
@@ -218,9 +267,13 @@ impl HaProxy {
 
     /// How HAProxy sees each server: (server name, `UP`/`DOWN`/…), from its status CSV.
     pub fn server_states(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let csv =
-            http::request("GET", self.stats_port, "/;csv", "text/plain", Duration::from_secs(2))?
-                .body;
+        let ask =
+            || http::request("GET", self.stats_port, "/;csv", "text/plain", Duration::from_secs(2));
+        let csv = match &self.lab_host {
+            Some(host) => host.enter(ask)??,
+            None => ask()?,
+        }
+        .body;
         let mut lines = csv.lines();
         let header: Vec<&str> =
             lines.next().context("an empty CSV")?.trim_start_matches("# ").split(',').collect();

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use wstime_protocol::ready::Ready;
 
-use crate::process::Supervised;
+use crate::{lab::Host, process::Supervised};
 
 /// How long an instance may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -70,9 +70,33 @@ impl InstanceSpec {
         port: u16,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Instance> {
+        self.launch(label, Command::new(&self.binary), host, port, extra)
+    }
+
+    /// Starts an instance in the lab host `host`, listening on its address:`port`, as on a
+    /// machine of its own: its peers (HAProxy, Redis, clients) reach it over the lab's links.
+    pub fn start_in(
+        &self,
+        label: &str,
+        host: &Host,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Instance> {
+        self.launch(label, host.command(&self.binary), host.ip(), port, extra)
+    }
+
+    /// Runs `command` (the binary, or the binary inside a lab host) as an instance on
+    /// `host`:`port` and waits until it is ready.
+    fn launch(
+        &self,
+        label: &str,
+        mut command: Command,
+        host: IpAddr,
+        port: u16,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Instance> {
         let ready_dir = tempfile::tempdir().context("a directory for the ready file")?;
         let ready_file = ready_dir.path().join("ready.json");
-        let mut command = Command::new(&self.binary);
         // A clean environment: only the contract's variables, so a REDIS_URL or PORT in the
         // caller's shell cannot change what a test or the cluster runs.
         command

@@ -21,6 +21,8 @@
 //! - [`cluster`]: the set of processes and what can be done to them.
 //! - [`roll`]: a rolling restart, every instance drained and replaced in turn.
 //! - [`control`]: the HTTP API over a cluster (status, signal, restart, roll).
+//! - [`lab`]: the fault lab: hosts in network namespaces on one bridge, and the faults
+//!   (silent and loud cuts, packet loss, slow links) made between them with nftables and tc.
 
 pub mod cluster;
 pub mod control;
@@ -28,6 +30,7 @@ pub mod dns;
 pub mod haproxy;
 pub mod http;
 pub mod instance;
+pub mod lab;
 pub mod paths;
 pub mod process;
 pub mod prometheus;

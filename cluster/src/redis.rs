@@ -2,12 +2,18 @@
 //! down (a password, ACL users, TLS only), and a blocking way to ask any Redis process
 //! (server or sentinel) one question.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use redis::FromRedisValue;
 
 use crate::{
+    lab::Host,
     process::{free_port, Supervised},
     tls::Certificates,
 };
@@ -20,7 +26,11 @@ const QUESTION_LIMIT: Duration = Duration::from_secs(2);
 /// A running redis-server.
 pub struct Redis {
     pub process: Supervised,
+    /// The address it listens on: 127.0.0.1, or its lab host's.
+    pub host: IpAddr,
     pub port: u16,
+    /// The lab host it runs in, whose namespace questions to it are asked from.
+    lab_host: Option<Host>,
 }
 
 /// How a redis-server is locked down. The default: not at all.
@@ -94,13 +104,44 @@ impl Redis {
         extra: &[String],
         echo: bool,
     ) -> anyhow::Result<Self> {
-        let mut command = Command::new(binary("redis-server"));
+        let command = Command::new(binary("redis-server"));
+        Self::launch(label, command, Ipv4Addr::LOCALHOST.into(), port, extra, echo)
+    }
+
+    /// Starts redis-server labelled `label` in the lab host `host`, on its address:`port`,
+    /// with `extra` arguments: the lab's network is closed, so protected mode is off and any
+    /// other host may connect, as to a Redis on its own machine.
+    pub fn start_in(
+        label: &str,
+        host: &Host,
+        port: u16,
+        extra: &[String],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
+        let mut arguments = vec!["--protected-mode".to_owned(), "no".to_owned()];
+        arguments.extend_from_slice(extra);
+        let command = host.command(binary("redis-server"));
+        let mut redis = Self::launch(label, command, host.ip(), port, &arguments, echo)?;
+        redis.lab_host = Some(host.clone());
+        Ok(redis)
+    }
+
+    /// Runs `command` (redis-server, perhaps inside a lab host) on `host`:`port` with `extra`
+    /// arguments after the defaults, and waits until it accepts connections.
+    fn launch(
+        label: &str,
+        mut command: Command,
+        host: IpAddr,
+        port: u16,
+        extra: &[String],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
         command
             .args([
                 "--port",
                 &port.to_string(),
                 "--bind",
-                "127.0.0.1",
+                &host.to_string(),
                 "--save",
                 "",
                 "--appendonly",
@@ -113,30 +154,39 @@ impl Redis {
             .args(extra);
         let mut process = Supervised::spawn(label, &mut command, echo)?;
         process.wait_for_line("Ready to accept connections", START_LIMIT)?;
-        Ok(Self { process, port })
+        Ok(Self { process, host, port, lab_host: None })
     }
 
     /// The URL instances use (`REDIS_URL`).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://{}/0", SocketAddr::new(self.host, self.port))
     }
 
-    /// Asks this server one question.
-    pub fn ask<T: FromRedisValue>(&self, question: &redis::Cmd) -> anyhow::Result<T> {
-        ask(self.port, question)
+    /// Asks this server one question (from inside its lab host, if it runs in one).
+    pub fn ask<T: FromRedisValue + Send>(&self, question: &redis::Cmd) -> anyhow::Result<T> {
+        let address = SocketAddr::new(self.host, self.port);
+        match &self.lab_host {
+            Some(host) => host.enter(|| ask_at(address, question))?,
+            None => ask_at(address, question),
+        }
     }
 }
 
 /// Asks the Redis process (server or sentinel) on 127.0.0.1:`port` one question, within a
 /// couple of seconds.
 pub fn ask<T: FromRedisValue>(port: u16, question: &redis::Cmd) -> anyhow::Result<T> {
-    let client = redis::Client::open(("127.0.0.1", port))?;
+    ask_at(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port), question)
+}
+
+/// Asks the Redis process at `address` one question, within a couple of seconds.
+fn ask_at<T: FromRedisValue>(address: SocketAddr, question: &redis::Cmd) -> anyhow::Result<T> {
+    let client = redis::Client::open((address.ip().to_string(), address.port()))?;
     let mut connection = client
         .get_connection_with_timeout(QUESTION_LIMIT)
-        .with_context(|| format!("cannot reach 127.0.0.1:{port}"))?;
+        .with_context(|| format!("cannot reach {address}"))?;
     connection.set_read_timeout(Some(QUESTION_LIMIT))?;
     connection.set_write_timeout(Some(QUESTION_LIMIT))?;
-    question.query(&mut connection).with_context(|| format!("127.0.0.1:{port} did not answer"))
+    question.query(&mut connection).with_context(|| format!("{address} did not answer"))
 }
 
 /// `127.0.0.1:<port>` for each of `ports`, joined by commas: the host list of a

@@ -57,6 +57,7 @@ mod tests {
             version: "0.1.0".to_owned(),
             started_unix_ms: 0,
             refreshed_ms_ago: 0,
+            checked_ms_ago: None,
         }
     }
 

@@ -45,6 +45,8 @@ fn instance(entry: &JsValue) -> Result<InstanceEntry, String> {
             Ok(value) if !value.is_undefined() => whole(&value, "refreshed_ms_ago")?,
             _ => 0,
         },
+        // Rebalancing reads it; the panel does not.
+        checked_ms_ago: None,
     })
 }
 

@@ -48,6 +48,11 @@ pub struct InstanceEntry {
     /// lives, so much more means it has likely died and its entry has not yet expired.
     #[serde(default)]
     pub refreshed_ms_ago: u64,
+    /// How long ago (ms) a load balancer's health check last reached it, when it refreshed
+    /// its entry; absent until one has. An instance checked once and no longer has been cut
+    /// off from its balancer: it gets no new clients, so none can be moved to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_ms_ago: Option<u64>,
 }
 
 impl ClusterView {

@@ -22,11 +22,24 @@ const SETTLE_VIEWS: usize = 3;
 /// rebalancing takes out of it in flight (at its default pace 5% of an instance's sockets a
 /// second, away for about a second each), less than a ramp of arriving clients or the
 /// clients of a lost instance.
-const SETTLE_BAND: f64 = 0.1;
+pub const SETTLE_BAND: f64 = 0.1;
 
 /// Whether `entry` has missed a refresh: its instance has likely died, its figures are old.
 pub fn is_stale(entry: &InstanceEntry) -> bool {
     entry.refreshed_ms_ago > (REFRESH * 5 / 4).as_millis() as u64
+}
+
+/// How long an instance that its load balancer used to check may go unchecked before it
+/// counts as out of rotation: several of HAProxy's 1 s checks (and its 500 ms retries), and
+/// two periods of deploy/kubernetes/'s 2 s readiness probe, plus a refresh's age.
+pub const UNCHECKED_LIMIT: Duration = Duration::from_secs(5);
+
+/// Whether `entry`'s instance was checked by its load balancer and no longer is: the
+/// balancer cannot reach it (a network split, a firewall), so it gets no new clients.
+pub fn is_out_of_rotation(entry: &InstanceEntry) -> bool {
+    entry
+        .checked_ms_ago
+        .is_some_and(|ago| ago + entry.refreshed_ms_ago > UNCHECKED_LIMIT.as_millis() as u64)
 }
 
 /// The mean of `view`'s connection counts, the answering instance's counted as `own`
@@ -155,6 +168,7 @@ pub(crate) fn test_entry(name: &str, connections: u64) -> InstanceEntry {
         version: "0".into(),
         started_unix_ms: 0,
         refreshed_ms_ago: 0,
+        checked_ms_ago: None,
     }
 }
 

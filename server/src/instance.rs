@@ -3,7 +3,13 @@
 //! check, the registry entry, the agent's weight, rebalancing and `/metrics` are judged on,
 //! in one small type, so none of them needs the edge's whole bundle ([`crate::state`]).
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
 
 use tokio::time::Instant;
 use wstime_protocol::{Health, InstanceEntry};
@@ -23,6 +29,10 @@ pub struct Instance {
     pub lifecycle: Lifecycle,
     /// Its limits, load and admission.
     pub capacity: Capacity,
+    /// When a load balancer's health check last reached it, in ms since `started`, plus
+    /// one (0: never). Its registry entry says how long ago, so that the others do not
+    /// move clients towards an instance its balancer can no longer reach.
+    last_checked: AtomicU64,
 }
 
 impl Instance {
@@ -34,7 +44,20 @@ impl Instance {
             started: Instant::now(),
             lifecycle: Lifecycle::default(),
             capacity,
+            last_checked: AtomicU64::new(0),
         }
+    }
+
+    /// Notes that a load balancer's health check reached it now.
+    pub fn note_health_check(&self) {
+        let since_start = self.started.elapsed().as_millis() as u64;
+        self.last_checked.store(since_start + 1, Ordering::Relaxed);
+    }
+
+    /// How long ago a load balancer's health check last reached it; `None` if none has.
+    pub fn checked_ago(&self) -> Option<Duration> {
+        let at = self.last_checked.load(Ordering::Relaxed).checked_sub(1)?;
+        Some(self.started.elapsed().saturating_sub(Duration::from_millis(at)))
     }
 
     /// WebSocket connections open right now.
@@ -74,6 +97,7 @@ impl Instance {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as u64),
             refreshed_ms_ago: 0,
+            checked_ms_ago: self.checked_ago().map(|ago| ago.as_millis() as u64),
         }
     }
 }

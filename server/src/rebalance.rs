@@ -9,7 +9,9 @@
 //! instances, and resume their sessions there. It never sheds below the mean plus the
 //! tolerance, never more than a bounded fraction of its sockets a second, never while
 //! another instance drains, is unhealthy or has missed a refresh (it has likely died, and its
-//! clients are moving already), never before the cluster has settled (clients arriving in
+//! clients are moving already), never while another has gone unchecked by the load balancer
+//! (the balancer cannot reach it: the moved clients would come straight back, found by the
+//! fault lab's HAProxy cut, docs/chaos.md), never before the cluster has settled (clients arriving in
 //! numbers make the registry's counts lag, see
 //! [`crate::cluster::KnownCluster::settled`]), and not at all when it is the only one. The
 //! workers close the sockets as their wheels come round, so the closes spread over the
@@ -20,7 +22,7 @@ use std::{future::Future, pin::pin, sync::Arc, time::Duration};
 use wstime_protocol::{ClusterView, Health};
 
 use crate::{
-    cluster::{is_stale, mean, KnownCluster},
+    cluster::{is_out_of_rotation, is_stale, mean, KnownCluster, SETTLE_BAND},
     instance::Instance,
     worker::moves::Moves,
 };
@@ -46,9 +48,22 @@ pub fn plan(own: usize, cluster: &ClusterView, settled: bool, settings: Rebalanc
     let calm = settled
         && cluster.instances.iter().all(|instance| {
             instance.name == cluster.answered_by
-                || (!instance.draining && instance.health == Health::Ok && !is_stale(instance))
+                || (!instance.draining
+                    && instance.health == Health::Ok
+                    && !is_stale(instance)
+                    && !is_out_of_rotation(instance))
         });
-    let Some(mean) = mean(own, cluster).filter(|_| calm) else { return 0 };
+    // Clients arriving here right now (those of an instance just lost) put the live count
+    // ahead of this instance's own entry in the view, settled or not: the others' entries
+    // are as far behind, and the mean with them. Rebalancing only ever lowers the count, so
+    // a count above its entry is arrivals. Seen in the fault lab's HAProxy cut: 121 moves
+    // in the second the cut instance's clients came in, before any view showed them.
+    let own_entry = cluster.instances.iter().find(|i| i.name == cluster.answered_by);
+    let arriving = own_entry.is_some_and(|entry| {
+        own as f64
+            > (entry.connections as f64 * (1.0 + SETTLE_BAND)).max(entry.connections as f64 + SLACK)
+    });
+    let Some(mean) = mean(own, cluster).filter(|_| calm && !arriving) else { return 0 };
     let ceiling = (mean * (1.0 + settings.tolerance)).max(mean + SLACK).ceil() as usize;
     let excess = own.saturating_sub(ceiling);
     let budget = ((own as f64 * settings.pace).ceil() as usize).max(1);
@@ -130,5 +145,28 @@ mod tests {
         assert_eq!(plan(3000, &report, false, SETTINGS), 0, "clients still arriving in numbers");
         let small = cluster("a", &[("a", 3, false), ("b", 0, false)]);
         assert_eq!(plan(3, &small, true, SETTINGS), 0, "a socket or two is not worth moving");
+    }
+
+    #[test]
+    fn nothing_moves_while_clients_arrive_faster_than_the_views_show() {
+        // a's entry says 2,000; 2,400 are open now: a lost instance's clients coming in.
+        let report = cluster("a", &[("a", 2000, false), ("b", 2000, false), ("c", 2000, false)]);
+        assert_eq!(plan(2400, &report, true, SETTINGS), 0);
+        // Fewer than the entry (its own moves going out) is no arrival.
+        let report = cluster("a", &[("a", 3100, false), ("b", 3000, false), ("c", 0, false)]);
+        assert_eq!(plan(3000, &report, true, SETTINGS), 150);
+    }
+
+    #[test]
+    fn nothing_moves_towards_an_instance_the_balancer_no_longer_checks() {
+        // c holds nothing because HAProxy cannot reach it: moved clients would come back.
+        let mut cut = cluster("a", &[("a", 3000, false), ("b", 3000, false), ("c", 0, false)]);
+        cut.instances[2].checked_ms_ago = Some(6_000);
+        assert_eq!(plan(3000, &cut, true, SETTINGS), 0);
+        // Checked a second ago, or never checked at all (no balancer that checks): it takes.
+        for checked in [Some(1_000), None] {
+            cut.instances[2].checked_ms_ago = checked;
+            assert_eq!(plan(3000, &cut, true, SETTINGS), 150, "{checked:?}");
+        }
     }
 }

@@ -27,7 +27,7 @@ use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSock
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
     lateness::{TickLog, Window},
-    results::{FailoverResult, SteadyResult},
+    results::{sum_into, FailoverResult, SteadyResult},
     stats::Summary,
 };
 use wstime_protocol::{
@@ -108,7 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let socket = open(&target, source, &id).await?;
                 anyhow::Ok(tokio::spawn(async move {
                     if args.failover {
-                        Outcome::Failover(ride(socket, &target, source, &id, stop).await)
+                        Outcome::Failover(ride(socket, &target, source, &id, started, stop).await)
                     } else {
                         let trace = args.trace.is_some().then_some(i);
                         Outcome::Steady(hold(socket, started, measuring, stop, trace).await)
@@ -295,6 +295,10 @@ struct Rode {
     gave_up: bool,
     reconnected_at: Vec<Instant>,
     first_loss: Option<Instant>,
+    /// Ticks whose count was below the one before, on any connection of this client.
+    backwards: usize,
+    /// Ticks read in each second from the generator's start.
+    per_second: Vec<usize>,
 }
 
 /// Holds a connection like the page does: when it ends, reconnect with the same id per
@@ -304,6 +308,7 @@ async fn ride(
     target: &Target,
     source: Ipv4Addr,
     id: &str,
+    origin: Instant,
     stop: CancellationToken,
 ) -> Rode {
     let policy = RetryPolicy::DEFAULT;
@@ -318,7 +323,9 @@ async fn ride(
             None => open(target, source, id).await,
         };
         let (delivered, why) = match current {
-            Ok(current) => follow(current, &mut last_tick, &mut lost, &mut rode, &stop).await,
+            Ok(current) => {
+                follow(current, origin, &mut last_tick, &mut lost, &mut rode, &stop).await
+            }
             Err(_) => (false, Disconnect::Lost),
         };
         if stop.is_cancelled() {
@@ -348,9 +355,11 @@ async fn ride(
 }
 
 /// Reads one connection's ticks until it ends; returns whether it delivered any, and its
-/// close code. The first tick after a loss records the gap and whether the count went on.
+/// close code. The first tick after a loss records the gap and whether the count went on;
+/// every tick is counted in its second since `origin`, and any that goes backwards.
 async fn follow(
     mut socket: Socket,
+    origin: Instant,
     last_tick: &mut Option<(Instant, u64)>,
     lost: &mut bool,
     rode: &mut Rode,
@@ -367,6 +376,14 @@ async fn follow(
         match message {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let Some(tick) = Tick::parse(&text) else { continue };
+                let second = now.duration_since(origin).as_secs() as usize;
+                if rode.per_second.len() <= second {
+                    rode.per_second.resize(second + 1, 0);
+                }
+                rode.per_second[second] += 1;
+                if last_tick.is_some_and(|(_, seconds)| tick.seconds < seconds) {
+                    rode.backwards += 1;
+                }
                 if *lost {
                     *lost = false;
                     if let Some((at, seconds)) = *last_tick {
@@ -458,6 +475,10 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
             buckets[bucket] += 1;
         }
     }
+    let mut ticks_per_second: Vec<usize> = Vec::new();
+    for rode in &rides {
+        sum_into(&mut ticks_per_second, &rode.per_second);
+    }
     FailoverResult {
         clients,
         affected: rides.iter().filter(|r| r.losses > 0).count(),
@@ -466,5 +487,7 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
         restarted: rides.iter().map(|r| r.restarted).sum(),
         gave_up: rides.iter().filter(|r| r.gave_up).count(),
         reconnects_per_100ms: buckets,
+        backwards: rides.iter().map(|r| r.backwards).sum(),
+        ticks_per_second,
     }
 }

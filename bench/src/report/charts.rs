@@ -119,10 +119,10 @@ pub(super) fn scale_out(row: &ScaleOutRow, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A line: its label, colour and points.
-type Series = (String, RGBColor, Vec<(f64, f64)>);
+pub type Series = (String, RGBColor, Vec<(f64, f64)>);
 
-/// A line chart of `series` against x.
-fn line_chart(
+/// A line chart of `series` against x: every chart of the bench and chaos reports.
+pub fn line_chart(
     path: &Path,
     title: &str,
     x_label: &str,

@@ -2,7 +2,7 @@
 //! `results.json` and renders them as a Markdown summary (`markdown`) beside SVG charts
 //! (`charts`).
 
-mod charts;
+pub mod charts;
 mod markdown;
 
 pub use markdown::percent;

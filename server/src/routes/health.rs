@@ -9,13 +9,22 @@ use crate::state::AppState;
 /// from the load threshold until it recovers; `503 draining` during shutdown. Plain text
 /// for load balancers, the details as JSON for people and tools. (The post's snippet
 /// answered twice and used 400; a load balancer reads 503 as "not now".)
+///
+/// A plain-text check is a load balancer's (HAProxy's `httpchk`, a Kubernetes probe): it is
+/// noted, so the cluster can tell when the balancer stops reaching this instance. A person
+/// or tool asking for the JSON is not the balancer, and is not noted.
 pub async fn healthcheck(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    answer(&state, wants_json(&req))
+    let json = wants_json(&req);
+    if !json {
+        state.instance.note_health_check();
+    }
+    answer(&state, json)
 }
 
 /// The same in plain text whatever the client asks: the app port's, when the JSON (the
 /// instance's name, counts and store) is kept to the admin address (`ADMIN_BIND`).
 pub async fn plain_healthcheck(state: web::Data<AppState>) -> HttpResponse {
+    state.instance.note_health_check();
     answer(&state, false)
 }
 
