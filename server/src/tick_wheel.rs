@@ -5,29 +5,30 @@
 //! phase, and a worker's one task ([`crate::worker`]) comes round to a slot when its moment
 //! arrives and sends the tick of every connection in it. A tick then costs no timer of its
 //! own: tokio's timer inserts and fires every `Sleep`, every time, and wakes a task per
-//! socket. With the wheel, a worker wakes at most a thousand times a second however many
+//! socket. With the wheel, a worker wakes at most two hundred times a second however many
 //! sockets it holds, and only for slots that hold any. A second is a whole number of
 //! slots, so a connection stays in its slot from tick to tick.
 //!
-//! A slot is a millisecond, the resolution of tokio's timer (and of Node's, whose timers
-//! fire in the loop turn of their millisecond): the ticks of a second leave spread as the
-//! connections' phases are, a slot's few at a time. With 10 ms slots, 15,000 connections
-//! left in bursts of 150; a client reading a burst reads its last tick a burst's worth
-//! after its first, and the order it reads them in changes from second to second, which
-//! showed as p99 lateness by interval above Node's (docs/benchmarks.md, "Tick timing").
-//! The cost is the wakes: under load a worker wakes every millisecond instead of every ten.
+//! A slot is 5 ms. With 10 ms, 15,000 connections left in bursts of 150 a slot; a client
+//! reading a burst reads its last tick a burst's worth after its first, in an order that
+//! changes from second to second. Finer slots spread the ticks as the connections' phases
+//! are (Node's timers fire in the loop turn of their millisecond), but every slot is a wake
+//! of the worker, and a wake costs the server CPU of its own and, on loopback, the wake of
+//! a client's thread for its first tick. Measured at 15,000 connections, in pairs against
+//! 10 ms slots: 1 ms slots cost 29% more CPU per tick, 2 ms 18%, 5 ms 5% (docs/benchmarks.md,
+//! "Tick timing").
 
 use slab::Slab;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The wheel's resolution: a tick is sent up to this much after its moment.
-pub const SLOT: Duration = Duration::from_millis(1);
+pub const SLOT: Duration = Duration::from_millis(5);
 
 const SLOT_NANOS: u64 = SLOT.as_nanos() as u64;
 
 /// Slots in a second: how many times a second a busy worker comes round.
-pub const SLOTS: usize = 1000;
+pub const SLOTS: usize = 200;
 
 const _: () = assert!(SLOT_NANOS * SLOTS as u64 == 1_000_000_000);
 
@@ -148,9 +149,9 @@ mod tests {
     fn moments_round_up_to_the_grid() {
         let epoch = Instant::now();
         let micros = Duration::from_micros;
-        assert_eq!(on_grid(epoch + micros(100), epoch), epoch + ms(1));
+        assert_eq!(on_grid(epoch + micros(100), epoch), epoch + ms(5));
         assert_eq!(on_grid(epoch + ms(10), epoch), epoch + ms(10));
-        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(11));
+        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(15));
     }
 
     /// Which connections a wheel comes round to at each of `moments`.
@@ -184,12 +185,12 @@ mod tests {
     async fn connections_a_few_milliseconds_apart_are_visited_apart() {
         let epoch = Instant::now();
         let mut wheel = Wheel::new(epoch);
-        for (millis, name) in [(3, "a"), (6, "b"), (9, "c")] {
+        for (millis, name) in [(5, "a"), (10, "b"), (15, "c")] {
             wheel.insert(epoch + ms(millis), name);
         }
         let at = |millis| epoch + ms(millis);
         assert_eq!(
-            visits(&mut wheel, &[at(3), at(6), at(9)]),
+            visits(&mut wheel, &[at(5), at(10), at(15)]),
             [vec!["a"], vec!["b"], vec!["c"]],
             "each at its own moment, not one burst"
         );
@@ -213,7 +214,7 @@ mod tests {
         let mut wheel = Wheel::new(epoch);
         assert_eq!(wheel.next_occupied(), None);
         let place = wheel.insert(epoch + ms(800), ());
-        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every millisecond");
+        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every slot");
         wheel.insert(epoch + ms(1300), ());
         assert_eq!(wheel.next_occupied(), Some(epoch + ms(300)), "a second's slot comes round");
         wheel.remove(place);
