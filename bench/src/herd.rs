@@ -14,7 +14,7 @@ use crate::{
     generators,
     node::NodeParts,
     proc,
-    report::HerdRow,
+    report::{self, HerdRow},
     results::{HerdResult, SteadyResult},
     servers::Server,
     setup::Setup,
@@ -91,20 +91,27 @@ impl Herd {
         }
         std::thread::sleep(Duration::from_secs_f64(LEAD_SECS));
         let (cpu_before, opens_before) = (proc::cpu_time(pid)?, store_opens(server, instance.port));
+        let pressure_before = proc::cpu_pressure_us();
         std::thread::sleep(self.watch);
         let (cpu_after, opens_after) = (proc::cpu_time(pid)?, store_opens(server, instance.port));
+        let pressure = pressure_before.zip(proc::cpu_pressure_us()).map(|(before, after)| {
+            after.saturating_sub(before) as f64 / (self.watch.as_secs_f64() * 1e6) * 100.0
+        });
         let limit = self.watch + Duration::from_secs(60);
         let result: HerdResult = generators::result(&mut herd[0], limit)?;
         let seen: SteadyResult = generators::result(&mut bystanders[0], limit)?;
         let cpu_us = (cpu_after.user_us + cpu_after.kernel_us)
             .saturating_sub(cpu_before.user_us + cpu_before.kernel_us);
-        let row = HerdRow::new(server.label(), sessions, retry, result, seen)
-            .with_server(cpu_us as f64 / 1e6, opens_before.zip(opens_after));
+        let row = HerdRow::new(server.label(), sessions, retry, result, seen).with_server(
+            cpu_us as f64 / 1e6,
+            opens_before.zip(opens_after),
+            pressure,
+        );
         eprintln!(
             "wstime-bench: herd on {} (sessions in {sessions}, {retry}): {} of {} back, all \
              ticking after {}, {:.0} handshakes/s (peak {}/s), first tick p99 {:.0} ms from \
              the attempt, {} failed attempts, {} count resets; bystanders p99 {:.1} ms, max \
-             {:.1} ms by interval",
+             {:.1} ms by interval; CPU pressure {}",
             row.server,
             row.herd.rejoined,
             row.herd.clients,
@@ -116,6 +123,7 @@ impl Herd {
             row.herd.count_resets,
             row.bystanders.lateness_ms.p99,
             row.bystanders.lateness_ms.max,
+            report::percent(row.cpu_pressure_percent),
         );
         Ok(row)
     }

@@ -281,10 +281,12 @@ fn herd(rows: &[HerdRow], md: &mut String) {
          first count was not above their last before the drop (the post's server has no \
          sessions: every count restarts at 0). *Bystanders*: p99 / max lateness by interval of \
          the ticks they read from the drop to the end of the watch. *Server CPU*: its user and \
-         kernel time in that window.\n\n\
+         kernel time in that window; *CPU pressure*, the share of it during which some task on \
+         the machine waited for a core (see below: lateness is comparable only at similar \
+         pressure).\n\n\
          | server | sessions | retry | back | all back | handshakes /s mean / peak | first tick \
          p50 / p99 / max | failed attempts | resets | bystanders p99 / max | server CPU | store \
-         open mean |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         open mean | CPU pressure |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         first.herd.clients, first.bystanders.connections,
     );
     for row in rows {
@@ -293,7 +295,7 @@ fn herd(rows: &[HerdRow], md: &mut String) {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} of {} | {} | {:.0} / {} | {:.0} / {:.0} / {:.0} ms | {} | {} | \
-             {:.1} / {:.1} ms | {:.1} s | {} |",
+             {:.1} / {:.1} ms | {:.1} s | {} | {} |",
             row.server,
             row.sessions,
             row.retry,
@@ -311,6 +313,7 @@ fn herd(rows: &[HerdRow], md: &mut String) {
             b.max,
             row.server_cpu_secs,
             row.store_open_ms_mean.map_or("–".into(), |ms| format!("{ms:.2} ms")),
+            percent(row.cpu_pressure_percent),
         );
     }
     let _ = writeln!(md, "\n![handshakes per second during the herd](herd.svg)\n");

@@ -80,6 +80,11 @@ pub struct HerdRow {
     /// wstime's mean session open during the watch, in ms, from its `/metrics` (`None` for
     /// the post's server, which has no store).
     pub store_open_ms_mean: Option<f64>,
+    /// The share of the watch during which some task on the machine waited for a CPU, in %
+    /// (as [`SteadyRow::cpu_pressure_percent`]): the bystanders' lateness is only
+    /// comparable between runs at similar pressure.
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
 }
 
 impl HerdRow {
@@ -103,16 +108,22 @@ impl HerdRow {
             bystanders,
             server_cpu_secs: 0.0,
             store_open_ms_mean: None,
+            cpu_pressure_percent: None,
         }
     }
 
-    /// With the server's CPU seconds during the watch and its session opens' (count, total
-    /// seconds) before and after it.
-    pub fn with_server(self, cpu_secs: f64, opens: Option<((f64, f64), (f64, f64))>) -> Self {
+    /// With the server's CPU seconds during the watch, its session opens' (count, total
+    /// seconds) before and after it, and the machine's CPU pressure meanwhile.
+    pub fn with_server(
+        self,
+        cpu_secs: f64,
+        opens: Option<((f64, f64), (f64, f64))>,
+        cpu_pressure_percent: Option<f64>,
+    ) -> Self {
         let mean = opens.and_then(|((count_before, sum_before), (count, sum))| {
             (count > count_before).then(|| (sum - sum_before) / (count - count_before) * 1000.0)
         });
-        Self { server_cpu_secs: cpu_secs, store_open_ms_mean: mean, ..self }
+        Self { server_cpu_secs: cpu_secs, store_open_ms_mean: mean, cpu_pressure_percent, ..self }
     }
 }
 

@@ -224,3 +224,44 @@ pub fn result(clients: usize, dropped_at: Instant, rejoins: Vec<Rejoined>) -> He
         handshakes_per_100ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client whose last tick before the drop said `before`, back `after_ms` after the
+    /// drop at `dropped` with a first tick saying `first`, its handshake 1 ms before.
+    fn back(dropped: Instant, before: u64, after_ms: u64, first: u64) -> Rejoined {
+        let at = dropped + Duration::from_millis(after_ms);
+        Rejoined {
+            last_before: Some(before),
+            handshake_at: Some(at - Duration::from_millis(1)),
+            connect_to_tick: Some(Duration::from_millis(5)),
+            first_tick: Some((at, first)),
+            ..Rejoined::default()
+        }
+    }
+
+    #[test]
+    fn a_count_that_does_not_go_on_is_a_reset() {
+        let dropped = Instant::now();
+        let rejoins =
+            vec![back(dropped, 7, 50, 8), back(dropped, 7, 60, 0), back(dropped, 7, 70, 7)];
+        let three = result(3, dropped, rejoins);
+        assert_eq!((three.rejoined, three.count_resets), (3, 2));
+    }
+
+    #[test]
+    fn all_are_back_when_the_last_ticks_and_not_before() {
+        let dropped = Instant::now();
+        let rejoins = vec![back(dropped, 3, 150, 4), back(dropped, 3, 1250, 5)];
+        let all = result(2, dropped, rejoins);
+        assert_eq!(all.all_ticking_ms, Some(1250.0));
+        assert_eq!(all.handshakes_per_100ms.iter().sum::<usize>(), 2);
+        assert_eq!((all.handshakes_per_100ms[1], all.handshakes_per_100ms[12]), (1, 1));
+
+        let stuck = Rejoined { last_before: Some(3), failed_attempts: 4, ..Rejoined::default() };
+        let one_stuck = result(2, dropped, vec![back(dropped, 3, 150, 4), stuck]);
+        assert_eq!((one_stuck.all_ticking_ms, one_stuck.failed_attempts), (None, 4));
+    }
+}
