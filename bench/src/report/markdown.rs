@@ -312,7 +312,7 @@ fn herd(rows: &[HerdRow], md: &mut String) {
             b.p99,
             b.max,
             row.server_cpu_secs,
-            row.store_open_ms_mean.map_or("–".into(), |ms| format!("{ms:.2} ms")),
+            row.store_open_ms_mean.map_or("–".into(), |ms| format!("{ms:.3} ms")),
             percent(row.cpu_pressure_percent),
         );
     }
