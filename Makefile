@@ -196,6 +196,11 @@ bench-page: dist packages ## Only the page row (Chromium, wstime's page and the 
 	cargo build --release -p wstime-server -p wstime-bench
 	target/release/wstime-bench --out docs/bench --only page
 
+.PHONY: bench-herd
+bench-herd: dist packages ## Only the reconnect herd (15,000 clients back at once, wstime with sessions in memory and in Redis, the post's server), into the report already in docs/bench
+	cargo build --release -p wstime-server -p wstime-bench
+	target/release/wstime-bench --out docs/bench --only herd
+
 # ---------------------------------------------------------------------------------------
 # The fault lab (docs/chaos.md): real network faults between wstime's parts, each on a host
 # (network namespace) of its own; needs root, iproute2 and nftables

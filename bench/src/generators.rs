@@ -25,6 +25,20 @@ pub fn start(
     flags: &[&str],
 ) -> anyhow::Result<(Vec<Supervised>, f64)> {
     let count = connections.div_ceil(PER_GENERATOR).max(1);
+    start_in(client, url, connections, count, prefix, flags)
+}
+
+/// [`start`] in `count` processes, whatever their share: for a client that must be one
+/// process (the reconnect herd, whose every client comes back at one moment), which then
+/// holds up to 16,000 sockets of its 20,000 open files.
+pub fn start_in(
+    client: &Client,
+    url: &str,
+    connections: usize,
+    count: usize,
+    prefix: &str,
+    flags: &[&str],
+) -> anyhow::Result<(Vec<Supervised>, f64)> {
     let sources: Vec<String> = (2..=9).map(|i| format!("127.0.0.{i}")).collect();
     let mut processes = Vec::new();
     for g in 0..count {

@@ -12,6 +12,9 @@
 //! - [`scale_out`]: three instances, clients on two, then the third starts: rebalancing.
 //! - [`page`]: the page in Chromium, from navigation to the first tick shown, cold and
 //!   warm, on a fast link and a slow one: wstime's page and the post's.
+//! - [`herd`]: 15,000 clients drop at once and come back to the same server, at once or
+//!   as the page does, while 1,000 others stay connected: how fast they are all back, and
+//!   how late the others' ticks come meanwhile.
 //!
 //! What they start and read:
 //! - [`setup`]: what the experiments start, as the command line gave it.
@@ -36,6 +39,7 @@ pub mod clients;
 pub mod cluster;
 pub mod failover;
 pub mod generators;
+pub mod herd;
 pub mod lateness;
 pub mod machine;
 pub mod metrics_cost;

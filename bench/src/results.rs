@@ -64,3 +64,32 @@ pub fn sum_into(total: &mut Vec<usize>, part: &[usize]) {
         *total += n;
     }
 }
+
+/// A reconnect herd: clients that all closed their connection at one moment (the drop) and
+/// came back to the same server with the same id (see docs/benchmarks.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HerdResult {
+    pub clients: usize,
+    /// Clients whose connection ended before the drop.
+    pub lost_before: usize,
+    /// Clients ticking again after the drop.
+    pub rejoined: usize,
+    /// Attempts after the drop that gave no tick (refused, reset, timed out).
+    pub failed_attempts: usize,
+    /// Clients whose retry policy gave up.
+    pub gave_up: usize,
+    /// Rejoined clients whose first count was not above their last one before the drop: the
+    /// count restarted or went back instead of going on.
+    pub count_resets: usize,
+    /// Ticks after a client's first one whose count was not the previous one plus one.
+    pub out_of_order: usize,
+    /// Milliseconds from the drop until the last client's first tick; `None` unless every
+    /// client came back.
+    pub all_ticking_ms: Option<f64>,
+    /// Milliseconds from the drop to each client's first tick.
+    pub drop_to_tick_ms: Summary,
+    /// Milliseconds from the start of the attempt that succeeded to its first tick.
+    pub connect_to_tick_ms: Summary,
+    /// Handshakes completed per 100 ms, from the drop on.
+    pub handshakes_per_100ms: Vec<usize>,
+}

@@ -1,9 +1,14 @@
 //! The servers measured side by side: wstime, and the post's Node server as its peer.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{
+    net::{Ipv6Addr, TcpListener},
+    path::PathBuf,
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::Context as _;
-use wstime_cluster::{free_port, InstanceSpec, Supervised};
+use wstime_cluster::{InstanceSpec, Supervised};
 
 /// How long a server may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -77,13 +82,13 @@ impl Server {
             Self::Node { binary, dir } => {
                 // The post's server listens on `process.env.PORT` and prints that variable,
                 // not the port it got: so it is given a free port rather than 0. Node binds
-                // `::`, every address, and a socket on that port at another loopback address
-                // (a generator's connection that drew it as its source port) is invisible to a
-                // look at 127.0.0.1 and may appear between the look and Node's bind: then
-                // Node says EADDRINUSE, and another port is tried. (The look itself stays on
-                // loopback, as every network test here does.)
+                // `::`, every address, so the port is taken below the ephemeral range: a
+                // generator's connection at another loopback address may hold any port in
+                // that range as its source (after a reconnect herd, thousands per address
+                // linger in TIME_WAIT), invisible to a look at 127.0.0.1. Should Node still
+                // say EADDRINUSE, another port is tried.
                 for attempt in 1..=PORT_ATTEMPTS {
-                    let port = free_port()?;
+                    let port = free_port_below_ephemeral()?;
                     let mut command = Command::new(binary);
                     command
                         .arg("server.js")
@@ -111,4 +116,24 @@ impl Server {
             }
         }
     }
+}
+
+/// A port free on every address (`[::]`, as Node binds it), below the ephemeral range
+/// (`ip_local_port_range`), where no connection's source port can be.
+fn free_port_below_ephemeral() -> anyhow::Result<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .context("read /proc/sys/net/ipv4/ip_local_port_range")?;
+    let lowest: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|low| low.parse().ok())
+        .context("ip_local_port_range says no lowest port")?;
+    let start = 10_000.min(lowest.saturating_sub(1000));
+    for _ in 0..100 {
+        let port = start + rand::random::<u16>() % lowest.saturating_sub(start).max(1);
+        if TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between {start} and {lowest} (below the ephemeral range)")
 }

@@ -29,13 +29,16 @@ impl Setup {
         InstanceSpec {
             binary: self.server_bin.clone(),
             static_dir: self.static_dir.clone(),
-            // The generators open thousands of sockets a second from eight addresses: the
-            // per-client limits, which guard admission, are off for the steady state.
+            // The generators open thousands of sockets a second from eight addresses, each
+            // standing for thousands of clients: the per-client limits, which guard
+            // admission, are off (the pending share too: a reconnect herd from eight
+            // addresses would otherwise be turned away 64 handshakes per address at a time).
             env: vec![
                 ("RUST_LOG".into(), QUIET.into()),
                 ("MAX_CONNECTIONS".into(), "19000".into()),
                 ("MAX_CONNECTIONS_PER_CLIENT".into(), "0".into()),
                 ("CONNECT_RATE_PER_CLIENT".into(), "0".into()),
+                ("MAX_PENDING_HANDSHAKES_PER_CLIENT".into(), "0".into()),
             ],
             echo: false,
         }

@@ -9,6 +9,8 @@
 //! - [`config`]: every setting, as a flag and an environment variable.
 //! - [`startup`]: binds the port, wires the parts, runs until a signal and waits for
 //!   everything it started; `main` only parses and calls it.
+//! - [`listener`]: the app port's socket, its listen backlog deep enough for a reconnect
+//!   herd.
 //! - [`state`]: the handles the routes and the upgrade share.
 //! - [`transport`]: how a TCP connection becomes an HTTP one (client address, its share of
 //!   the connections in HTTP, TLS).
@@ -64,6 +66,7 @@ pub mod config;
 pub mod connection;
 pub mod instance;
 pub mod lifecycle;
+pub mod listener;
 pub mod log_id;
 pub mod log_throttle;
 pub mod metrics;

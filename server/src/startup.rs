@@ -26,6 +26,7 @@ use crate::{
     connection::{schedule::Timing, shared::Settings},
     instance::Instance,
     lifecycle::Stage,
+    listener,
     metrics::{scrape::InstanceCollector, Metrics},
     rebalance::{self, Rebalancing},
     redis::{topology::ConnectError, Redis},
@@ -118,7 +119,7 @@ impl Application {
         }
 
         let addr = std::net::SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr).map_err(|source| match source.kind() {
+        let listener = listener::bind(addr).map_err(|source| match source.kind() {
             io::ErrorKind::AddrInUse => StartupError::PortInUse { addr: addr.to_string() },
             _ => StartupError::Bind { addr: addr.to_string(), source },
         })?;

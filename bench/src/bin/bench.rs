@@ -1,7 +1,7 @@
 //! wstime-bench: the benchmark driver behind `make bench`. It reads its flags, runs the
 //! library's experiments in order (steady load, what the per-tick metrics cost, write calls
-//! per tick, failover, scale-out, the page in Chromium; the crate's map says what each
-//! measures) and writes the report. With `--only`, it runs the parts named and keeps the
+//! per tick, failover, scale-out, the page in Chromium, the reconnect herd; the crate's map
+//! says what each measures) and writes the report. With `--only`, it runs the parts named and keeps the
 //! others' figures from the report already there.
 
 use std::{
@@ -12,6 +12,7 @@ use std::{
 use clap::Parser;
 use wstime_bench::{
     failover::Failover,
+    herd::Herd,
     machine,
     metrics_cost::MetricsCost,
     node::NodeParts,
@@ -32,6 +33,7 @@ enum Part {
     Failover,
     ScaleOut,
     Page,
+    Herd,
 }
 
 #[derive(Debug, Parser)]
@@ -41,6 +43,15 @@ struct Args {
     /// kept from the `results.json` already in `--out`, if there is one.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
+    /// Clients in the reconnect herd, in one generator process (0: skip it).
+    #[arg(long, default_value_t = 15_000)]
+    herd_clients: usize,
+    /// Clients that stay connected through the herd and measure their ticks' lateness.
+    #[arg(long, default_value_t = 1_000)]
+    herd_bystanders: usize,
+    /// How long each herd is watched after the drop.
+    #[arg(long, default_value_t = 15.0)]
+    herd_secs: f64,
     /// Steady-load sizes (connections).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000")]
     sizes: Vec<usize>,
@@ -127,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         failover: Vec::new(),
         scale_out: None,
         page: None,
+        herd: Vec::new(),
     });
     let window = Duration::from_secs_f64(args.window_secs);
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
@@ -171,6 +183,14 @@ fn main() -> anyhow::Result<()> {
     if runs(Part::Page) && args.page_runs > 0 {
         let page = PageLoad { runs: args.page_runs };
         report.page = Some(page.run(&setup, node.as_ref())?);
+    }
+    if runs(Part::Herd) && args.herd_clients > 0 {
+        let herd = Herd {
+            clients: args.herd_clients,
+            bystanders: args.herd_bystanders,
+            watch: Duration::from_secs_f64(args.herd_secs),
+        };
+        report.herd = herd.run(&setup, node.as_ref())?;
     }
     report::write(&report, &args.out)?;
     eprintln!(

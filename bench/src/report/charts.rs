@@ -4,7 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Report, ScaleOutRow, SteadyRow, LOADGEN};
+use super::{HerdRow, Report, ScaleOutRow, SteadyRow, LOADGEN};
 
 /// Memory per connection, CPU per tick and p99 lateness against connections, a line per
 /// server.
@@ -114,6 +114,29 @@ pub(super) fn scale_out(row: &ScaleOutRow, dir: &Path) -> anyhow::Result<()> {
         "Connections per instance after the third starts",
         "seconds after the third instance started",
         "connections",
+        &series,
+    )
+}
+
+/// Handshakes per second after the drop, a line per server and way back.
+pub(super) fn herd(rows: &[HerdRow], dir: &Path) -> anyhow::Result<()> {
+    let colors = [BLUE, CYAN, GREEN, RED, MAGENTA, BLACK];
+    let series: Vec<Series> = rows
+        .iter()
+        .zip(colors.into_iter().cycle())
+        .map(|(row, color)| {
+            let buckets = &row.herd.handshakes_per_100ms;
+            let points =
+                buckets.iter().enumerate().map(|(i, n)| (i as f64 / 10.0, *n as f64 * 10.0));
+            let label = format!("{} ({}, {})", row.server, row.sessions, row.retry);
+            (label, color, points.collect())
+        })
+        .collect();
+    line_chart(
+        &dir.join("herd.svg"),
+        "Handshakes completed during the reconnect herd",
+        "seconds after the drop",
+        "handshakes per second (100 ms buckets)",
         &series,
     )
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, ScaleOutRow, SteadyRow, LOADGEN};
+use super::{HerdRow, Report, ScaleOutRow, SteadyRow, LOADGEN};
 use crate::page::{median_and_range, PageReport, SLOW_BYTES_PER_SECOND, SLOW_LATENCY_MS};
 
 /// The whole summary: each experiment's section, in the order they ran.
@@ -67,6 +67,9 @@ pub(super) fn render(report: &Report) -> String {
     }
     if let Some(page) = &report.page {
         page_load(page, &mut md);
+    }
+    if !report.herd.is_empty() {
+        herd(&report.herd, &mut md);
     }
     md
 }
@@ -272,6 +275,58 @@ fn scale_out(row: &ScaleOutRow, md: &mut String) {
         row.peak_load,
         row.healthy_below,
     );
+}
+
+/// The reconnect herds, one row per server and way back, and their chart.
+fn herd(rows: &[HerdRow], md: &mut String) {
+    let first = &rows[0];
+    let _ = writeln!(
+        md,
+        "## Reconnect herd: {} clients drop at once and come back to the same server\n\n\
+         One server holds {} bystanders (one load generator) and the herd (another); at one \
+         moment every herd client closes its socket and reconnects with the same id, at once \
+         and again at once after a failure (`immediate`), or after the page's jittered delay \
+         (`page`). *All back*: from the drop until the last client's first tick. *First tick*: \
+         from the start of the attempt that succeeded to its first tick. *Resets*: clients whose \
+         first count was not above their last before the drop (the post's server has no \
+         sessions: every count restarts at 0). *Bystanders*: p99 / max lateness by interval of \
+         the ticks they read from the drop to the end of the watch. *Server CPU*: its user and \
+         kernel time in that window; *CPU pressure*, the share of it during which some task on \
+         the machine waited for a core (see below: lateness is comparable only at similar \
+         pressure).\n\n\
+         | server | sessions | retry | back | all back | handshakes /s mean / peak | first tick \
+         p50 / p99 / max | failed attempts | resets | bystanders p99 / max | server CPU | store \
+         open mean | CPU pressure |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        first.herd.clients, first.bystanders.connections,
+    );
+    for row in rows {
+        let (h, b) = (&row.herd, &row.bystanders.lateness_ms);
+        let t = h.connect_to_tick_ms;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} of {} | {} | {:.0} / {} | {:.0} / {:.0} / {:.0} ms | {} | {} | \
+             {:.1} / {:.1} ms | {:.1} s | {} | {} |",
+            row.server,
+            row.sessions,
+            row.retry,
+            h.rejoined,
+            h.clients,
+            h.all_ticking_ms.map_or("never".into(), |ms| format!("{:.2} s", ms / 1000.0)),
+            row.handshakes_per_second_mean,
+            row.handshakes_per_second_peak,
+            t.p50,
+            t.p99,
+            t.max,
+            h.failed_attempts,
+            h.count_resets,
+            b.p99,
+            b.max,
+            row.server_cpu_secs,
+            row.store_open_ms_mean.map_or("–".into(), |ms| format!("{ms:.3} ms")),
+            percent(row.cpu_pressure_percent),
+        );
+    }
+    let _ = writeln!(md, "\n![handshakes per second during the herd](herd.svg)\n");
 }
 
 /// The page row: wstime's page and the post's side by side, link by link, cold and warm.

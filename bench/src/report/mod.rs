@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     page::PageReport,
-    results::{FailoverResult, SteadyResult},
+    results::{FailoverResult, HerdResult, SteadyResult},
     stats::Summary,
 };
 
@@ -57,6 +57,84 @@ pub struct FailoverRow {
     pub gap_ms: Summary,
     /// The most reconnects the surviving instances took in any one second.
     pub peak_reconnects_per_second: usize,
+}
+
+/// One reconnect herd on one server, measured (see [`crate::herd`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HerdRow {
+    /// `wstime`, or `node` for the post's server.
+    pub server: String,
+    /// Where the server kept its sessions: `memory` or `redis`.
+    pub sessions: String,
+    /// How the clients came back: `immediate`, or `page` (its retry policy).
+    pub retry: String,
+    pub herd: HerdResult,
+    /// What the clients that stayed connected saw from the drop on.
+    pub bystanders: SteadyResult,
+    /// Handshakes completed per second, from the drop to the last one.
+    pub handshakes_per_second_mean: f64,
+    /// The most handshakes completed in any one second.
+    pub handshakes_per_second_peak: usize,
+    /// The server's CPU time (user and kernel) while the herd was watched, in seconds.
+    pub server_cpu_secs: f64,
+    /// wstime's mean session open during the watch, in ms, from its `/metrics` (`None` for
+    /// the post's server, which has no store).
+    pub store_open_ms_mean: Option<f64>,
+    /// The share of the watch during which some task on the machine waited for a CPU, in %
+    /// (as [`SteadyRow::cpu_pressure_percent`]): the bystanders' lateness is only
+    /// comparable between runs at similar pressure.
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
+}
+
+impl HerdRow {
+    /// The row of a herd on `server`, before the server's own figures.
+    pub fn new(
+        server: &str,
+        sessions: &str,
+        retry: &str,
+        herd: HerdResult,
+        bystanders: SteadyResult,
+    ) -> Self {
+        let buckets = &herd.handshakes_per_100ms;
+        let secs = buckets.len() as f64 / 10.0;
+        Self {
+            server: server.to_owned(),
+            sessions: sessions.to_owned(),
+            retry: retry.to_owned(),
+            handshakes_per_second_mean: buckets.iter().sum::<usize>() as f64 / secs.max(0.1),
+            handshakes_per_second_peak: peak_per_second(buckets),
+            herd,
+            bystanders,
+            server_cpu_secs: 0.0,
+            store_open_ms_mean: None,
+            cpu_pressure_percent: None,
+        }
+    }
+
+    /// With the server's CPU seconds during the watch, its session opens' (count, total
+    /// seconds) before and after it, and the machine's CPU pressure meanwhile.
+    pub fn with_server(
+        self,
+        cpu_secs: f64,
+        opens: Option<((f64, f64), (f64, f64))>,
+        cpu_pressure_percent: Option<f64>,
+    ) -> Self {
+        let mean = opens.and_then(|((count_before, sum_before), (count, sum))| {
+            (count > count_before).then(|| (sum - sum_before) / (count - count_before) * 1000.0)
+        });
+        Self { server_cpu_secs: cpu_secs, store_open_ms_mean: mean, cpu_pressure_percent, ..self }
+    }
+}
+
+/// The most events in any one second of 100 ms buckets: a sliding window of ten (or
+/// everything, if shorter).
+fn peak_per_second(buckets: &[usize]) -> usize {
+    if buckets.len() >= 10 {
+        buckets.windows(10).map(|w| w.iter().sum()).max().unwrap_or(0)
+    } else {
+        buckets.iter().sum()
+    }
 }
 
 /// Write calls per tick, from `strace -f` on a small run.
@@ -112,17 +190,14 @@ pub struct Report {
     /// The page in Chromium, wstime's and the post's, when it was measured.
     #[serde(default)]
     pub page: Option<PageReport>,
+    /// The reconnect herds, when they were measured.
+    #[serde(default)]
+    pub herd: Vec<HerdRow>,
 }
 
 impl FailoverRow {
     pub fn new(signal: &str, result: FailoverResult) -> Self {
-        // A sliding one-second window over the 100 ms buckets (or everything, if shorter).
-        let buckets = &result.reconnects_per_100ms;
-        let peak = if buckets.len() >= 10 {
-            buckets.windows(10).map(|w| w.iter().sum()).max().unwrap_or(0)
-        } else {
-            buckets.iter().sum()
-        };
+        let peak = peak_per_second(&result.reconnects_per_100ms);
         Self {
             signal: signal.to_owned(),
             gap_ms: Summary::of(result.gap_ms.clone()),
@@ -157,6 +232,9 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
     }
     if let Some(row) = &report.scale_out {
         charts::scale_out(row, dir)?;
+    }
+    if !report.herd.is_empty() {
+        charts::herd(&report.herd, dir)?;
     }
     std::fs::write(dir.join("report.md"), markdown::render(report))?;
     Ok(())

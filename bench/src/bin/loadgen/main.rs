@@ -3,10 +3,15 @@
 //!
 //! It prints `READY <seconds>` once every connection is open (and, with
 //! `--start-on-signal`, waits for SIGUSR1 before measuring), then one line
-//! `RESULT <json>` at the end ([`SteadyResult`] or, with `--failover`, [`FailoverResult`]).
+//! `RESULT <json>` at the end ([`SteadyResult`], or [`FailoverResult`] with `--failover`,
+//! or [`HerdResult`] with `--herd`).
 //! With `--failover` each client behaves like the page: when its connection ends it
 //! reconnects with the same id, following the page's retry policy, and the generator
 //! records how long it went without ticks and whether its count went on.
+//! With `--herd` every client closes its connection at the end of the warm-up and comes
+//! back at once ([`herd`]).
+
+mod herd;
 
 use std::{
     io::Write as _,
@@ -27,7 +32,7 @@ use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSock
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
     lateness::{TickLog, Window},
-    results::{sum_into, FailoverResult, SteadyResult},
+    results::{sum_into, FailoverResult, HerdResult, SteadyResult},
     stats::Summary,
 };
 use wstime_protocol::{
@@ -74,6 +79,11 @@ struct Args {
     /// Behave like the page when a connection ends: reconnect with the same id.
     #[arg(long)]
     failover: bool,
+    /// A reconnect herd: at the end of the warm-up every client closes its connection and
+    /// reconnects with the same id, at once (`immediate`) or as the page does (`page`);
+    /// the hold then measures how they came back.
+    #[arg(long, value_enum, conflicts_with = "failover")]
+    herd: Option<herd::Retry>,
     /// Also write every tick read to this file, one `connection,count,arrival_ms` line each
     /// (arrival from the generator's start), to study a run connection by connection.
     #[arg(long)]
@@ -91,6 +101,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let target = Arc::new(Target::new(&args.url, args.ca_file.as_deref())?);
     let args = Arc::new(args);
     let stop = CancellationToken::new();
+    let dropping = CancellationToken::new();
     let measuring = Arc::new(OnceLock::new());
     let started = Instant::now();
 
@@ -101,13 +112,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opened: Vec<_> = stream::iter(0..args.connections)
         .map(|i| {
             let (stop, measuring, args) = (stop.clone(), Arc::clone(&measuring), Arc::clone(&args));
-            let target = Arc::clone(&target);
+            let (target, dropping) = (Arc::clone(&target), dropping.clone());
             async move {
                 let id = format!("{}-{i}", args.id_prefix);
                 let source = args.source_ips[i % args.source_ips.len()];
                 let socket = open(&target, source, &id).await?;
                 anyhow::Ok(tokio::spawn(async move {
-                    if args.failover {
+                    if let Some(retry) = args.herd {
+                        let herd =
+                            herd::rejoin(socket, &target, source, &id, retry, dropping, stop);
+                        Outcome::Herd(herd.await)
+                    } else if args.failover {
                         Outcome::Failover(ride(socket, &target, source, &id, started, stop).await)
                     } else {
                         let trace = args.trace.is_some().then_some(i);
@@ -138,6 +153,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let from = Instant::now() + warmup;
     let until = from + Duration::from_secs_f64(args.hold_secs);
     let _ = measuring.set(from..until);
+    tokio::time::sleep_until(from).await;
+    let dropped_at = Instant::now();
+    dropping.cancel();
     tokio::time::sleep_until(until + Duration::from_secs_f64(args.linger_secs)).await;
     stop.cancel();
 
@@ -148,7 +166,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.trace {
         write_trace(path, &outcomes)?;
     }
-    let result = if args.failover {
+    let result = if args.herd.is_some() {
+        let rejoins = outcomes.into_iter().filter_map(|o| match o {
+            Outcome::Herd(rejoined) => Some(rejoined),
+            _ => None,
+        });
+        let result: HerdResult = herd::result(args.connections, dropped_at, rejoins.collect());
+        serde_json::to_string(&result)?
+    } else if args.failover {
         serde_json::to_string(&failover_result(args.connections, outcomes))?
     } else {
         serde_json::to_string(&steady_result(
@@ -233,6 +258,7 @@ async fn open(target: &Target, source: Ipv4Addr, id: &str) -> anyhow::Result<Soc
 enum Outcome {
     Steady(Held),
     Failover(Rode),
+    Herd(herd::Rejoined),
 }
 
 /// What one held connection saw.
@@ -461,7 +487,7 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
         .into_iter()
         .filter_map(|o| match o {
             Outcome::Failover(rode) => Some(rode),
-            Outcome::Steady(_) => None,
+            Outcome::Steady(_) | Outcome::Herd(_) => None,
         })
         .collect();
     let first_loss = rides.iter().filter_map(|r| r.first_loss).min();
