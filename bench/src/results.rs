@@ -48,6 +48,14 @@ pub struct FailoverResult {
     /// Ticks read by all clients in each second from the generator's start.
     #[serde(default)]
     pub ticks_per_second: Vec<usize>,
+    /// Interval lateness of every tick that followed another on the same connection, in ms
+    /// (see [`crate::lateness`]): what a lossy or crowded link costs the ticks that do arrive.
+    #[serde(default)]
+    pub lateness_ms: Summary,
+    /// The worst such lateness among the ticks read in each second from the generator's
+    /// start, in ms: when, through a fault, the ticks were late.
+    #[serde(default)]
+    pub worst_lateness_ms_per_second: Vec<f64>,
 }
 
 /// Adds `part` into `total` position by position, growing `total` to `part`'s length: for
@@ -58,5 +66,16 @@ pub fn sum_into(total: &mut Vec<usize>, part: &[usize]) {
     }
     for (total, n) in total.iter_mut().zip(part) {
         *total += n;
+    }
+}
+
+/// Keeps in `worst` the larger of it and `part`, position by position, growing `worst` to
+/// `part`'s length: for per-interval worst figures from several clients or generators.
+pub fn max_into(worst: &mut Vec<f64>, part: &[f64]) {
+    if worst.len() < part.len() {
+        worst.resize(part.len(), 0.0);
+    }
+    for (worst, &n) in worst.iter_mut().zip(part) {
+        *worst = worst.max(n);
     }
 }

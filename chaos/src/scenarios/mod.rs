@@ -6,14 +6,20 @@
 //! - [`client_gone`]: the clients' host silently gone, then back.
 //! - [`one_way`]: an instance that can send but hears nothing, and one that hears but whose
 //!   words are lost.
+//! - [`packet_loss`]: 5 % and 20 % of the clients' packets lost.
+//! - [`slow_clients`]: clients on a 16 kbit/s link beside fast ones.
+//! - [`herd`]: every client of one instance cut from it, then released at once.
 //!
 //! The promises' bounds come from the server's settings (docs/configuration.md) and the
 //! page's retry policy (`wstime_protocol::retry`), never from what a run happened to measure.
 
 pub mod client_gone;
 pub mod haproxy_cut;
+pub mod herd;
 pub mod one_way;
+pub mod packet_loss;
 pub mod redis_cut;
+pub mod slow_clients;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +44,10 @@ pub const ALL: &[Scenario] = &[
     Scenario { name: client_gone::NAME, run: client_gone::run },
     Scenario { name: one_way::DEAF_NAME, run: one_way::run_deaf },
     Scenario { name: one_way::MUTE_NAME, run: one_way::run_mute },
+    Scenario { name: packet_loss::NAME_5, run: packet_loss::run_5 },
+    Scenario { name: packet_loss::NAME_20, run: packet_loss::run_20 },
+    Scenario { name: slow_clients::NAME, run: slow_clients::run },
+    Scenario { name: herd::NAME, run: herd::run },
 ];
 
 /// How often a condition is looked at while waiting for it.
