@@ -55,6 +55,11 @@ fn clients_on_a_slow_link() {
 }
 
 #[test]
+fn the_sentinel_master_cut() {
+    check(scenarios::sentinel_cut::NAME);
+}
+
+#[test]
 fn a_healed_partitions_herd() {
     check(scenarios::herd::NAME);
 }

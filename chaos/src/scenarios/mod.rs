@@ -8,6 +8,7 @@
 //!   words are lost.
 //! - [`packet_loss`]: 5 % and 20 % of the clients' packets lost.
 //! - [`slow_clients`]: clients on a 16 kbit/s link beside fast ones.
+//! - [`sentinel_cut`]: the Sentinel group's master cut from the sentinels and the instances.
 //! - [`herd`]: every client of one instance cut from it, then released at once.
 //!
 //! The promises' bounds come from the server's settings (docs/configuration.md) and the
@@ -19,6 +20,7 @@ pub mod herd;
 pub mod one_way;
 pub mod packet_loss;
 pub mod redis_cut;
+pub mod sentinel_cut;
 pub mod slow_clients;
 
 use std::time::{Duration, Instant};
@@ -47,6 +49,7 @@ pub const ALL: &[Scenario] = &[
     Scenario { name: packet_loss::NAME_5, run: packet_loss::run_5 },
     Scenario { name: packet_loss::NAME_20, run: packet_loss::run_20 },
     Scenario { name: slow_clients::NAME, run: slow_clients::run },
+    Scenario { name: sentinel_cut::NAME, run: sentinel_cut::run },
     Scenario { name: herd::NAME, run: herd::run },
 ];
 
