@@ -147,7 +147,7 @@ fn last_commands(
     deployment: &Deployment,
     old: &wstime_cluster::Redis,
 ) -> anyhow::Result<BTreeMap<String, Duration>> {
-    let listed: String = old.ask(&redis::cmd("CLIENT").arg("LIST"))?;
+    let listed: String = old.ask(redis::cmd("CLIENT").arg("LIST"))?;
     let nodes: Vec<String> = deployment.nodes.iter().map(|n| n.address().to_string()).collect();
     let mut idle_by_node = BTreeMap::new();
     for line in listed.lines() {
