@@ -66,6 +66,7 @@ pub fn failover_results(
     for process in processes {
         let part: FailoverResult = result(process, limit)?;
         merged.clients += part.clients;
+        merged.connected += part.connected;
         merged.affected += part.affected;
         merged.gap_ms.extend(part.gap_ms);
         merged.resumed += part.resumed;

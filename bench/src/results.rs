@@ -30,6 +30,9 @@ pub struct SteadyResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FailoverResult {
     pub clients: usize,
+    /// Clients whose first connection opened (the others are not in any other figure).
+    #[serde(default)]
+    pub connected: usize,
     /// Clients whose connection ended at least once.
     pub affected: usize,
     /// Milliseconds from the last tick before a loss to the first after it.

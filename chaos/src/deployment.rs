@@ -146,6 +146,10 @@ impl Deployment {
                 // measure that, not the fault.
                 ("MAX_CONNECTIONS_PER_CLIENT", "0"),
                 ("CONNECT_RATE_PER_CLIENT", "0"),
+                // Likewise the share of the handshake pool: a load generator connecting to
+                // an instance directly has up to 200 handshakes in flight from that one
+                // address (the first realistic slow-link run: 740 of 3,300 connected).
+                ("MAX_PENDING_HANDSHAKES_PER_CLIENT", "0"),
             ];
             all.extend_from_slice(env);
             instances.push(spec.start_in(&name, node, INSTANCE_PORT, &all)?);

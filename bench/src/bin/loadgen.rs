@@ -494,6 +494,7 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
         Summary::of(rides.iter().flat_map(|r| r.lateness_ms.iter().copied()).collect());
     FailoverResult {
         clients,
+        connected: rides.len(),
         affected: rides.iter().filter(|r| r.losses > 0).count(),
         gap_ms: rides.iter().flat_map(|r| r.gaps_ms.iter().copied()).collect(),
         resumed: rides.iter().map(|r| r.resumed).sum(),

@@ -16,6 +16,7 @@ use wstime_protocol::{
 };
 
 use super::{
+    all_connected,
     client_gone::{idle_env, idle_settings},
     connections, counts_went_on, longest_gap, ticks_chart, time_until, took,
 };
@@ -86,6 +87,8 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
     let peak = herd_result.reconnects_per_100ms.iter().copied().max().unwrap_or(0);
     let gap = longest_gap(&herd_result);
     let checks = [
+        all_connected(&herd_result, "of the herd"),
+        all_connected(&result, "survivors"),
         Check::new(
             herd_result.resumed >= herd && back.is_some_and(|t| t <= back_limit),
             format!(

@@ -89,6 +89,15 @@ pub fn took(what: &str, taken: Option<Duration>, limit: Duration) -> String {
     }
 }
 
+/// The check that every client of a group opened its first connection: one that did not is
+/// in no other figure, so a promise held by the rest would say nothing about it.
+pub fn all_connected(result: &FailoverResult, group: &str) -> Check {
+    Check::new(
+        result.connected == result.clients,
+        format!("{} of {} {group} connected", result.connected, result.clients),
+    )
+}
+
 /// The checks every scenario with riding clients makes: no count went backwards, no session
 /// was lost (a reconnect that started again at 0), no client gave up.
 pub fn counts_went_on(result: &FailoverResult) -> Check {

@@ -20,7 +20,7 @@ use std::{
 
 use wstime_cluster::lab::Direction;
 
-use super::{counts_went_on, ticks_chart, time_until, took};
+use super::{all_connected, counts_went_on, ticks_chart, time_until, took};
 use crate::{
     clients::{self, Riders},
     deployment::{Deployment, Store, INSTANCES},
@@ -88,6 +88,7 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
         .collect();
     let latest = after_election.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let checks = [
+        all_connected(&result, "clients"),
         Check::new(
             elected.is_some_and(|t| t <= ELECTED_LIMIT),
             took("the replica promoted", elected, cut_for),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use wstime_bench::proc::rss_bytes;
 use wstime_server::connection::MAX_PARKED_BYTES;
 
-use super::{connections, counts_went_on, ticks_chart};
+use super::{all_connected, connections, counts_went_on, ticks_chart};
 use crate::{clients::Riders, deployment::Deployment, outcome::Check, Outcome, Size};
 
 pub const NAME: &str = "clients on a 16 kbit/s link";
@@ -91,6 +91,8 @@ pub fn run(size: Size) -> anyhow::Result<Outcome> {
     let late = result.lateness_ms;
     let slow_ticks: usize = slow_result.ticks_per_second.iter().sum();
     let checks = [
+        all_connected(&result, "fast clients"),
+        all_connected(&slow_result, "slow clients"),
         Check::new(
             grown <= memory_limit,
             format!(
