@@ -9,7 +9,7 @@ use wstime_cluster::Supervised;
 
 use crate::{
     clients::Client,
-    results::{sum_into, FailoverResult},
+    results::{max_into, sum_into, FailoverResult},
 };
 
 /// Connections per generator process: far under its 20,000 open files.
@@ -80,6 +80,7 @@ pub fn failover_results(
     for process in processes {
         let part: FailoverResult = result(process, limit)?;
         merged.clients += part.clients;
+        merged.connected += part.connected;
         merged.affected += part.affected;
         merged.gap_ms.extend(part.gap_ms);
         merged.resumed += part.resumed;
@@ -88,6 +89,9 @@ pub fn failover_results(
         sum_into(&mut merged.reconnects_per_100ms, &part.reconnects_per_100ms);
         merged.backwards += part.backwards;
         sum_into(&mut merged.ticks_per_second, &part.ticks_per_second);
+        // Percentiles of separate runs cannot be merged exactly: the worst one's are kept.
+        merged.lateness_ms = merged.lateness_ms.worst(&part.lateness_ms);
+        max_into(&mut merged.worst_lateness_ms_per_second, &part.worst_lateness_ms_per_second);
     }
     Ok(merged)
 }

@@ -34,6 +34,9 @@ pub struct SteadyResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FailoverResult {
     pub clients: usize,
+    /// Clients whose first connection opened (the others are not in any other figure).
+    #[serde(default)]
+    pub connected: usize,
     /// Clients whose connection ended at least once.
     pub affected: usize,
     /// Milliseconds from the last tick before a loss to the first after it.
@@ -52,6 +55,14 @@ pub struct FailoverResult {
     /// Ticks read by all clients in each second from the generator's start.
     #[serde(default)]
     pub ticks_per_second: Vec<usize>,
+    /// Interval lateness of every tick that followed another on the same connection, in ms
+    /// (see [`crate::lateness`]): what a lossy or crowded link costs the ticks that do arrive.
+    #[serde(default)]
+    pub lateness_ms: Summary,
+    /// The worst such lateness among the ticks read in each second from the generator's
+    /// start, in ms: when, through a fault, the ticks were late.
+    #[serde(default)]
+    pub worst_lateness_ms_per_second: Vec<f64>,
 }
 
 /// Adds `part` into `total` position by position, growing `total` to `part`'s length: for
@@ -92,4 +103,15 @@ pub struct HerdResult {
     pub connect_to_tick_ms: Summary,
     /// Handshakes completed per 100 ms, from the drop on.
     pub handshakes_per_100ms: Vec<usize>,
+}
+
+/// Keeps in `worst` the larger of it and `part`, position by position, growing `worst` to
+/// `part`'s length: for per-interval worst figures from several clients or generators.
+pub fn max_into(worst: &mut Vec<f64>, part: &[f64]) {
+    if worst.len() < part.len() {
+        worst.resize(part.len(), 0.0);
+    }
+    for (worst, &n) in worst.iter_mut().zip(part) {
+        *worst = worst.max(n);
+    }
 }

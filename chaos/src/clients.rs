@@ -41,13 +41,26 @@ impl Riders {
         prefix: &str,
         hold: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_from(deployment, &deployment.clients, url, clients, prefix, hold)
+    }
+
+    /// Like [`Self::start`], from the host `from`: a second group of clients whose link can
+    /// be slowed or cut apart from the others'.
+    pub fn start_from(
+        deployment: &Deployment,
+        from: &Host,
+        url: &str,
+        clients: usize,
+        prefix: &str,
+        hold: Duration,
+    ) -> anyhow::Result<Self> {
         if clients > PER_GENERATOR {
             bail!("one generator holds at most {PER_GENERATOR} clients, not {clients}");
         }
-        let mut command = deployment.clients.command(&deployment.binaries.loadgen);
+        let mut command = from.command(&deployment.binaries.loadgen);
         command
             .args(["--url", url, "--connections", &clients.to_string(), "--id-prefix", prefix])
-            .args(["--source-ips", &deployment.clients.address().to_string()])
+            .args(["--source-ips", &from.address().to_string()])
             .args(["--failover", "--warmup-secs", "0", "--linger-secs", "0"])
             .args(["--hold-secs", &hold.as_secs_f64().to_string()]);
         let started = Instant::now();

@@ -1,6 +1,7 @@
 //! The deployment every scenario of this crate starts in a fresh lab: clients, HAProxy
-//! (deploy/haproxy.cfg), three instances and one Redis, each on a host of its own, so every
-//! link between them can be cut on its own and every peer sees a real remote address.
+//! (deploy/haproxy.cfg), three instances and one Redis (or a Sentinel group: master, replica
+//! and three sentinels), each on a host of its own, so every link between them can be cut
+//! on its own and every peer sees a real remote address.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::Context as _;
 use wstime_cluster::{
     haproxy::{HaProxy, Servers},
     lab::{Host, Lab},
-    paths, Instance, InstanceSpec, Redis,
+    paths, Instance, InstanceSpec, Redis, SentinelGroup,
 };
 
 /// Where the instances listen, each in its own host.
@@ -56,17 +57,28 @@ impl Binaries {
 pub struct Deployment {
     pub haproxy: HaProxy,
     pub instances: Vec<Instance>,
-    pub redis: Redis,
+    pub store: Store,
     /// The clients' host: the load generator and the probes run here.
     pub clients: Host,
     pub balancer: Host,
     /// The instances' hosts, in the order of [`Self::instances`].
     pub nodes: Vec<Host>,
+    /// Redis's host; with Sentinel, the first master's.
     pub redis_host: Host,
+    /// With Sentinel: the replica's host, then the three sentinels'; empty otherwise.
+    pub sentinel_hosts: Vec<Host>,
     pub binaries: Binaries,
     /// The page's directory: a stand-in page, as the scenarios need only the WebSocket.
     _static_dir: tempfile::TempDir,
     pub lab: Lab,
+}
+
+/// The session store the instances share.
+pub enum Store {
+    /// One Redis.
+    Single(Redis),
+    /// A Sentinel group, its parts on hosts of their own.
+    Sentinel(SentinelGroup),
 }
 
 impl Deployment {
@@ -74,6 +86,17 @@ impl Deployment {
     /// own: a shorter idle timeout, say) and HAProxy, and waits until HAProxy sees every
     /// instance up.
     pub fn start(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(env, false)
+    }
+
+    /// Like [`Self::start`], with a Sentinel group for the store: the master on the `redis`
+    /// host, the replica and the three sentinels on hosts of their own, and `REDIS_URL` in
+    /// the Sentinel form (`redis-sentinel://…#wstime`).
+    pub fn start_sentinel(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(env, true)
+    }
+
+    fn start_with(env: &[(&str, &str)], sentinel: bool) -> anyhow::Result<Self> {
         let binaries = Binaries::built()?;
         let mut lab = Lab::new()?;
         let clients = lab.add_host("clients")?;
@@ -82,7 +105,20 @@ impl Deployment {
         let nodes = (1..=INSTANCES)
             .map(|n| lab.add_host(&format!("node{n}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let redis = Redis::start_in("redis", &redis_host, REDIS_PORT, &[], false)?;
+        let (store, sentinel_hosts) = if sentinel {
+            let replica = lab.add_host("replica")?;
+            let watchers = [
+                lab.add_host("sentinel1")?,
+                lab.add_host("sentinel2")?,
+                lab.add_host("sentinel3")?,
+            ];
+            let group = SentinelGroup::start_in(&redis_host, &replica, &watchers, false)?;
+            let [first, second, third] = watchers;
+            (Store::Sentinel(group), vec![replica, first, second, third])
+        } else {
+            let redis = Redis::start_in("redis", &redis_host, REDIS_PORT, &[], false)?;
+            (Store::Single(redis), Vec::new())
+        };
         let static_dir = tempfile::tempdir().context("a directory for STATIC_DIR")?;
         std::fs::write(static_dir.path().join("index.html"), "<!doctype html><title>lab</title>")
             .context("the lab's stand-in page")?;
@@ -92,8 +128,11 @@ impl Deployment {
             env: Vec::new(),
             echo: false,
         };
-        let (url, proxy, agent) =
-            (redis.url(), balancer.address().to_string(), AGENT_PORT.to_string());
+        let url = match &store {
+            Store::Single(redis) => redis.url(),
+            Store::Sentinel(group) => group.url(),
+        };
+        let (proxy, agent) = (balancer.address().to_string(), AGENT_PORT.to_string());
         let mut instances = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
             let name = format!("node{}", n + 1);
@@ -108,6 +147,9 @@ impl Deployment {
                 // waits out its 500 ms limit are 200 pending handshakes from one address).
                 ("MAX_CONNECTIONS_PER_CLIENT", "0"),
                 ("CONNECT_RATE_PER_CLIENT", "0"),
+                // Likewise the share of the handshake pool: a load generator connecting to
+                // an instance directly has up to 200 handshakes in flight from that one
+                // address (the first realistic slow-link run: 740 of 3,300 connected).
                 ("MAX_PENDING_HANDSHAKES_PER_CLIENT", "0"),
             ];
             all.extend_from_slice(env);
@@ -125,11 +167,12 @@ impl Deployment {
         Ok(Self {
             haproxy,
             instances,
-            redis,
+            store,
             clients,
             balancer,
             nodes,
             redis_host,
+            sentinel_hosts,
             binaries,
             _static_dir: static_dir,
             lab,

@@ -38,3 +38,28 @@ fn an_instance_that_hears_nothing() {
 fn an_instance_whose_words_are_lost() {
     check(scenarios::one_way::MUTE_NAME);
 }
+
+#[test]
+fn five_percent_packet_loss() {
+    check(scenarios::packet_loss::NAME_5);
+}
+
+#[test]
+fn twenty_percent_packet_loss() {
+    check(scenarios::packet_loss::NAME_20);
+}
+
+#[test]
+fn clients_on_a_slow_link() {
+    check(scenarios::slow_clients::NAME);
+}
+
+#[test]
+fn the_sentinel_master_cut() {
+    check(scenarios::sentinel_cut::NAME);
+}
+
+#[test]
+fn a_healed_partitions_herd() {
+    check(scenarios::herd::NAME);
+}

@@ -159,16 +159,30 @@ impl Redis {
 
     /// The URL instances use (`REDIS_URL`).
     pub fn url(&self) -> String {
-        format!("redis://{}/0", SocketAddr::new(self.host, self.port))
+        format!("redis://{}/0", self.address())
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
     }
 
     /// Asks this server one question (from inside its lab host, if it runs in one).
     pub fn ask<T: FromRedisValue + Send>(&self, question: &redis::Cmd) -> anyhow::Result<T> {
-        let address = SocketAddr::new(self.host, self.port);
-        match &self.lab_host {
-            Some(host) => host.enter(|| ask_at(address, question))?,
-            None => ask_at(address, question),
-        }
+        ask_in(self.lab_host.as_ref(), self.address(), question)
+    }
+}
+
+/// Asks the Redis process (server or sentinel) at `address` one question, from inside the
+/// lab host `lab_host` if it runs in one.
+pub(crate) fn ask_in<T: FromRedisValue + Send>(
+    lab_host: Option<&Host>,
+    address: SocketAddr,
+    question: &redis::Cmd,
+) -> anyhow::Result<T> {
+    match lab_host {
+        Some(host) => host.enter(|| ask_at(address, question))?,
+        None => ask_at(address, question),
     }
 }
 

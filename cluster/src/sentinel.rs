@@ -1,15 +1,22 @@
-//! A real Sentinel setup on loopback: a master, its replica, and three `redis-sentinel`
-//! processes watching them, with timings short enough that a failover takes seconds (a
-//! master is judged down after one second without an answer).
+//! A real Sentinel setup on loopback, or each part on a lab host of its own: a master, its
+//! replica, and three `redis-sentinel` processes watching them, with timings short enough
+//! that a failover takes seconds (a master is judged down after one second without an
+//! answer).
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use tempfile::TempDir;
 
 use crate::{
+    lab::Host,
     process::{free_port, poll_until, Supervised},
-    redis::{ask, binary, loopback_hosts, Redis, START_LIMIT},
+    redis::{ask_in, binary, Redis, START_LIMIT},
 };
 
 /// The name the sentinels know the master by (the `#…` of the URL).
@@ -24,6 +31,9 @@ const QUORUM: usize = 2;
 /// How long the sentinels may take to find the replica and each other (they announce
 /// themselves to each other every two seconds).
 const READY_LIMIT: Duration = Duration::from_secs(30);
+/// The ports of a group in the lab, where each part has its host's ports to itself.
+const LAB_SERVER_PORT: u16 = 6379;
+const LAB_SENTINEL_PORT: u16 = 26379;
 
 /// A master, a replica and three sentinels. Dropping it stops them all.
 pub struct SentinelGroup {
@@ -39,7 +49,11 @@ pub struct SentinelGroup {
 /// One `redis-sentinel` process.
 pub struct Sentinel {
     pub process: Supervised,
+    /// The address it listens on: 127.0.0.1, or its lab host's.
+    pub host: IpAddr,
     pub port: u16,
+    /// The lab host it runs in, whose namespace questions to it are asked from.
+    lab_host: Option<Host>,
 }
 
 impl SentinelGroup {
@@ -77,7 +91,55 @@ impl SentinelGroup {
             .process
             .wait_for_line("MASTER <-> REPLICA sync: Finished with success", START_LIMIT)?;
         let sentinels = (1..=3)
-            .map(|index| Sentinel::start(index, dir.path(), master.port, echo))
+            .map(|index| {
+                let command = Command::new(binary("redis-sentinel"));
+                let bind = (Ipv4Addr::LOCALHOST.into(), free_port()?);
+                Sentinel::start(index, command, None, bind, dir.path(), master.address(), echo)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let group = Self { servers: vec![master, replica], sentinels, _dir: dir };
+        group.wait_until_ready()?;
+        Ok(group)
+    }
+
+    /// Starts the group with each part on a lab host of its own: the master on `master`, its
+    /// replica on `replica`, a sentinel on each of `sentinels`, each on its host's address
+    /// with Redis's own ports (6379, 26379), so that every link between them can be cut.
+    pub fn start_in(
+        master: &Host,
+        replica: &Host,
+        sentinels: &[Host; 3],
+        echo: bool,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("a directory for the Sentinel group")?;
+        let server_dir = |name: &str| -> anyhow::Result<String> {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path)?;
+            Ok(path.display().to_string())
+        };
+        let master_args = ["--dir".to_owned(), server_dir("master")?];
+        let master = Redis::start_in("redis-master", master, LAB_SERVER_PORT, &master_args, echo)?;
+        let replica_args = [
+            "--dir".to_owned(),
+            server_dir("replica")?,
+            "--replicaof".to_owned(),
+            master.host.to_string(),
+            master.port.to_string(),
+        ];
+        let mut replica =
+            Redis::start_in("redis-replica", replica, LAB_SERVER_PORT, &replica_args, echo)?;
+        replica
+            .process
+            .wait_for_line("MASTER <-> REPLICA sync: Finished with success", START_LIMIT)?;
+        let sentinels = sentinels
+            .iter()
+            .enumerate()
+            .map(|(index, host)| {
+                let command = host.command(binary("redis-sentinel"));
+                let bind = (host.ip(), LAB_SENTINEL_PORT);
+                let at = Some(host.clone());
+                Sentinel::start(index + 1, command, at, bind, dir.path(), master.address(), echo)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let group = Self { servers: vec![master, replica], sentinels, _dir: dir };
         group.wait_until_ready()?;
@@ -86,8 +148,9 @@ impl SentinelGroup {
 
     /// The URL instances use (`REDIS_URL`), in the Lettuce form.
     pub fn url(&self) -> String {
-        let sentinels = loopback_hosts(self.sentinels.iter().map(|sentinel| sentinel.port));
-        format!("redis-sentinel://{sentinels}/0#{MASTER_NAME}")
+        let sentinels: Vec<String> =
+            self.sentinels.iter().map(|sentinel| sentinel.address().to_string()).collect();
+        format!("redis-sentinel://{}/0#{MASTER_NAME}", sentinels.join(","))
     }
 
     /// The port of the server the first sentinel that answers names as the master now.
@@ -121,43 +184,62 @@ impl SentinelGroup {
 }
 
 impl Sentinel {
-    /// Starts sentinel number `index`, with its configuration file in `dir`, watching the
-    /// master on `master_port`.
-    fn start(index: usize, dir: &Path, master_port: u16, echo: bool) -> anyhow::Result<Self> {
-        let port = free_port()?;
+    /// Starts sentinel number `index` with `command` (redis-sentinel, perhaps inside the lab
+    /// host `lab_host`) on `bind`, with its configuration file in `dir`, watching the master
+    /// at `master`.
+    fn start(
+        index: usize,
+        mut command: Command,
+        lab_host: Option<Host>,
+        (host, port): (IpAddr, u16),
+        dir: &Path,
+        master: SocketAddr,
+        echo: bool,
+    ) -> anyhow::Result<Self> {
         let config = dir.join(format!("sentinel{index}.conf"));
+        // Protected mode off: a sentinel bound to a lab host's address is asked from others.
         std::fs::write(
             &config,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
-                 sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} {QUORUM}\n\
+                "port {port}\nbind {host}\nprotected-mode no\ndaemonize no\ndir {dir}\n\
+                 sentinel monitor {MASTER_NAME} {master_host} {master_port} {QUORUM}\n\
                  sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
                  sentinel parallel-syncs {MASTER_NAME} 1\n",
                 dir = dir.display(),
+                master_host = master.ip(),
+                master_port = master.port(),
             ),
         )
         .with_context(|| format!("cannot write {}", config.display()))?;
-        let mut command = Command::new(binary("redis-sentinel"));
         command.arg(&config);
         let mut process = Supervised::spawn(&format!("sentinel{index}"), &mut command, echo)?;
         process.wait_for_line("+monitor master", START_LIMIT)?;
-        Ok(Self { process, port })
+        Ok(Self { process, host, port, lab_host })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Asks it one question (from inside its lab host, if it runs in one).
+    fn ask<T: ::redis::FromRedisValue + Send>(&self, question: &::redis::Cmd) -> anyhow::Result<T> {
+        ask_in(self.lab_host.as_ref(), self.address(), question)
     }
 
     /// Where this sentinel says the master is: (host, port).
     pub fn master(&self) -> anyhow::Result<(String, u16)> {
-        let address: Option<(String, u16)> = ask(
-            self.port,
-            ::redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER_NAME),
-        )?;
-        address.with_context(|| format!("sentinel {} knows no master {MASTER_NAME}", self.port))
+        let address: Option<(String, u16)> =
+            self.ask(::redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER_NAME))?;
+        address
+            .with_context(|| format!("sentinel {} knows no master {MASTER_NAME}", self.address()))
     }
 
     /// How many replicas and other sentinels this sentinel knows of.
     fn known(&self) -> anyhow::Result<(usize, usize)> {
         let fields: std::collections::HashMap<String, String> =
-            ask(self.port, ::redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME))?;
+            self.ask(::redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME))?;
         let count = |field: &str| -> anyhow::Result<usize> {
             fields.get(field).and_then(|v| v.parse().ok()).with_context(|| format!("no {field}"))
         };

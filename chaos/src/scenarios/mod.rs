@@ -6,14 +6,22 @@
 //! - [`client_gone`]: the clients' host silently gone, then back.
 //! - [`one_way`]: an instance that can send but hears nothing, and one that hears but whose
 //!   words are lost.
+//! - [`packet_loss`]: 5 % and 20 % of the clients' packets lost.
+//! - [`slow_clients`]: clients on a 16 kbit/s link beside fast ones.
+//! - [`sentinel_cut`]: the Sentinel group's master cut from the sentinels and the instances.
+//! - [`herd`]: every client of one instance cut from it, then released at once.
 //!
 //! The promises' bounds come from the server's settings (docs/configuration.md) and the
 //! page's retry policy (`wstime_protocol::retry`), never from what a run happened to measure.
 
 pub mod client_gone;
 pub mod haproxy_cut;
+pub mod herd;
 pub mod one_way;
+pub mod packet_loss;
 pub mod redis_cut;
+pub mod sentinel_cut;
+pub mod slow_clients;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +46,11 @@ pub const ALL: &[Scenario] = &[
     Scenario { name: client_gone::NAME, run: client_gone::run },
     Scenario { name: one_way::DEAF_NAME, run: one_way::run_deaf },
     Scenario { name: one_way::MUTE_NAME, run: one_way::run_mute },
+    Scenario { name: packet_loss::NAME_5, run: packet_loss::run_5 },
+    Scenario { name: packet_loss::NAME_20, run: packet_loss::run_20 },
+    Scenario { name: slow_clients::NAME, run: slow_clients::run },
+    Scenario { name: sentinel_cut::NAME, run: sentinel_cut::run },
+    Scenario { name: herd::NAME, run: herd::run },
 ];
 
 /// How often a condition is looked at while waiting for it.
@@ -74,6 +87,15 @@ pub fn took(what: &str, taken: Option<Duration>, limit: Duration) -> String {
         Some(taken) => format!("{what} in {:.1} s", taken.as_secs_f64()),
         None => format!("{what}: not within {:.0} s", limit.as_secs_f64()),
     }
+}
+
+/// The check that every client of a group opened its first connection: one that did not is
+/// in no other figure, so a promise held by the rest would say nothing about it.
+pub fn all_connected(result: &FailoverResult, group: &str) -> Check {
+    Check::new(
+        result.connected == result.clients,
+        format!("{} of {} {group} connected", result.connected, result.clients),
+    )
 }
 
 /// The checks every scenario with riding clients makes: no count went backwards, no session

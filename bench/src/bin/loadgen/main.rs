@@ -32,7 +32,7 @@ use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSock
 use tokio_util::sync::CancellationToken;
 use wstime_bench::{
     lateness::{TickLog, Window},
-    results::{sum_into, FailoverResult, HerdResult, SteadyResult},
+    results::{max_into, sum_into, FailoverResult, HerdResult, SteadyResult},
     stats::Summary,
 };
 use wstime_protocol::{
@@ -325,6 +325,10 @@ struct Rode {
     backwards: usize,
     /// Ticks read in each second from the generator's start.
     per_second: Vec<usize>,
+    /// Interval lateness (ms) of each tick that followed another on the same connection.
+    lateness_ms: Vec<f64>,
+    /// The worst of those in each second from the generator's start.
+    worst_lateness_per_second: Vec<f64>,
 }
 
 /// Holds a connection like the page does: when it ends, reconnect with the same id per
@@ -392,6 +396,9 @@ async fn follow(
     stop: &CancellationToken,
 ) -> (bool, Disconnect) {
     let mut delivered = false;
+    // The previous tick on this connection: a reconnect's first tick has none, so a gap
+    // across connections is a gap (`gaps_ms`), not lateness.
+    let mut previous: Option<Instant> = None;
     loop {
         let limit = if delivered { DEAD_PEER_TIMEOUT } else { CONNECT_TIMEOUT };
         let message = tokio::select! {
@@ -407,6 +414,15 @@ async fn follow(
                     rode.per_second.resize(second + 1, 0);
                 }
                 rode.per_second[second] += 1;
+                if let Some(previous) = previous.replace(now) {
+                    let late = (now.duration_since(previous).as_secs_f64() - 1.0).max(0.0) * 1000.0;
+                    rode.lateness_ms.push(late);
+                    if rode.worst_lateness_per_second.len() <= second {
+                        rode.worst_lateness_per_second.resize(second + 1, 0.0);
+                    }
+                    let worst = &mut rode.worst_lateness_per_second[second];
+                    *worst = worst.max(late);
+                }
                 if last_tick.is_some_and(|(_, seconds)| tick.seconds < seconds) {
                     rode.backwards += 1;
                 }
@@ -502,11 +518,16 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
         }
     }
     let mut ticks_per_second: Vec<usize> = Vec::new();
+    let mut worst_lateness_ms_per_second: Vec<f64> = Vec::new();
     for rode in &rides {
         sum_into(&mut ticks_per_second, &rode.per_second);
+        max_into(&mut worst_lateness_ms_per_second, &rode.worst_lateness_per_second);
     }
+    let lateness_ms =
+        Summary::of(rides.iter().flat_map(|r| r.lateness_ms.iter().copied()).collect());
     FailoverResult {
         clients,
+        connected: rides.len(),
         affected: rides.iter().filter(|r| r.losses > 0).count(),
         gap_ms: rides.iter().flat_map(|r| r.gaps_ms.iter().copied()).collect(),
         resumed: rides.iter().map(|r| r.resumed).sum(),
@@ -515,5 +536,7 @@ fn failover_result(clients: usize, outcomes: Vec<Outcome>) -> FailoverResult {
         reconnects_per_100ms: buckets,
         backwards: rides.iter().map(|r| r.backwards).sum(),
         ticks_per_second,
+        lateness_ms,
+        worst_lateness_ms_per_second,
     }
 }
