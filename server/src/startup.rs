@@ -43,6 +43,7 @@ use crate::{
     },
     shutdown::{self, DrainTiming, Signals, Stopped},
     state::AppState,
+    tick_wheel::Stagger,
     transport::{self, Doorway, Stream, TlsSetupError},
     upgrade::{policy::Policy, UpgradeFactory},
     worker::WorkerParts,
@@ -168,6 +169,7 @@ impl Application {
             connections,
             drain_window: config.drain_window,
             moves: Arc::default(),
+            stagger: Arc::new(Stagger::new(worker_threads())),
         };
         let state = web::Data::new(AppState { instance, sessions, metrics, cluster, workers });
         let tls = match &config.tls {
@@ -352,6 +354,11 @@ struct Edge {
     max_pending_handshakes: usize,
 }
 
+/// The app port's worker threads: one per core.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
 /// The HTTP server on `listener`: actix-web's app for the page, the health check, the
 /// metrics and the cluster, and the [`crate::upgrade`] service for WebSockets, served by
 /// actix-http on actix-server, over plain TCP or TLS ([`transport`]).
@@ -378,7 +385,7 @@ fn serve(
     static_dir: PathBuf,
     edge: Edge,
 ) -> Result<Server, StartupError> {
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let workers = worker_threads();
     let builder = actix_server::Server::build()
         // Signals are ours: shutdown drains the sockets first (see `run_until`).
         .disable_signals()

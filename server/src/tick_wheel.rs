@@ -5,30 +5,35 @@
 //! phase, and a worker's one task ([`crate::worker`]) comes round to a slot when its moment
 //! arrives and sends the tick of every connection in it. A tick then costs no timer of its
 //! own: tokio's timer inserts and fires every `Sleep`, every time, and wakes a task per
-//! socket. With the wheel, a worker wakes at most two hundred times a second however many
+//! socket. With the wheel, a worker wakes at most a hundred times a second however many
 //! sockets it holds, and only for slots that hold any. A second is a whole number of
 //! slots, so a connection stays in its slot from tick to tick.
 //!
-//! A slot is 5 ms. With 10 ms, 15,000 connections left in bursts of 150 a slot; a client
-//! reading a burst reads its last tick a burst's worth after its first, in an order that
-//! changes from second to second. Finer slots spread the ticks as the connections' phases
-//! are (Node's timers fire in the loop turn of their millisecond), but every slot is a wake
-//! of the worker, and a wake costs the server CPU of its own and, on loopback, the wake of
-//! a client's thread for its first tick. Measured at 15,000 connections, in pairs against
-//! 10 ms slots: 1 ms slots cost 29% more CPU per tick, 2 ms 18%, 5 ms 5% (docs/benchmarks.md,
-//! "Tick timing").
+//! The workers' grids are staggered ([`Stagger`]): with two workers, one's slots fall 5 ms
+//! after the other's. With one grid for all, 15,000 connections left in bursts of 150
+//! every 10 ms, both workers sending at the same moment; a client reading a burst reads its
+//! last tick a burst's worth after its first, in an order that changes from second to
+//! second. Staggered, the bursts are half as large and twice as frequent, for no more
+//! wakes. Finer slots would spread the ticks further (Node's timers fire in the loop turn
+//! of their millisecond), but every slot is a wake, and a wake costs the server CPU of its
+//! own and, on loopback, the wake of a client's thread: measured at 15,000 connections in
+//! pairs against 10 ms slots, 1 ms slots cost 29% more CPU per tick, 2 ms 18%, 5 ms 5%
+//! (and 13% at 5,000; docs/benchmarks.md, "Round three: tick timing").
 
 use slab::Slab;
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 use tokio::time::Instant;
 
 /// The wheel's resolution: a tick is sent up to this much after its moment.
-pub const SLOT: Duration = Duration::from_millis(5);
+pub const SLOT: Duration = Duration::from_millis(10);
 
 const SLOT_NANOS: u64 = SLOT.as_nanos() as u64;
 
 /// Slots in a second: how many times a second a busy worker comes round.
-pub const SLOTS: usize = 200;
+pub const SLOTS: usize = 100;
 
 const _: () = assert!(SLOT_NANOS * SLOTS as u64 == 1_000_000_000);
 
@@ -43,6 +48,28 @@ fn slots_since(moment: Instant, epoch: Instant) -> u64 {
     nanos.unwrap_or(u64::MAX).div_ceil(SLOT_NANOS)
 }
 
+/// Where each worker's grid starts: the instance's start, moved on by the worker's share of
+/// a slot, so that the workers' slot moments interleave instead of coinciding.
+#[derive(Debug)]
+pub struct Stagger {
+    workers: usize,
+    /// Wheels made so far.
+    made: AtomicUsize,
+}
+
+impl Stagger {
+    /// The grids of `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self { workers: workers.max(1), made: AtomicUsize::new(0) }
+    }
+
+    /// The epoch of the next worker's wheel, for an instance that started at `started`.
+    pub fn next_epoch(&self, started: Instant) -> Instant {
+        let index = self.made.fetch_add(1, Ordering::Relaxed) % self.workers;
+        started + SLOT * index as u32 / self.workers as u32
+    }
+}
+
 /// A connection's place on the wheel, to leave it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
@@ -52,8 +79,8 @@ pub struct Place {
 
 /// The wheel's slots, each holding the connections whose ticks fall in it.
 pub struct Wheel<C> {
-    /// Where slot boundaries are counted from: the same for every worker, the instance's
-    /// start, so that the slot of a moment is the same on every worker.
+    /// Where slot boundaries are counted from: the instance's start, staggered per worker
+    /// ([`Stagger`]).
     epoch: Instant,
     slots: Vec<Slab<C>>,
     /// Connections on the wheel, so that an emptied wheel is known without a look at
@@ -148,10 +175,9 @@ mod tests {
     #[test]
     fn moments_round_up_to_the_grid() {
         let epoch = Instant::now();
-        let micros = Duration::from_micros;
-        assert_eq!(on_grid(epoch + micros(100), epoch), epoch + ms(5));
+        assert_eq!(on_grid(epoch + ms(1), epoch), epoch + ms(10));
         assert_eq!(on_grid(epoch + ms(10), epoch), epoch + ms(10));
-        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(15));
+        assert_eq!(on_grid(epoch + ms(10) + Duration::from_nanos(1), epoch), epoch + ms(20));
     }
 
     /// Which connections a wheel comes round to at each of `moments`.
@@ -182,18 +208,15 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn connections_a_few_milliseconds_apart_are_visited_apart() {
-        let epoch = Instant::now();
-        let mut wheel = Wheel::new(epoch);
-        for (millis, name) in [(5, "a"), (10, "b"), (15, "c")] {
-            wheel.insert(epoch + ms(millis), name);
-        }
-        let at = |millis| epoch + ms(millis);
-        assert_eq!(
-            visits(&mut wheel, &[at(5), at(10), at(15)]),
-            [vec!["a"], vec!["b"], vec!["c"]],
-            "each at its own moment, not one burst"
-        );
+    async fn the_workers_grids_interleave() {
+        let started = Instant::now();
+        let stagger = Stagger::new(2);
+        let epochs: Vec<_> = (0..3).map(|_| stagger.next_epoch(started)).collect();
+        assert_eq!(epochs, [started, started + ms(5), started], "half a slot apart");
+        // The same moment falls in a slot of each, 5 ms apart.
+        let moment = started + ms(1001);
+        assert_eq!(on_grid(moment, epochs[0]), started + ms(1010));
+        assert_eq!(on_grid(moment, epochs[1]), started + ms(1005));
     }
 
     #[tokio::test(start_paused = true)]
@@ -214,7 +237,7 @@ mod tests {
         let mut wheel = Wheel::new(epoch);
         assert_eq!(wheel.next_occupied(), None);
         let place = wheel.insert(epoch + ms(800), ());
-        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every slot");
+        assert_eq!(wheel.next_occupied(), Some(epoch + ms(800)), "not every 10 ms");
         wheel.insert(epoch + ms(1300), ());
         assert_eq!(wheel.next_occupied(), Some(epoch + ms(300)), "a second's slot comes round");
         wheel.remove(place);

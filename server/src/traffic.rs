@@ -11,7 +11,7 @@ use std::{
 };
 
 /// Upper bounds of the tick-lateness histogram's buckets, in seconds: ticks are due on a
-/// 5 ms grid, so anything much past 5 ms is a worker that was held up.
+/// 10 ms grid, so anything much past 10 ms is a worker that was held up.
 pub const LATENESS_BOUNDS: [f64; 11] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 

@@ -133,7 +133,7 @@ mod tests {
         let now = epoch + ms(1234) + Duration::from_micros(300);
         let opened = Opened::at(Duration::ZERO);
         let schedule = Schedule::new(opened, now, epoch, &timing(10.0));
-        assert_eq!(schedule.next_tick(), epoch + ms(2235), "rounded up to the grid");
+        assert_eq!(schedule.next_tick(), epoch + ms(2240), "rounded up to the 10 ms grid");
         assert_eq!(schedule.seconds(), 0);
     }
 

@@ -32,14 +32,14 @@ use crate::{
     },
     instance::Instance,
     lifecycle::Stage,
-    tick_wheel::Wheel,
+    tick_wheel::{Stagger, Wheel},
 };
 
 /// What every worker of an instance is made from.
 #[derive(Clone)]
 pub struct WorkerParts {
     /// The instance: its lifecycle (the drain), its capacity (traffic counters) and its
-    /// start (the wheels' epoch).
+    /// start (where the wheels' staggered grids count from).
     pub instance: Arc<Instance>,
     /// What every connection reads.
     pub connections: Settings,
@@ -47,6 +47,8 @@ pub struct WorkerParts {
     pub drain_window: Duration,
     /// Sockets to move to other instances (see [`crate::rebalance`]).
     pub moves: Arc<Moves>,
+    /// Where each worker's wheel counts its slots from.
+    pub stagger: Arc<Stagger>,
 }
 
 /// One worker's connections and what they share.
@@ -83,7 +85,7 @@ enum Drain<T> {
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
     /// The worker's share of the instance; one per worker thread.
     pub fn new(parts: &WorkerParts) -> Rc<Self> {
-        let epoch = parts.instance.started;
+        let epoch = parts.stagger.next_epoch(parts.instance.started);
         let shared = Shared::new(parts.instance.capacity.traffic(), parts.connections.clone());
         Rc::new(Self {
             instance: Arc::clone(&parts.instance),
@@ -104,9 +106,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Worker<T> {
         &self.shared
     }
 
-    /// Where the wheel's grid is counted from: the instance's start.
+    /// Where the wheel's grid is counted from: the instance's start, staggered.
     pub fn epoch(&self) -> Instant {
-        self.instance.started
+        self.wheel.borrow().epoch()
     }
 
     /// Starts `connection`: writes `head` (the `101`) and its first tick in one write, puts
@@ -286,7 +288,8 @@ mod tests {
             touches: touches::queue(100).0,
             metrics: Arc::default(),
         };
-        WorkerParts { instance, connections, drain_window, moves: Arc::default() }
+        let stagger = Arc::new(Stagger::new(1));
+        WorkerParts { instance, connections, drain_window, moves: Arc::default(), stagger }
     }
 
     /// Runs `test` on a current-thread runtime whose clock moves only when every task
