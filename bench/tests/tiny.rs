@@ -17,6 +17,7 @@ fn a_tiny_benchmark_writes_a_sound_report() {
         .args(["--failover-clients", "30", "--failover-secs", "12", "--tls-size", "50"])
         // The page row has a test of its own (tests/page.rs).
         .args(["--scale-out-clients", "0", "--page-runs", "0"])
+        .args(["--herd-clients", "40", "--herd-bystanders", "10", "--herd-secs", "8"])
         .arg("--server-bin")
         .arg(&server)
         .arg("--loadgen-bin")
@@ -86,6 +87,13 @@ fn a_tiny_benchmark_writes_a_sound_report() {
     }
     for needle in needles {
         assert!(report.contains(needle), "{needle} missing from:\n{report}");
+    }
+    for herd in results["herd"].as_array().unwrap() {
+        let back = &herd["herd"];
+        assert_eq!(back["rejoined"], 40, "every herd client came back: {herd}");
+        if herd["server"] == "wstime" {
+            assert_eq!(back["count_resets"], 0, "every count went on: {herd}");
+        }
     }
     for chart in ["memory.svg", "cpu.svg", "lateness.svg", "failover-gaps.svg", "failover-herd.svg"]
     {

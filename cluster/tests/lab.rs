@@ -123,6 +123,11 @@ fn processes_run_inside_their_host_and_nothing_outlives_the_lab() {
     let mut command = host.command("sleep");
     command.arg("600");
     let mut sleeper = wstime_cluster::Supervised::spawn("sleep", &mut command, false).unwrap();
+    // `ip netns exec` enters the namespace a moment after it starts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host.processes().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(host.processes().unwrap(), [sleeper.pid()], "the process runs in the host");
     let namespace = lab.namespace().to_owned();
     let made = namespaces_of(&namespace);
