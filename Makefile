@@ -16,7 +16,7 @@ WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/
 TRUNK_VERSION := 0.21.14
 BINARYEN_VERSION := 132
 DEBIAN_PACKAGES := chromium chromium-driver redis-server redis-sentinel haproxy faketime nginx strace prometheus \
-  podman mmdebstrap dnsmasq-base brotli nftables
+  podman mmdebstrap dnsmasq-base brotli nftables iproute2 curl
 WASM := wasm32-unknown-unknown
 
 .PHONY: help
